@@ -1,0 +1,1 @@
+"""The compiler: IR, passes, cost model, targets, codegen, bundle writer and the planc CLI."""

@@ -1,0 +1,1 @@
+"""Lowering merged groups to StableHLO and compiling them with IREE."""

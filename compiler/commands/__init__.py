@@ -1,0 +1,1 @@
+"""planc subcommands: each module has add_parser(subparsers) and run(args) -> int."""

@@ -1,0 +1,1 @@
+"""Scheduling and placement of task graphs on heterogeneous devices."""

@@ -1,0 +1,1 @@
+"""The .plan language: grammar, AST, parser, checks, diagnostics and formatter."""

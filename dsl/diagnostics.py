@@ -1,0 +1,167 @@
+"""Diagnostics: one error type for every stage, rendered the way rustc prints."""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from planc.dsl.ast import Span
+
+__all__ = [
+    "Severity", "Diagnostic", "DiagnosticError", "render", "render_all", "to_json",
+    "did_you_mean", "CODES",
+]
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+# Stable codes: E00xx syntax, E01xx names, E02xx values, E03xx types and models,
+# E04xx graph structure, E05xx codegen, E9xxx internal. Never reuse a number.
+CODES: dict[str, str] = {
+    "E0001": "syntax error",
+    "E0002": "unexpected character",
+    "E0003": "unexpected end of file",
+    "E0004": "file cannot be read",
+    "E0101": "unknown name",
+    "E0102": "duplicate name",
+    "E0103": "unknown model, tool or builtin",
+    "E0104": "unknown target",
+    "E0105": "unknown objective",
+    "E0106": "unknown dtype",
+    "E0107": "unknown model or tool kind",
+    "E0108": "unknown policy value",
+    "E0109": "clause not allowed here",
+    "E0110": "duplicate clause",
+    "E0111": "wrong number of arguments",
+    "E0112": "value cannot be used here",
+    "E0113": "plan has no outputs",
+    "E0114": "duplicate plan",
+    "E0201": "invalid number",
+    "E0202": "invalid shape",
+    "E0203": "invalid duration",
+    "E0204": "invalid range",
+    "E0205": "invalid probability",
+    "E0301": "type mismatch",
+    "E0302": "model cannot be loaded",
+    "E0303": "model cannot be traced",
+    "E0304": "bad model signature",
+    "E0305": "non-scalar in expression",
+    "E0306": "tuple index out of range",
+    "E0307": "weights cannot be loaded",
+    "E0401": "cycle",
+    "E0402": "dangling edge",
+    "E0403": "unreachable task",
+    "E0404": "loop body not closed",
+    "E0501": "IREE compile failed",
+    "E9999": "internal error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    severity: Severity
+    code: str
+    message: str
+    span: Span | None = None
+    label: str = ""
+    notes: tuple[tuple[str, Span | None], ...] = ()
+    help: str = ""
+
+    @classmethod
+    def error(cls, code: str, message: str, span: Span | None = None, **kw) -> "Diagnostic":
+        return cls(Severity.ERROR, code, message, span, **kw)
+
+    @classmethod
+    def warning(cls, code: str, message: str, span: Span | None = None, **kw) -> "Diagnostic":
+        return cls(Severity.WARNING, code, message, span, **kw)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple:
+        s = self.span
+        return (s.file, s.line, s.col, self.code) if s else ("", 0, 0, self.code)
+
+    def to_dict(self) -> dict:
+        d: dict = {"severity": self.severity.value, "code": self.code, "message": self.message}
+        if self.span:
+            s = self.span
+            d.update(file=s.file, line=s.line, col=s.col, end_line=s.end_line, end_col=s.end_col)
+        if self.label:
+            d["label"] = self.label
+        if self.help:
+            d["help"] = self.help
+        if self.notes:
+            d["notes"] = [{"message": m, **({"file": s.file, "line": s.line, "col": s.col} if s else {})}
+                          for m, s in self.notes]
+        return d
+
+
+class DiagnosticError(Exception):
+    """Raised by a stage that cannot go on; carries every diagnostic it found."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics = tuple(sorted(diagnostics, key=Diagnostic.sort_key))
+        super().__init__("\n".join(d.message for d in self.diagnostics))
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _snippet(span: Span, sources: dict[str, str], label: str, mark: str = "^") -> list[str]:
+    text = sources.get(span.file)
+    if text is None:
+        try:
+            with open(span.file, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return []
+    lines = text.splitlines() or [""]
+    if not 1 <= span.line <= len(lines):
+        return []
+    line = lines[span.line - 1].expandtabs(1)
+    end = span.end_col if span.end_line == span.line and span.end_col > span.col else span.col + 1
+    if span.end_line > span.line:
+        end = max(len(line) + 1, span.col + 1)
+    width = len(str(span.line))
+    gutter = " " * width
+    carets = " " * (span.col - 1) + mark * max(1, end - span.col)
+    return [f"{gutter} |", f"{span.line} | {line}", f"{gutter} | {carets}{(' ' + label) if label else ''}"]
+
+
+def render(diag: Diagnostic, sources: dict[str, str] | None = None) -> str:
+    """rustc-style text: header, location, source line with carets, notes, help."""
+    sources = sources or {}
+    out = [f"{diag.severity.value}[{diag.code}]: {diag.message}"]
+    if diag.span:
+        width = len(str(diag.span.line))
+        out.append(f"{' ' * width}--> {diag.span}")
+        out += _snippet(diag.span, sources, diag.label)
+    for message, span in diag.notes:
+        if span:
+            out.append(f"note: {message}")
+            out.append(f"  --> {span}")
+            out += _snippet(span, sources, "", "-")
+        else:
+            out.append(f"  = note: {message}")
+    if diag.help:
+        out.append(f"  = help: {diag.help}")
+    return "\n".join(out)
+
+
+def render_all(diags: Sequence[Diagnostic], sources: dict[str, str] | None = None) -> str:
+    return "\n\n".join(render(d, sources) for d in sorted(diags, key=Diagnostic.sort_key))
+
+
+def to_json(diags: Sequence[Diagnostic]) -> str:
+    return json.dumps([d.to_dict() for d in sorted(diags, key=Diagnostic.sort_key)], indent=2)

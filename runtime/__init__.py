@@ -1,0 +1,1 @@
+"""planrt: the minimal runtime (iree.runtime + numpy + stdlib only)."""
