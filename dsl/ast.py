@@ -289,6 +289,7 @@ class Loop:
     expect: Number | None = None
     clauses: tuple[Clause, ...] = ()
     span: Span = _span()
+    max_span: Span = _span()  # where `max N` is written, for diagnostics
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,8 +314,13 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Module:
-    """A parsed .plan file: its plans, and its comments (for the formatter)."""
+    """A parsed .plan file: its plans, and its comments (for the formatter).
+
+    `comments` holds (line, text) of every comment; `trailing_comment_lines` the
+    lines where a comment follows code (the others are whole-line comments).
+    """
 
     plans: tuple[Plan, ...]
     comments: tuple[tuple[int, str], ...] = field(default=(), compare=False)
     file: str = field(default="<string>", compare=False)
+    trailing_comment_lines: frozenset[int] = field(default=frozenset(), compare=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import enum
 import json
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from planc.dsl.ast import Span
 
@@ -23,12 +23,15 @@ class Severity(enum.Enum):
 
 
 # Stable codes: E00xx syntax, E01xx names, E02xx values, E03xx types and models,
-# E04xx graph structure, E05xx codegen, E9xxx internal. Never reuse a number.
+# E04xx graph structure, E05xx codegen, E9xxx internal; W0xxx warnings. Never
+# reuse a number.
 CODES: dict[str, str] = {
     "E0001": "syntax error",
     "E0002": "unexpected character",
     "E0003": "unexpected end of file",
     "E0004": "file cannot be read",
+    "E0005": "invalid escape in string",
+    "E0006": "expression nested too deeply",
     "E0101": "unknown name",
     "E0102": "duplicate name",
     "E0103": "unknown model, tool or builtin",
@@ -43,6 +46,10 @@ CODES: dict[str, str] = {
     "E0112": "value cannot be used here",
     "E0113": "plan has no outputs",
     "E0114": "duplicate plan",
+    "E0115": "name shadows a builtin",
+    "E0116": "wrong policy argument",
+    "E0117": "malformed source path",
+    "E0118": "statement given twice",
     "E0201": "invalid number",
     "E0202": "invalid shape",
     "E0203": "invalid duration",
@@ -61,6 +68,10 @@ CODES: dict[str, str] = {
     "E0404": "loop body not closed",
     "E0501": "IREE compile failed",
     "E9999": "internal error",
+    "W0001": "clause has no effect",
+    "W0002": "duplicate target",
+    "W0003": "unused declaration",
+    "W0004": "file has no plan",
 }
 
 
@@ -118,6 +129,10 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else ""
 
 
+# One column per character, so that carets stay under what they mark.
+_VISIBLE = {c: "?" for c in [*range(9), *range(10, 32), 127]} | {9: " "}
+
+
 def _snippet(span: Span, sources: dict[str, str], label: str, mark: str = "^") -> list[str]:
     text = sources.get(span.file)
     if text is None:
@@ -126,10 +141,11 @@ def _snippet(span: Span, sources: dict[str, str], label: str, mark: str = "^") -
                 text = f.read()
         except OSError:
             return []
-    lines = text.splitlines() or [""]
+    # The lexer counts lines by "\n" only; so must we (splitlines also splits at \f, \x1c, ...).
+    lines = text.split("\n")
     if not 1 <= span.line <= len(lines):
         return []
-    line = lines[span.line - 1].expandtabs(1)
+    line = lines[span.line - 1].rstrip("\r").translate(_VISIBLE)
     end = span.end_col if span.end_line == span.line and span.end_col > span.col else span.col + 1
     if span.end_line > span.line:
         end = max(len(line) + 1, span.col + 1)

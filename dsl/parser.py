@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
+from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-
+from lark import Lark, Token
+from lark.exceptions import UnexpectedInput, VisitError
+from lark.visitors import Transformer_NonRecursive, v_args
 from planc.dsl import ast as A
-from planc.dsl.diagnostics import Diagnostic, DiagnosticError
+from planc.dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from planc.dsl.syntax import syntax_diagnostic
 
-__all__ = ["parse", "parse_file", "grammar"]
+__all__ = ["parse", "parse_file", "read_source", "decode_source", "grammar", "MAX_EXPR_DEPTH"]
 
-# Human names for lark's terminals, used in "expected ..." lists.
-_TERMINALS = {
-    "NAME": "a name", "INT": "an integer", "NUMBER": "a number", "STRING": "a string",
-    "DURATION": "a duration such as 100ms, 2s, 30m or 1h", "CMP_OP": "a comparison operator",
-    "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['",
-    "RSQB": "']'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "DOT": "'.'",
-    "MINUS": "'-'", "$END": "end of file",
-}
+# Deeper expressions are refused, so that every later stage may recurse over them.
+MAX_EXPR_DEPTH = 100
+_MAX_DIGITS = 400  # longer integers are refused before Python converts them
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
 
 
 @functools.cache
@@ -34,19 +33,40 @@ def grammar() -> Lark:
     )
 
 
+class _Problem(Exception):
+    def __init__(self, diag: Diagnostic):
+        self.diag = diag
+
+
 def _tspan(file: str, tok: Token) -> A.Span:
-    return A.Span(file, tok.line or 0, tok.column or 0, tok.end_line or tok.line or 0,
-                  tok.end_column or (tok.column or 0) + len(tok))
+    line, col = tok.line or 0, tok.column or 0
+    return A.Span(file, line, col, tok.end_line or line, tok.end_column or col + len(tok))
 
 
-class _Build(Transformer):
-    """Builds AST nodes bottom-up; every node gets the span of its rule."""
+def _parse_int(tok: Token, file: str) -> int:
+    if len(tok) > _MAX_DIGITS:
+        raise _Problem(Diagnostic.error("E0201", f"integer with {len(tok)} digits is too large",
+                                        _tspan(file, tok), label="too many digits"))
+    return int(tok)
+
+
+def _parse_float(tok: Token, file: str) -> float:
+    value = float(tok)
+    if not math.isfinite(value) or len(tok) > _MAX_DIGITS:
+        raise _Problem(Diagnostic.error("E0201", f"number {tok} is out of range", _tspan(file, tok),
+                                        label="does not fit a 64-bit float"))
+    return value
+
+
+class _Build(Transformer_NonRecursive):
+    """Builds AST nodes bottom-up (without recursion); every node gets its rule's span."""
 
     def __init__(self, file: str):
         super().__init__()
         self.file = file
+        self._depth: dict[int, int] = {}  # id(expression node) -> nesting depth
 
-    def _span(self, meta) -> A.Span:
+    def _span(self, meta: Any) -> A.Span:
         if getattr(meta, "empty", True):
             return A.Span(self.file, 0, 0, 0, 0)
         return A.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
@@ -54,20 +74,56 @@ class _Build(Transformer):
     def _ident(self, tok: Token) -> A.Ident:
         return A.Ident(str(tok), _tspan(self.file, tok))
 
-    def _int(self, tok: Token) -> int:
-        return int(tok)
-
     def _duration(self, tok: Token) -> A.Duration:
         text = str(tok)
         unit = "ms" if text.endswith("ms") else text[-1]
-        num = text[: -len(unit)]
-        value: float = float(num)
-        return A.Duration(int(value) if value.is_integer() and "." not in num else value, unit,
-                          _tspan(self.file, tok))
+        num = Token("NUMBER", text[: -len(unit)], line=tok.line, column=tok.column,
+                    end_line=tok.end_line, end_column=tok.end_column)
+        value: int | float = _parse_float(num, self.file) if "." in num else _parse_int(num, self.file)
+        dur = A.Duration(value, unit, _tspan(self.file, tok))
+        try:
+            seconds = float(value) * A.DURATION_UNITS[unit]
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise _Problem(Diagnostic.error("E0203", f"duration {text} is too long", dur.span,
+                                            label="overflows a 64-bit float of seconds"))
+        return dur
+
+    def _string(self, tok: Token) -> A.String:
+        raw = str(tok)[1:-1]
+        if "\\" not in raw:
+            return A.String(raw, _tspan(self.file, tok))
+        out, i = [], 0
+        while i < len(raw):
+            ch = raw[i]
+            if ch == "\\":
+                nxt = raw[i + 1]  # the lexer guarantees a character after a backslash
+                if nxt not in _ESCAPES:
+                    col = (tok.column or 0) + 1 + i
+                    raise _Problem(Diagnostic.error(
+                        "E0005", f"unknown escape sequence '\\{nxt}' in string",
+                        A.Span(self.file, tok.line or 0, col, tok.line or 0, col + 2),
+                        help="known escapes: \\\\ \\\" \\n \\t \\r"))
+                out.append(_ESCAPES[nxt])
+                i += 2
+            else:
+                out.append(ch)
+                i += 1
+        return A.String("".join(out), _tspan(self.file, tok))
+
+    def _expr(self, node: Any, children: list) -> Any:
+        depth = 1 + max((self._depth.get(id(c), 1) for c in children), default=0)
+        if depth > MAX_EXPR_DEPTH:
+            raise _Problem(Diagnostic.error("E0006", "expression is nested too deeply", node.span,
+                                            label=f"more than {MAX_EXPR_DEPTH} levels",
+                                            help="split it into smaller tasks"))
+        self._depth[id(node)] = depth
+        return node
 
     @v_args(meta=True)
     def start(self, meta, plans):
-        return A.Module(tuple(plans), file=self.file)
+        return tuple(plans)
 
     @v_args(meta=True)
     def plan(self, meta, c):
@@ -98,15 +154,15 @@ class _Build(Transformer):
     @v_args(meta=True)
     def tensor_type(self, meta, c):
         dtype_tok = c[0]
-        dims = tuple(int(t) for t in c[1:] if t is not None)
+        dims = tuple(_parse_int(t, self.file) for t in c[1:] if t is not None)
         try:
             dtype = A.DType.parse(str(dtype_tok))
-        except ValueError as e:
-            from planc.dsl.diagnostics import did_you_mean
+        except ValueError:
+            names = [d.value for d in A.DType]
             raise _Problem(Diagnostic.error(
                 "E0106", f"unknown dtype '{dtype_tok}'", _tspan(self.file, dtype_tok),
-                label="expected a dtype", help=did_you_mean(str(dtype_tok), [d.value for d in A.DType])
-                or str(e).split(", ", 1)[1])) from None
+                label="expected a dtype",
+                help=did_you_mean(str(dtype_tok), names) or f"dtypes: {', '.join(names)}")) from None
         return A.TensorType(dtype, dims, self._span(meta))
 
     @v_args(meta=True)
@@ -125,11 +181,6 @@ class _Build(Transformer):
     def returns(self, meta, c):
         return c[0]
 
-    def _string(self, tok: Token) -> A.String:
-        raw = str(tok)[1:-1]
-        value = raw.encode("utf-8").decode("unicode_escape") if "\\" in raw else raw
-        return A.String(value, _tspan(self.file, tok))
-
     @v_args(meta=True)
     def string(self, meta, c):
         return self._string(c[0])
@@ -147,10 +198,11 @@ class _Build(Transformer):
 
     @v_args(meta=True)
     def loop(self, meta, c):
-        name, max_iter, until, expect, *rest = c
+        name, max_tok, until, expect, *rest = c
         body = tuple(x for x in rest if not _is_clause(x))
         clauses = tuple(x for x in rest if _is_clause(x))
-        return A.Loop(self._ident(name), int(max_iter), until, body, expect, clauses, self._span(meta))
+        return A.Loop(self._ident(name), _parse_int(max_tok, self.file), until, body, expect, clauses,
+                      self._span(meta), _tspan(self.file, max_tok))
 
     @v_args(meta=True)
     def expect(self, meta, c):
@@ -170,7 +222,7 @@ class _Build(Transformer):
 
     @v_args(meta=True)
     def retry(self, meta, c):
-        return A.Retry(int(c[0]), self._span(meta))
+        return A.Retry(_parse_int(c[0], self.file), self._span(meta))
 
     @v_args(meta=True)
     def backoff(self, meta, c):
@@ -182,7 +234,7 @@ class _Build(Transformer):
 
     @v_args(meta=True)
     def breaker(self, meta, c):
-        return A.Breaker(int(c[0]), self._duration(c[1]), self._span(meta))
+        return A.Breaker(_parse_int(c[0], self.file), self._duration(c[1]), self._span(meta))
 
     @v_args(meta=True)
     def on_failure(self, meta, c):
@@ -207,116 +259,78 @@ class _Build(Transformer):
 
     @v_args(meta=True)
     def ref(self, meta, c):
-        return A.Ref(str(c[0]), int(c[1]) if c[1] is not None else None, self._span(meta))
+        index = _parse_int(c[1], self.file) if c[1] is not None else None
+        return A.Ref(str(c[0]), index, self._span(meta))
 
     @v_args(meta=True)
     def number(self, meta, c):
         tok = c[0]
-        value: int | float = int(tok) if tok.type == "INT" else float(tok)
+        value = _parse_int(tok, self.file) if tok.type == "INT" else _parse_float(tok, self.file)
         return A.Number(value, self._span(meta))
 
     @v_args(meta=True)
     def neg(self, meta, c):
         tok = c[0]
-        value: int | float = -int(tok) if tok.type == "INT" else -float(tok)
-        return A.Number(value, self._span(meta))
+        value = _parse_int(tok, self.file) if tok.type == "INT" else _parse_float(tok, self.file)
+        return A.Number(-value, self._span(meta))
 
     @v_args(meta=True)
     def or_expr(self, meta, c):
-        return A.BoolOp("or", tuple(c), self._span(meta))
+        return self._expr(A.BoolOp("or", tuple(c), self._span(meta)), c)
 
     @v_args(meta=True)
     def and_expr(self, meta, c):
-        return A.BoolOp("and", tuple(c), self._span(meta))
+        return self._expr(A.BoolOp("and", tuple(c), self._span(meta)), c)
 
     @v_args(meta=True)
     def not_(self, meta, c):
-        return A.Not(c[0], self._span(meta))
+        return self._expr(A.Not(c[0], self._span(meta)), c)
 
     @v_args(meta=True)
     def compare(self, meta, c):
-        return A.Compare(str(c[1]), c[0], c[2], self._span(meta))
+        return self._expr(A.Compare(str(c[1]), c[0], c[2], self._span(meta)), [c[0], c[2]])
 
 
 _CLAUSES = (A.When, A.Retry, A.Backoff, A.Timeout, A.Breaker, A.OnFailure, A.Cost, A.After,
             A.Prob, A.Default)
 
 
-def _is_clause(x) -> bool:
+def _is_clause(x: object) -> bool:
     return isinstance(x, _CLAUSES)
-
-
-class _Problem(Exception):
-    def __init__(self, diag: Diagnostic):
-        self.diag = diag
-
-
-def _expected(names) -> str:
-    words = sorted({_TERMINALS.get(n, f"'{n.lower()}'" if n.isupper() else n) for n in names})
-    if len(words) > 8:
-        words = words[:8] + ["..."]
-    return ", ".join(words)
-
-
-def _syntax_diag(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
-    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-        lines = text.splitlines() or [""]
-        line = len(lines)
-        col = len(lines[-1]) + 1
-        exp = _expected(e.expected) if getattr(e, "expected", None) else "more input"
-        return Diagnostic.error("E0003", "unexpected end of file", A.Span(file, line, col, line, col + 1),
-                                label=f"expected {exp}")
-    if isinstance(e, UnexpectedToken):
-        tok = e.token
-        span = _tspan(file, tok)
-        exp = _expected(e.accepts or e.expected)
-        help_ = ""
-        if tok.type == "NAME" and "RBRACE" in (e.accepts or e.expected):
-            help_ = "statements start with: target, objective, input, model, tool, task, gate, loop, output"
-        return Diagnostic.error("E0001", f"unexpected {_describe(tok)}", span,
-                                label=f"expected {exp}", help=help_)
-    assert isinstance(e, UnexpectedCharacters)
-    ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
-    span = A.Span(file, e.line, e.column, e.line, e.column + 1)
-    what = "unterminated string" if ch == '"' else f"unexpected character {ch!r}"
-    exp = _expected(e.allowed) if e.allowed else ""
-    return Diagnostic.error("E0002", what, span, label=f"expected {exp}" if exp else "")
-
-
-def _describe(tok: Token) -> str:
-    if tok.type in ("NAME",):
-        return f"name '{tok}'"
-    if tok.type in ("INT", "NUMBER"):
-        return f"number {tok}"
-    if tok.type == "STRING":
-        return f"string {tok}"
-    if tok.type == "DURATION":
-        return f"duration {tok}"
-    return f"'{tok}'"
 
 
 def parse(text: str, file: str = "<string>") -> A.Module:
     """Parse .plan source; raise DiagnosticError (never another exception) on bad input."""
+    parser = grammar()
     try:
-        tree = grammar().parse(text)
-        module = _Build(file).transform(tree)
+        tree = parser.parse(text)
     except UnexpectedInput as e:
-        raise DiagnosticError([_syntax_diag(e, file, text)]) from None
+        raise DiagnosticError([syntax_diagnostic(e, file, text, parser)]) from None
+    try:
+        plans = _Build(file).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, _Problem):
             raise DiagnosticError([e.orig_exc.diag]) from None
         raise
-    return A.Module(module.plans, _comments(text), file)
+    comments, trailing = _comments(text)
+    return A.Module(plans, comments, file, trailing)
 
 
-def _comments(text: str) -> tuple[tuple[int, str], ...]:
-    """(line, text) of every comment; the grammar drops them, the formatter keeps them."""
-    found = []
-    for i, line in enumerate(text.splitlines(), 1):
-        pos = _comment_start(line)
+def _comments(text: str) -> tuple[tuple[tuple[int, str], ...], frozenset[int]]:
+    """Every comment as (line, text), and the lines where it follows code; the grammar drops them."""
+    found: list[tuple[int, str]] = []
+    trailing: set[int] = set()
+    if "#" not in text:
+        return (), frozenset()
+    for i, line in enumerate(text.split("\n"), 1):
+        if "#" not in line:
+            continue
+        pos = line.index("#") if '"' not in line else _comment_start(line)
         if pos is not None:
             found.append((i, line[pos:].rstrip()))
-    return tuple(found)
+            if line[:pos].strip():
+                trailing.add(i)
+    return tuple(found), frozenset(trailing)
 
 
 def _comment_start(line: str) -> int | None:
@@ -337,10 +351,30 @@ def _comment_start(line: str) -> int | None:
     return None
 
 
-def parse_file(path: str | Path) -> A.Module:
+def decode_source(data: bytes, file: str) -> str:
+    """UTF-8 bytes (a leading BOM is dropped) -> text; E0004 names the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DiagnosticError([Diagnostic.error(
+            "E0004", f"cannot read '{file}': not valid UTF-8 (byte 0x{data[e.start]:02x} on line {line})",
+            help="save the file as UTF-8")]) from None
+
+
+def read_source(path: str | Path) -> str:
+    """The text of a .plan file; E0004 (never OSError) for a missing, unreadable or binary file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DiagnosticError([Diagnostic.error("E0004", f"cannot read '{p}': {e}")]) from None
-    return parse(text, str(path))
+        if p.is_dir():
+            raise IsADirectoryError("it is a directory")
+        data = p.read_bytes()
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise DiagnosticError([Diagnostic.error("E0004", f"cannot read '{path}': {reason}")]) from None
+    return decode_source(data, str(path))
+
+
+def parse_file(path: str | Path) -> A.Module:
+    """Read and parse one .plan file; every problem is a DiagnosticError."""
+    return parse(read_source(path), str(path))
