@@ -36,21 +36,16 @@ def _count_kinds(tasks: Iterable[dict[str, Any]], counts: Counter[str]) -> None:
 
 def _modules(bundle: Bundle) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    sha = {r["path"]: str(r["sha256"]) for r in bundle.manifest["members"]}
     for name, m in sorted(bundle.manifest.get("modules", {}).items()):
         variants = {}
         for target, v in sorted(m["variants"].items()):
-            data = bundle.read(v["path"])
-            variants[target] = {"path": v["path"], "size": len(data), "sha256": _sha(bundle, v["path"]),
+            variants[target] = {"path": v["path"], "size": bundle.size(v["path"]), "sha256": sha[v["path"]][:_PREFIX],
                                 "backend": v.get("backend"), "driver": v.get("driver")}
         out[name] = {"inputs": [type_str(t) for t in m.get("inputs", [])],
                      "outputs": [type_str(t) for t in m.get("outputs", [])],
                      "members": list(m.get("members", [])), "variants": variants}
     return out
-
-
-def _sha(bundle: Bundle, path: str) -> str:
-    table = {r["path"]: r["sha256"] for r in bundle.manifest["members"]}
-    return str(table[path])[:_PREFIX]
 
 
 def _schedules(manifest: dict[str, Any]) -> dict[str, Any]:
