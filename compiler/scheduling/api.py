@@ -1,0 +1,103 @@
+"""The one entry point: ``schedule(graph, platform, objective=..., method=...)``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import networkx as nx
+from planc.compiler.scheduling.exact import exact
+from planc.compiler.scheduling.greedy import greedy
+from planc.compiler.scheduling.heft import heft
+from planc.compiler.scheduling.listsched import ScheduleInfeasible, Timing
+from planc.compiler.scheduling.optimize import SearchOptions, optimize
+from planc.compiler.scheduling.peft import peft
+from planc.compiler.scheduling.platform import Platform
+from planc.compiler.scheduling.problem import Problem, ScheduleInputError, compile_problem
+from planc.compiler.scheduling.schedule import Method, Objective, Schedule
+
+__all__ = ["AUTO_EXACT_TASKS", "EXACT_MAX_TASKS", "schedule"]
+
+log = logging.getLogger(__name__)
+
+AUTO_EXACT_TASKS = 10  # method "auto" proves optimality up to this many tasks
+EXACT_MAX_TASKS = 16   # method "exact" refuses bigger graphs unless given a budget
+
+_BASELINES: dict[Method, Callable[[Problem], Timing]] = {Method.HEFT: heft, Method.PEFT: peft, Method.GREEDY: greedy}
+
+
+def _baselines(prob: Problem) -> list[Timing]:
+    out = []
+    for method in (Method.HEFT, Method.PEFT) + ((Method.GREEDY,) if prob.n <= 2000 else ()):
+        try:
+            out.append(_BASELINES[method](prob))
+        except ScheduleInfeasible:
+            pass
+    return out
+
+
+def _ours(prob: Problem, objective: Objective, seed: int, budget_s: float | None) -> Timing:
+    return optimize(prob, objective, SearchOptions(seed=seed, budget_s=budget_s), _baselines(prob))
+
+
+def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | None) -> Timing:
+    if prob.n > EXACT_MAX_TASKS and budget_s is None:
+        raise ScheduleInputError(f"method 'exact' takes graphs of at most {EXACT_MAX_TASKS} tasks without a "
+                                 f"budget_s (got {prob.n}); use method 'ours' or give budget_s")
+    incumbent = _ours(prob, objective, seed, None if budget_s is None else budget_s / 4)
+    result = exact(prob, objective, incumbent, budget_s=budget_s)
+    if not result.proven:
+        log.warning("exact search stopped by its budget after %d nodes: the schedule is not proven optimal",
+                    result.nodes)
+    return result.timing
+
+
+def schedule(
+    graph: nx.DiGraph,
+    platform: Platform,
+    *,
+    objective: Objective | str = "latency",
+    method: Method | str = "auto",
+    seed: int = 0,
+    budget_s: float | None = None,
+) -> Schedule:
+    """Place and order the tasks of ``graph`` on ``platform``'s devices.
+
+    Args:
+        graph: a DAG. Each node has ``cost``: device name -> seconds (``math.inf`` or a
+            missing device: cannot run there) and optionally ``memory`` (bytes resident
+            while it runs). Each edge optionally has ``bytes`` (moved when the endpoints run
+            on different devices: ``latency + bytes / bandwidth`` of the platform's link) or
+            ``comm`` (seconds charged when they do, HEFT-paper style; wins over ``bytes``
+            for the transfer time).
+        platform: the devices, their memory, power and links.
+        objective: ``latency`` (makespan), ``energy`` (joules times PUE) or ``throughput``
+            (steady-state period of pipelined runs); ties are broken by the makespan.
+        method: ``heft``, ``peft``, ``greedy`` (baselines; they minimize latency whatever
+            the objective), ``exact`` (branch and bound, optimal; small graphs), ``ours``
+            (portfolio + iterated local search; never worse than HEFT or PEFT on the
+            objective) or ``auto`` (``exact`` up to AUTO_EXACT_TASKS tasks, else ``ours``).
+        seed: seeds ``ours``' random search; the same inputs and seed give the same result.
+        budget_s: wall-clock cap for ``ours`` and ``exact`` (None: an evaluation budget
+            that scales with the graph, and an unbounded exact search).
+
+    Returns:
+        A Schedule: per task device, start and finish; makespan, energy, period.
+
+    Raises:
+        ScheduleInputError: a cycle, a malformed or negative cost, a task that can run on no
+            device, an unknown objective or method (ValueError), or no schedule fits the
+            memory capacities (ScheduleInfeasible).
+    """
+    objective = Objective.parse(objective)
+    method = Method.parse(method)
+    prob = compile_problem(graph, platform)
+    if method is Method.AUTO:
+        method = Method.EXACT if prob.n <= AUTO_EXACT_TASKS else Method.OURS
+    if method in _BASELINES:
+        timing = _BASELINES[method](prob)
+    elif method is Method.EXACT:
+        timing = _exact(prob, objective, seed, budget_s)
+    else:
+        timing = _ours(prob, objective, seed, budget_s)
+    return Schedule.build(prob, timing, objective, method)

@@ -1,0 +1,220 @@
+"""Exact branch and bound over semi-active schedules, for small graphs."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from planc.compiler.scheduling.listsched import Timing
+from planc.compiler.scheduling.memory import Ledger
+from planc.compiler.scheduling.problem import Problem
+from planc.compiler.scheduling.schedule import Objective, better, score_of
+
+__all__ = ["ExactResult", "comm_oct", "exact"]
+
+INF = math.inf
+TOL = 1e-9
+
+
+def comm_oct(prob: Problem) -> list[list[float]]:
+    """Least time from task ``i`` finishing on device ``k`` to the end of the graph, counting
+    the cheapest device of every later task and the real transfer time of each edge.
+
+    A lower bound: it ignores that devices are shared.
+    """
+    n, p, cost, comm = prob.n, prob.p, prob.cost, prob.comm
+    table = [[0.0] * p for _ in range(n)]
+    for i in range(n - 1, -1, -1):
+        row = table[i]
+        for j, e in prob.succs[i]:
+            through = [table[j][w] + cost[j][w] for w in range(p)]
+            ce = comm[e]
+            for k in range(p):
+                x = min(through[w] + ce[k * p + w] for w in range(p))
+                row[k] = max(row[k], x)
+    return table
+
+
+@dataclass
+class ExactResult:
+    """The best timing found, and whether the search finished (so it is optimal)."""
+
+    timing: Timing
+    proven: bool
+    nodes: int
+
+
+@dataclass
+class _Search:
+    prob: Problem
+    objective: Objective
+    best: Timing
+    best_score: tuple[float, float]
+    deadline: float
+    max_nodes: int
+    oct: list[list[float]] = field(default_factory=list)
+    nodes: int = 0
+    aborted: bool = False
+
+    def __post_init__(self) -> None:
+        prob = self.prob
+        n, p = prob.n, prob.p
+        self.oct = comm_oct(prob)
+        self.dyn = [[(prob.watts[d] - prob.idle_watts[d]) * prob.cost[i][d] for d in range(p)] for i in range(n)]
+        self.min_dyn = [min(r) for r in self.dyn]
+        self.idle_total = sum(prob.idle_watts)
+        self.min_cost = [min(r) for r in prob.cost]
+        self.dev = [-1] * n
+        self.start = [0.0] * n
+        self.finish = [0.0] * n
+        self.avail = [0.0] * p
+        self.load = [0.0] * (p + p * p)
+        self.indeg = [len(x) for x in prob.preds]
+        self.ready = [i for i in range(n) if not self.indeg[i]]
+
+    def ready_time(self, i: int, d: int) -> float:
+        prob, p = self.prob, self.prob.p
+        r = 0.0
+        for u, e in prob.preds[i]:
+            t = self.finish[u] + prob.comm[e][self.dev[u] * p + d]
+            r = max(r, t)
+        return r
+
+    def span_bound(self, last: float, span: float) -> float:
+        """Lower bound on the makespan of any completion of the current partial schedule."""
+        prob, p, avail = self.prob, self.prob.p, self.avail
+        lb = span
+        for i in self.ready:
+            ci, oi = prob.cost[i], self.oct[i]
+            best = INF
+            for d in range(p):
+                if ci[d] == INF:
+                    continue
+                s = max(avail[d], last, self.ready_time(i, d))
+                x = s + ci[d] + oi[d]
+                best = min(best, x)
+            lb = max(lb, best)
+        rest = sum(self.min_cost[i] for i in range(prob.n) if self.dev[i] < 0)
+        return max(lb, (sum(avail) + rest) / p)
+
+    def bound(self, last: float, span: float, dyn: float) -> tuple[float, float]:
+        ms = self.span_bound(last, span)
+        obj = self.objective
+        if obj is Objective.LATENCY:
+            return (ms, ms)
+        todo = [i for i in range(self.prob.n) if self.dev[i] < 0]
+        if obj is Objective.ENERGY:
+            rest = sum(self.min_dyn[i] for i in todo)
+            return (self.prob.pue * (dyn + rest + self.idle_total * ms), ms)
+        p = self.prob.p
+        lb = max(self.load)
+        for i in todo:
+            lb = max(lb, min(self.load[d] + self.prob.cost[i][d] for d in range(p)))
+        lb = max(lb, (sum(self.load[:p]) + sum(self.min_cost[i] for i in todo)) / p)
+        return (lb, ms)
+
+    def prunable(self, lb: tuple[float, float]) -> bool:
+        b = self.best_score
+        tol0 = TOL * max(abs(b[0]), 1.0)
+        if lb[0] > b[0] + tol0:
+            return True
+        return lb[0] >= b[0] - tol0 and lb[1] >= b[1] - TOL * max(abs(b[1]), 1.0)
+
+    def run(self, depth: int, last: float, last_i: int, span: float, dyn: float) -> None:
+        prob = self.prob
+        if depth == prob.n:
+            timing = Timing(list(self.dev), list(self.start), list(self.finish))
+            if prob.memory_limited and not _fits_memory(prob, timing):
+                return
+            score = score_of(prob, timing, self.objective)
+            if better(score, self.best_score):
+                self.best, self.best_score = timing, score
+            return
+        self.nodes += 1
+        if self.nodes > self.max_nodes or (self.nodes & 1023 == 0 and time.perf_counter() > self.deadline):
+            self.aborted = True
+            return
+        if self.prunable(self.bound(last, span, dyn)):
+            return
+        p = prob.p
+        children = []
+        for i in self.ready:
+            for d in range(p):
+                w = prob.cost[i][d]
+                if w == INF:
+                    continue
+                s = max(self.avail[d], self.ready_time(i, d))
+                if s < last - TOL * max(last, 1.0) or (s <= last + TOL * max(last, 1.0) and i < last_i):
+                    continue  # generate each semi-active schedule once: in (start, index) order
+                children.append((s + w + self.oct[i][d], s, i, d))
+        children.sort()
+        for _, s, i, d in children:
+            self.descend(depth, i, d, s, span, dyn)
+            if self.aborted:
+                return
+
+    def descend(self, depth: int, i: int, d: int, s: float, span: float, dyn: float) -> None:
+        prob, p = self.prob, self.prob.p
+        f = s + prob.cost[i][d]
+        old_avail = self.avail[d]
+        self.dev[i], self.start[i], self.finish[i], self.avail[d] = d, s, f, f
+        self.load[d] += prob.cost[i][d]
+        touched = []
+        for u, e in prob.preds[i]:
+            a = self.dev[u]
+            if a != d:
+                k = p + a * p + d
+                self.load[k] += prob.comm[e][a * p + d]
+                touched.append((k, prob.comm[e][a * p + d]))
+        ready = self.ready
+        pos = ready.index(i)
+        ready.pop(pos)
+        released = []
+        for j, _ in prob.succs[i]:
+            self.indeg[j] -= 1
+            if not self.indeg[j]:
+                ready.append(j)
+                released.append(j)
+        self.run(depth + 1, s, i, max(span, f), dyn + self.dyn[i][d])
+        for j in released:
+            ready.remove(j)
+        for j, _ in prob.succs[i]:
+            self.indeg[j] += 1
+        ready.insert(pos, i)
+        for k, x in touched:
+            self.load[k] -= x
+        self.load[d] -= prob.cost[i][d]
+        self.dev[i], self.avail[d] = -1, old_avail
+
+
+def _fits_memory(prob: Problem, timing: Timing) -> bool:
+    ledger = Ledger(prob)
+    for i in sorted(range(prob.n), key=lambda i: (timing.start[i], i)):
+        d = timing.dev[i]
+        if not ledger.fits(i, d, timing.dev, timing.start[i], timing.finish[i]):
+            return False
+        ledger.place(i, d, timing.start[i], timing.finish[i])
+    return True
+
+
+def exact(prob: Problem, objective: Objective, incumbent: Timing, *, budget_s: float | None = None,
+          max_nodes: int | None = None) -> ExactResult:
+    """Minimize ``(objective, makespan)`` exactly by branch and bound.
+
+    Branching appends a ready task to a device at its earliest start, in non-decreasing
+    (start, index) order, so every semi-active schedule (one where no task can start
+    earlier without reordering a device) is generated exactly once; an optimal schedule is
+    always semi-active, so the search is exact. Bounds: the optimistic remaining path of
+    every ready task (real transfer times, cheapest devices, no contention), total
+    remaining work over the devices, and for energy and throughput the cheapest remaining
+    energy and the device/link loads. ``incumbent`` (e.g. the best heuristic schedule)
+    seeds the upper bound. With memory capacities only semi-active schedules that fit are
+    considered, so optimality is relative to that class. ``budget_s``/``max_nodes`` stop the
+    search early; ``proven`` then is False and the best schedule found is returned.
+    """
+    deadline = INF if budget_s is None else time.perf_counter() + budget_s
+    search = _Search(prob, objective, incumbent, score_of(prob, incumbent, objective), deadline,
+                     max_nodes if max_nodes is not None else 1 << 62)
+    search.run(0, 0.0, -1, 0.0, 0.0)
+    return ExactResult(search.best, not search.aborted, search.nodes)

@@ -1,0 +1,185 @@
+"""List-scheduling decoders: turn a priority order (and maybe a placement) into start times."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from planc.compiler.scheduling.memory import Ledger
+from planc.compiler.scheduling.problem import Problem, ScheduleInputError
+
+__all__ = [
+    "ScheduleInfeasible",
+    "Timeline",
+    "Timing",
+    "data_ready",
+    "eft_decode",
+    "fixed_decode",
+    "memory_slot",
+]
+
+INF = math.inf
+
+
+class ScheduleInfeasible(ScheduleInputError):
+    """No placement satisfies the memory capacities (the data pending on every device is too large)."""
+
+
+class Timing(NamedTuple):
+    """Device, start and finish per task index."""
+
+    dev: list[int]
+    start: list[float]
+    finish: list[float]
+
+    @property
+    def makespan(self) -> float:
+        return max(self.finish, default=0.0)
+
+
+class Timeline:
+    """Busy intervals of each device, sorted, for insertion-based slot search."""
+
+    __slots__ = ("finishes", "starts")
+
+    def __init__(self, p: int) -> None:
+        self.starts: list[list[float]] = [[] for _ in range(p)]
+        self.finishes: list[list[float]] = [[] for _ in range(p)]
+
+    def slot(self, d: int, ready: float, dur: float, insertion: bool = True) -> float:
+        """Earliest start >= ``ready`` of an idle gap of length ``dur`` on device ``d``."""
+        fin = self.finishes[d]
+        if not fin:
+            return ready
+        last = fin[-1]
+        if not insertion or last <= ready:
+            return max(ready, last)
+        sts = self.starts[d]
+        k = bisect_right(fin, ready)
+        t = ready
+        if k and fin[k - 1] > ready:  # only with zero-length intervals
+            t = fin[k - 1]
+        if t + dur <= sts[k]:
+            return t
+        # fin[j] > ready for j >= k, so a gap after interval j starts at fin[j].
+        for j in range(k + 1, len(fin)):
+            t = fin[j - 1]
+            if t + dur <= sts[j]:
+                return t
+        return last
+
+    def add(self, d: int, start: float, finish: float) -> None:
+        fin = self.finishes[d]
+        if not fin or start >= fin[-1]:
+            self.starts[d].append(start)
+            fin.append(finish)
+            return
+        k = bisect_left(self.starts[d], start)
+        self.starts[d].insert(k, start)
+        fin.insert(k, finish)
+
+
+def data_ready(prob: Problem, i: int, d: int, dev: Sequence[int], finish: Sequence[float]) -> float:
+    """Time all inputs of task ``i`` can be on device ``d``."""
+    p, comm = prob.p, prob.comm
+    r = 0.0
+    for u, e in prob.preds[i]:
+        t = finish[u] + comm[e][dev[u] * p + d]
+        r = max(r, t)
+    return r
+
+
+def memory_slot(prob: Problem, ledger: Ledger, tl: Timeline, i: int, d: int, ready: float,
+              dev: list[int], insertion: bool) -> float:
+    w = prob.cost[i][d]
+    s = tl.slot(d, ready, w, insertion)
+    if ledger.fits(i, d, dev, s, s + w):
+        return s
+    for t in ledger.later_starts(d, s):
+        s = tl.slot(d, t, w, insertion)
+        if ledger.fits(i, d, dev, s, s + w):
+            return s
+    return INF
+
+
+def eft_decode(prob: Problem, order: Sequence[int], *, oct_table: Sequence[Sequence[float]] | None = None,
+               insertion: bool = True) -> Timing:
+    """Place tasks in ``order`` (a topological order) on the device minimizing EFT (+ ``oct_table``).
+
+    This is HEFT's processor-selection phase (``oct_table=None``) and PEFT's (its OCT).
+    """
+    n, p, cost, preds, comm = prob.n, prob.p, prob.cost, prob.preds, prob.comm
+    dev, start, finish = [0] * n, [0.0] * n, [0.0] * n
+    tl = Timeline(p)
+    ledger = Ledger(prob) if prob.memory_limited else None
+    for i in order:
+        ci, pr = cost[i], preds[i]
+        best_key = best_s = best_f = INF
+        best_d = -1
+        for d in range(p):
+            w = ci[d]
+            if w == INF:
+                continue
+            r = 0.0
+            for u, e in pr:
+                t = finish[u] + comm[e][dev[u] * p + d]
+                r = max(r, t)
+            if ledger is None:
+                s = tl.slot(d, r, w, insertion)
+            else:
+                dev[i] = d
+                s = memory_slot(prob, ledger, tl, i, d, r, dev, insertion)
+            f = s + w
+            key = f if oct_table is None else f + oct_table[i][d]
+            if key < best_key or (key == best_key and f < best_f):
+                best_key, best_d, best_s, best_f = key, d, s, f
+        if best_d < 0 or best_s == INF:
+            raise ScheduleInfeasible(f"task {prob.tasks[i]!r} fits no device's memory at any time")
+        dev[i], start[i], finish[i] = best_d, best_s, best_f
+        tl.add(best_d, best_s, best_f)
+        if ledger is not None:
+            ledger.place(i, best_d, best_s, best_f)
+    return Timing(dev, start, finish)
+
+
+def fixed_decode(prob: Problem, order: Sequence[int], dev: Sequence[int], *, insertion: bool = True) -> Timing:
+    """Start times for a fixed placement ``dev``, placing tasks in ``order`` (topological)."""
+    n, p, cost, preds, comm = prob.n, prob.p, prob.cost, prob.preds, prob.comm
+    devl = list(dev)
+    start, finish = [0.0] * n, [0.0] * n
+    if prob.memory_limited:
+        tl = Timeline(p)
+        ledger = Ledger(prob)
+        for i in order:
+            d = devl[i]
+            s = memory_slot(prob, ledger, tl, i, d, data_ready(prob, i, d, devl, finish), devl, insertion)
+            if s == INF:
+                raise ScheduleInfeasible(f"task {prob.tasks[i]!r} does not fit device {prob.names[d]!r}")
+            start[i], finish[i] = s, s + cost[i][d]
+            tl.add(d, s, finish[i])
+            ledger.place(i, d, s, finish[i])
+        return Timing(devl, start, finish)
+    if not insertion:
+        avail = [0.0] * p
+        for i in order:
+            d = devl[i]
+            r = avail[d]
+            for u, e in preds[i]:
+                t = finish[u] + comm[e][devl[u] * p + d]
+                r = max(r, t)
+            start[i] = r
+            finish[i] = avail[d] = r + cost[i][d]
+        return Timing(devl, start, finish)
+    tl = Timeline(p)
+    for i in order:
+        d = devl[i]
+        r = 0.0
+        for u, e in preds[i]:
+            t = finish[u] + comm[e][devl[u] * p + d]
+            r = max(r, t)
+        s = tl.slot(d, r, cost[i][d])
+        start[i], finish[i] = s, s + cost[i][d]
+        tl.add(d, s, finish[i])
+    return Timing(devl, start, finish)

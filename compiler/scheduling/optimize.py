@@ -1,0 +1,262 @@
+"""Our scheduler: a portfolio of list schedules improved by iterated local search."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from planc.compiler.scheduling.exact import comm_oct, exact
+from planc.compiler.scheduling.listsched import ScheduleInfeasible, Timing, eft_decode, fixed_decode
+from planc.compiler.scheduling.peft import rank_oct
+from planc.compiler.scheduling.problem import Problem
+from planc.compiler.scheduling.ranks import downward_rank, optimistic_cost_table, order_by, upward_rank
+from planc.compiler.scheduling.schedule import Objective, better, period_of, score_of
+
+__all__ = ["SearchOptions", "assignment_order", "critical_tasks", "optimize"]
+
+INF = math.inf
+Score = tuple[float, float]
+WORST: Score = (INF, INF)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """Knobs of ``optimize``; the defaults scale the effort down for big graphs.
+
+    Attributes:
+        seed: seeds the random perturbations; the same seed gives the same schedule.
+        budget_s: wall-clock cap on the search (None: only the evaluation budget applies).
+        max_evals: schedule evaluations of the local search (None: about ``400_000 / n``,
+            between 8 and 4000).
+        polish_tasks: graphs of at most this many tasks get a branch-and-bound polish.
+        polish_nodes: node limit of that polish.
+    """
+
+    seed: int = 0
+    budget_s: float | None = None
+    max_evals: int | None = None
+    polish_tasks: int = 12
+    polish_nodes: int = 300_000
+
+    def evals_for(self, n: int) -> int:
+        if self.max_evals is not None:
+            return self.max_evals
+        return int(min(4000, max(8, 400_000 // max(n, 1))))
+
+
+def assignment_order(prob: Problem, dev: Sequence[int]) -> list[int]:
+    """Order for a fixed placement: ready tasks by decreasing bottom level with the real costs."""
+    p, cost, comm = prob.p, prob.cost, prob.comm
+    bl = [0.0] * prob.n
+    for i in range(prob.n - 1, -1, -1):
+        d = dev[i]
+        best = 0.0
+        for j, e in prob.succs[i]:
+            x = comm[e][d * p + dev[j]] + bl[j]
+            best = max(best, x)
+        bl[i] = cost[i][d] + best
+    return order_by(prob, bl)
+
+
+def start_order(timing: Timing) -> list[int]:
+    """Tasks by start time (ties by index): a topological order that reproduces ``timing``."""
+    return sorted(range(len(timing.start)), key=lambda i: (timing.start[i], i))
+
+
+def critical_tasks(prob: Problem, timing: Timing) -> list[int]:
+    """Tasks on a tight chain (data or device) ending at the last finishing task."""
+    dev, start, finish = timing
+    tol = 1e-9 * max(timing.makespan, 1.0)
+    by_dev: dict[tuple[int, float], int] = {}
+    for i in range(prob.n):
+        by_dev[(dev[i], finish[i])] = i
+    p, comm = prob.p, prob.comm
+    stack = [max(range(prob.n), key=lambda i: finish[i])]
+    seen = set(stack)
+    while stack:
+        i = stack.pop()
+        nxt = [u for u, e in prob.preds[i] if abs(finish[u] + comm[e][dev[u] * p + dev[i]] - start[i]) <= tol]
+        prev = by_dev.get((dev[i], start[i]))
+        if prev is not None and prev != i:
+            nxt.append(prev)
+        for u in nxt:
+            if u not in seen:
+                seen.add(u)
+                stack.append(u)
+    return sorted(seen)
+
+
+class _Search:
+    """State of one optimization run: the best schedule so far and the evaluation budget."""
+
+    def __init__(self, prob: Problem, objective: Objective, options: SearchOptions) -> None:
+        self.prob, self.objective, self.options = prob, objective, options
+        self.rng = random.Random(options.seed)
+        self.evals_left = options.evals_for(prob.n)
+        self.deadline = INF if options.budget_s is None else time.perf_counter() + options.budget_s
+        self.best: Timing | None = None
+        self.best_score: Score = WORST
+
+    def out_of_budget(self) -> bool:
+        return self.evals_left <= 0 or time.perf_counter() > self.deadline
+
+    def offer(self, timing: Timing | None) -> Score:
+        if timing is None:
+            return WORST
+        score = score_of(self.prob, timing, self.objective)
+        if better(score, self.best_score):
+            self.best, self.best_score = timing, score
+        return score
+
+    def decode(self, dev: Sequence[int], order: Sequence[int], bar: Score = WORST) -> tuple[Score, Timing | None]:
+        """Evaluate a placement with an order; skip the decode if the period alone loses to ``bar``."""
+        self.evals_left -= 1
+        if self.objective is Objective.THROUGHPUT:
+            per = period_of(self.prob, dev)
+            if per > bar[0] * (1 + 1e-9):
+                return (per, INF), None
+        try:
+            timing = fixed_decode(self.prob, order, dev)
+        except ScheduleInfeasible:
+            return WORST, None
+        return self.offer(timing), timing
+
+
+def _seed_assignments(prob: Problem, objective: Objective) -> list[list[int]]:
+    """Placements that are good for the objective by construction (decoded in b-level order)."""
+    p, cost = prob.p, prob.cost
+    seeds = [[d] * prob.n for d in range(p) if all(cost[i][d] < INF for i in range(prob.n))]
+    if objective is Objective.ENERGY:
+        dyn = [[(prob.watts[d] - prob.idle_watts[d]) * cost[i][d] for d in range(p)] for i in range(prob.n)]
+        seeds.append([min(range(p), key=lambda d: (dyn[i][d], cost[i][d])) for i in range(prob.n)])
+    if objective is Objective.THROUGHPUT:
+        load = [0.0] * p
+        dev = [0] * prob.n
+        for i in sorted(range(prob.n), key=lambda i: -min(cost[i])):
+            d = min(range(p), key=lambda d: (load[d] + cost[i][d], cost[i][d]))
+            dev[i] = d
+            load[d] += cost[i][d]
+        seeds.append(dev)
+    return seeds
+
+
+def _portfolio(search: _Search) -> None:
+    """Offer every constructive schedule of the portfolio to ``search``."""
+    prob = search.prob
+    up, oct_mean = upward_rank(prob), optimistic_cost_table(prob)
+    orders = [order_by(prob, up), order_by(prob, rank_oct(oct_mean))]
+    tables: list[list[list[float]] | None] = [None, oct_mean]
+    if prob.n <= 2000:
+        orders += [order_by(prob, [a + b for a, b in zip(up, downward_rank(prob))]),
+                   order_by(prob, upward_rank(prob, comm_scale=0.0)),
+                   order_by(prob, upward_rank(prob, comm_scale=2.0))]
+        tables.append(comm_oct(prob))
+    for order in orders:
+        for table in tables:
+            try:
+                search.offer(eft_decode(prob, order, oct_table=table))
+            except ScheduleInfeasible:
+                pass
+    for dev in _seed_assignments(prob, search.objective):
+        search.decode(dev, assignment_order(prob, dev))
+
+
+def _moves(search: _Search, dev: list[int], timing: Timing) -> list[tuple[int, int]]:
+    prob, rng = search.prob, search.rng
+    crit = critical_tasks(prob, timing)
+    if search.objective is not Objective.LATENCY:
+        crit = sorted(set(crit) | set(rng.sample(range(prob.n), min(prob.n, 8))))
+    moves = [(i, d) for i in crit for d in range(prob.p) if d != dev[i] and prob.cost[i][d] < INF]
+    rng.shuffle(moves)
+    return moves
+
+
+def _descend(search: _Search, dev: list[int], timing: Timing, score: Score) -> tuple[list[int], Timing, Score]:
+    """First-improvement local search: move one critical task to another device, or reorder."""
+    prob = search.prob
+    improved = True
+    while improved and not search.out_of_budget():
+        improved = False
+        order = start_order(timing)
+        for i, d in _moves(search, dev, timing):
+            if search.out_of_budget():
+                break
+            old, dev[i] = dev[i], d
+            s2, t2 = search.decode(dev, order, score)
+            if t2 is not None and better(s2, score):
+                timing, score, improved = t2, s2, True
+                break
+            dev[i] = old
+        if not improved and not search.out_of_budget():
+            s2, t2 = search.decode(dev, assignment_order(prob, dev), score)
+            if t2 is not None and better(s2, score):
+                timing, score, improved = t2, s2, True
+    return dev, timing, score
+
+
+def _perturb(search: _Search, dev: list[int], timing: Timing) -> list[int]:
+    prob, rng = search.prob, search.rng
+    dev = list(dev)
+    crit = critical_tasks(prob, timing)
+    k = max(2, min(prob.n // 10, 2 + rng.randrange(4)))
+    for _ in range(k):
+        i = rng.choice(crit) if rng.random() < 0.5 else rng.randrange(prob.n)
+        ok = [d for d in range(prob.p) if prob.cost[i][d] < INF]
+        dev[i] = rng.choice(ok)
+        if rng.random() < 0.5 and prob.succs[i]:  # drag a successor along: saves its transfer
+            j = rng.choice(prob.succs[i])[0]
+            if prob.cost[j][dev[i]] < INF:
+                dev[j] = dev[i]
+    return dev
+
+
+def _iterated_local_search(search: _Search) -> None:
+    assert search.best is not None
+    cur = search.best
+    dev, timing, score = _descend(search, list(cur.dev), cur, search.best_score)
+    stall = 0
+    while not search.out_of_budget():
+        cand = _perturb(search, dev, timing)
+        s2, t2 = search.decode(cand, assignment_order(search.prob, cand))
+        if t2 is None:
+            continue
+        cand, t2, s2 = _descend(search, cand, t2, s2)
+        if not better(score, s2):
+            dev, timing, score, stall = cand, t2, s2, 0
+        else:
+            stall += 1
+            if stall >= 8 and search.best is not None:
+                dev, timing, score, stall = list(search.best.dev), search.best, search.best_score, 0
+
+
+def optimize(prob: Problem, objective: Objective, options: SearchOptions,
+             baselines: Sequence[Timing] = ()) -> Timing:
+    """Minimize ``(objective, makespan)``; never worse than any of ``baselines``.
+
+    1. Portfolio: HEFT-style list scheduling with several priority lists (upward rank,
+       PEFT's rank_oct, upward + downward rank, communication-blind and -heavy ranks)
+       crossed with three device-selection rules (earliest finish, earliest finish plus
+       PEFT's optimistic cost, plus an exact-transfer lookahead), single-device schedules,
+       and objective-specific placements (least energy, balanced load).
+    2. Iterated local search from the best of them: move a task on the critical chain
+       to another device, or reorder by real bottom levels, until no move helps;
+       then perturb a few placements and descend again; keep the best. The number of
+       evaluations scales down with graph size (``SearchOptions``).
+    3. Graphs of at most ``polish_tasks`` tasks: a node-limited branch and bound seeded
+       with the result (often proves it optimal).
+    """
+    search = _Search(prob, objective, options)
+    for t in baselines:
+        search.offer(t)
+    _portfolio(search)
+    if search.best is None:
+        raise ScheduleInfeasible("no list schedule fits the devices' memory")
+    if prob.n > 1 and prob.p > 1:
+        _iterated_local_search(search)
+    best = search.best
+    if prob.n <= options.polish_tasks and best is not None:
+        best = exact(prob, objective, best, max_nodes=options.polish_nodes).timing
+    return best
