@@ -1,0 +1,5 @@
+"""A sibling module imported by pytools.py."""
+
+
+def scale(v, factor):
+    return v * factor

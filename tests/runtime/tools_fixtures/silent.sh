@@ -1,0 +1,3 @@
+#!/bin/sh
+# Exec tool that prints nothing.
+cat > /dev/null
