@@ -146,7 +146,9 @@ _SPECS: dict[Target, TargetSpec] = {
         features=_RISCV_RVA, abi="lp64d", drivers=_CPU_DRIVERS, rank=20,
     ),
     Target.CUDA_SM80: TargetSpec(Backend.CUDA, "cuda", sm=80, drivers=("cuda",), rank=80),
-    Target.CUDA_SM90: TargetSpec(Backend.CUDA, "cuda", sm=90, device=_SM90_DEVICE, drivers=("cuda",), rank=90),
+    Target.CUDA_SM90: TargetSpec(
+        Backend.CUDA, "cuda", sm=90, device=_SM90_DEVICE, drivers=("cuda",), rank=90,
+    ),
     Target.VMVX: TargetSpec(Backend.VMVX, "any", drivers=("local-sync", "local-task"), rank=0),
 }
 
@@ -164,7 +166,10 @@ def _device_flags(spec: TargetSpec) -> list[str]:
         # With an explicit device the sm flag only documents the intent; IREE reads the attr.
         device = spec.device or "cuda"
         return [f"--iree-hal-target-device={device}", f"--iree-cuda-target=sm_{spec.sm}"]
-    flags = ["--iree-hal-target-device=local", f"--iree-hal-local-target-device-backends={spec.backend.value}"]
+    flags = [
+        "--iree-hal-target-device=local",
+        f"--iree-hal-local-target-device-backends={spec.backend.value}",
+    ]
     if spec.backend is Backend.LLVM_CPU:
         flags += [
             f"--iree-llvmcpu-target-triple={spec.triple}",
@@ -176,7 +181,9 @@ def _device_flags(spec: TargetSpec) -> list[str]:
     return flags
 
 
-def compile_flags(target: Target, *, opt_level: int = 2, extra: tuple[str, ...] | list[str] = ()) -> list[str]:
+def compile_flags(
+    target: Target, *, opt_level: int = 2, extra: tuple[str, ...] | list[str] = ()
+) -> list[str]:
     """The iree-compile flags (no tool path, input or output) that build `target`.
 
     Pure: the same arguments give the same list, which is part of the compile cache key.

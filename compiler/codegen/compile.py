@@ -89,7 +89,9 @@ def _resolve_progress(progress: ProgressFn | Literal["auto"] | None) -> Progress
     return progress
 
 
-def _build(job: CompileJob, cache: Cache | None, opt_level: int, save_temps: Path | None) -> tuple[bytes, bool]:
+def _build(
+    job: CompileJob, cache: Cache | None, opt_level: int, save_temps: Path | None
+) -> tuple[bytes, bool]:
     flags = compile_flags(job.target, opt_level=opt_level, extra=job.extra_flags)
     key = cache_key(job.mlir, flags, iree_version()) if cache is not None else None
     if cache is not None and key is not None and save_temps is None:
@@ -141,7 +143,8 @@ def compile_all(
                 (data, cached), seconds = future.result()
             except IreeCompileError as e:
                 errors.append(e)
-                _notify(report, CompileEvent(done, len(jobs), job.module, job.target, False, 0.0, failed=True))
+                failed = CompileEvent(done, len(jobs), job.module, job.target, False, 0.0, failed=True)
+                _notify(report, failed)
                 continue
             results[(job.module, job.target)] = data
             log.info("%s/%s: %s", job.module, job.target.value, "cached" if cached else f"{seconds:.2f} s")

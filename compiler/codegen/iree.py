@@ -115,9 +115,12 @@ def compile_module(
         (temps / "command.txt").write_text(shlex.join(argv) + " < input.mlir\n")
     log.debug("compiling %s for %s: %s", module_name, target.value, shlex.join(argv))
     try:
-        proc = subprocess.run(argv, input=mlir_text.encode(), capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            argv, input=mlir_text.encode(), capture_output=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
-        raise IreeCompileError(target, flags, f"iree-compile timed out after {timeout} s", module_name) from None
+        message = f"iree-compile timed out after {timeout} s"
+        raise IreeCompileError(target, flags, message, module_name) from None
     stderr = proc.stderr.decode(errors="replace")
     if temps is not None:
         (temps / "stderr.txt").write_text(stderr)
