@@ -12,12 +12,19 @@ import numpy as np
 __all__ = ["ExprError", "evaluate", "evaluate_bool", "refs", "scalar", "validate"]
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt,
-    ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 _LOGIC = ("and", "or", "not")
-_EXPECTED = "{'ref': NAME}, {'num': NUMBER} or {'op': one of " + \
-    ", ".join(repr(o) for o in (*_COMPARE, *_LOGIC)) + ", 'args': [...]}"
+_EXPECTED = (
+    "{'ref': NAME}, {'num': NUMBER} or {'op': one of "
+    + ", ".join(repr(o) for o in (*_COMPARE, *_LOGIC))
+    + ", 'args': [...]}"
+)
 
 
 class ExprError(ValueError):
@@ -38,7 +45,8 @@ def scalar(name: str, value: Any) -> bool | int | float:
         if value.ndim != 0:
             raise ExprError(
                 f"value '{name}' is not a scalar: it has shape {list(value.shape)}; "
-                "a guard compares scalars (rank-0 values such as f32[] or a reduction like max(x))")
+                "a guard compares scalars (rank-0 values such as f32[] or a reduction like max(x))"
+            )
         if value.dtype.kind not in "biuf":
             raise ExprError(f"value '{name}' has dtype {value.dtype}, expected a boolean or numeric scalar")
         return value.item()  # type: ignore[no-any-return]

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 from planc.runtime.clock import Clock, SystemClock
-from planc.runtime.valuestore import value_sha256
+from planc.runtime.valuestore import Iteration, IterationLike, iteration_of, iteration_text, value_sha256
 
 __all__ = [
     "Answer",
@@ -49,16 +49,18 @@ class Decision(enum.Enum):
         for m in cls:
             if m.value == text:
                 return m
-        raise GateError(f"unknown gate decision {text!r}: expected one of: " + ", ".join(m.value for m in cls))
+        raise GateError(
+            f"unknown gate decision {text!r}: expected one of: " + ", ".join(m.value for m in cls)
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class GateRequest:
-    """What a gate asks: its name, the value under review, the loop iteration (None outside loops)."""
+    """What a gate asks: its name, the value under review, the loop iteration (() outside loops)."""
 
     gate: str
     value: Any
-    iteration: int | None
+    iteration: Iteration
     timeout: float | None
     default: Decision
 
@@ -85,7 +87,7 @@ class GateDecision:
     whether the gate's default was taken (timeout, closed input); `at` is wall-clock seconds."""
 
     gate: str
-    iteration: int | None
+    iteration: Iteration
     decision: Decision
     by: str
     source: str
@@ -116,7 +118,7 @@ class AuditLog:
             try:
                 view = memoryview(line)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -141,8 +143,9 @@ class GateSource(Protocol):
 
     name: str
 
-    def wait(self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog) -> Answer | NoAnswer:
-        ...
+    def wait(
+        self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog
+    ) -> Answer | NoAnswer: ...
 
 
 class AutoApprove:
@@ -153,12 +156,14 @@ class AutoApprove:
     def __init__(self, by: str = "planrt --auto-approve") -> None:
         self.by = by
 
-    def wait(self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog) -> Answer | NoAnswer:
+    def wait(
+        self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog
+    ) -> Answer | NoAnswer:
         return Answer(Decision.APPROVE, self.by)
 
 
 class DecisionsDir:
-    """Polls a directory for `<gate>.json` (inside a loop, `<gate>@<iteration>.json` first):
+    """Polls a directory for `<gate>.json` (inside a loop, `<gate>@<i>.json` first, e.g. `review@2.json`):
     `{"decision": "approve"|"reject", "by": "who", "value": optional edited value}`.
 
     Writers should write a temp file and rename it. An invalid file is noted once in the audit
@@ -172,10 +177,13 @@ class DecisionsDir:
         self._rejected: dict[Path, tuple[int, int]] = {}
 
     def candidates(self, request: GateRequest) -> list[Path]:
-        names = ([f"{request.gate}@{request.iteration}.json"] if request.iteration is not None else [])
+        it = iteration_text(request.iteration)
+        names = [f"{request.gate}@{it}.json"] if it else []
         return [self.path / n for n in (*names, f"{request.gate}.json")]
 
-    def wait(self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog) -> Answer | NoAnswer:
+    def wait(
+        self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog
+    ) -> Answer | NoAnswer:
         while True:
             for file in self.candidates(request):
                 answer = self._try(file, request, audit)
@@ -199,8 +207,13 @@ class DecisionsDir:
         except (OSError, ValueError) as e:
             self._rejected[file] = sig
             log.warning("gate '%s': ignoring %s: %s", request.gate, file, e)
-            audit.append("gate_input_invalid", gate=request.gate, iteration=request.iteration, file=str(file),
-                         error=str(e))
+            audit.append(
+                "gate_input_invalid",
+                gate=request.gate,
+                iteration=list(request.iteration),
+                file=str(file),
+                error=str(e),
+            )
             return None
 
 
@@ -211,7 +224,8 @@ def _parse_answer(data: bytes, request: GateRequest) -> Answer:
         raise ValueError(f"not valid JSON ({e})") from None
     if not isinstance(d, dict):
         raise ValueError(  # noqa: TRY004 (a bad file, reported like every other)
-            'expected an object {"decision": "approve"|"reject", "by": "...", "value": ...}')
+            'expected an object {"decision": "approve"|"reject", "by": "...", "value": ...}'
+        )
     unknown = sorted(set(d) - {"decision", "by", "value"})
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(unknown)}; expected decision, by, value")
@@ -247,7 +261,9 @@ class Interactive:
 
     name = "interactive"
 
-    def __init__(self, input: TextIO | None = None, output: TextIO | None = None, *, by: str | None = None) -> None:
+    def __init__(
+        self, input: TextIO | None = None, output: TextIO | None = None, *, by: str | None = None
+    ) -> None:
         self._in, self._out = input or sys.stdin, output or sys.stderr
         self.by = by or _user()
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -262,12 +278,15 @@ class Interactive:
         self._out.write(text)
         self._out.flush()
 
-    def wait(self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog) -> Answer | NoAnswer:
+    def wait(
+        self, request: GateRequest, deadline: float | None, clock: Clock, audit: AuditLog
+    ) -> Answer | NoAnswer:
         if self._reader is None:
             self._reader = threading.Thread(target=self._read, name="gate-input", daemon=True)
             self._reader.start()
         limit = f", default {request.default.value} in {request.timeout:g}s" if request.timeout else ""
-        where = f" (iteration {request.iteration})" if request.iteration is not None else ""
+        it = iteration_text(request.iteration)
+        where = f" (iteration {it})" if it else ""
         self._say(f"gate '{request.gate}'{where}: {_describe(request.value)}{limit}\n")
         while True:
             self._say("approve, reject or show? [a/r/s] ")
@@ -317,13 +336,28 @@ class GateKeeper:
     def __init__(self, source: GateSource, audit: AuditLog, *, clock: Clock | None = None) -> None:
         self.source, self.audit, self.clock = source, audit, clock or SystemClock()
 
-    def decide(self, gate: str, value: Any, *, timeout: float | None, default: Decision | str,
-               iteration: int | None = None) -> GateDecision:
+    def decide(
+        self,
+        gate: str,
+        value: Any,
+        *,
+        timeout: float | None,
+        default: Decision | str,
+        iteration: IterationLike = None,
+    ) -> GateDecision:
         """Ask the source; at `timeout` seconds (None: wait forever) the `default` applies."""
         default = default if isinstance(default, Decision) else Decision.parse(default)
+        iteration = iteration_of(iteration)
         req = GateRequest(gate, value, iteration, timeout, default)
-        self.audit.append("gate_waiting", gate=gate, iteration=iteration, source=self.source.name,
-                          timeout=timeout, default=default.value, value_sha256=value_sha256(value))
+        self.audit.append(
+            "gate_waiting",
+            gate=gate,
+            iteration=list(iteration),
+            source=self.source.name,
+            timeout=timeout,
+            default=default.value,
+            value_sha256=value_sha256(value),
+        )
         deadline = None if timeout is None else self.clock.now() + timeout
         ans = self.source.wait(req, deadline, self.clock, self.audit)
         if isinstance(ans, NoAnswer):
@@ -332,9 +366,27 @@ class GateKeeper:
             decision, by, edited = ans.decision, ans.by, ans.value is not None
             final = ans.value if edited else value
         rec = self.audit.append(
-            "gate_decided", gate=gate, iteration=iteration, decision=decision.value, by=by, source=self.source.name,
-            default=isinstance(ans, NoAnswer), edited=edited, value_sha256=value_sha256(final),
-            **({"original_sha256": value_sha256(value)} if edited else {}))
+            "gate_decided",
+            gate=gate,
+            iteration=list(iteration),
+            decision=decision.value,
+            by=by,
+            source=self.source.name,
+            default=isinstance(ans, NoAnswer),
+            edited=edited,
+            value_sha256=value_sha256(final),
+            **({"original_sha256": value_sha256(value)} if edited else {}),
+        )
         log.info("gate '%s': %s by %s", gate, decision.value, by)
-        return GateDecision(gate, iteration, decision, by, self.source.name, isinstance(ans, NoAnswer), edited,
-                            final, rec["value_sha256"], rec["at"])
+        return GateDecision(
+            gate,
+            iteration,
+            decision,
+            by,
+            self.source.name,
+            isinstance(ans, NoAnswer),
+            edited,
+            final,
+            rec["value_sha256"],
+            rec["at"],
+        )

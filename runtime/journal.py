@@ -29,7 +29,16 @@ from planc.runtime.runstate import (
     ToolIntent,
     build_state,
 )
-from planc.runtime.valuestore import ValueRef, atomic_write, fsync_dir, value_sha256, write_value
+from planc.runtime.valuestore import (
+    Iteration,
+    IterationLike,
+    ValueRef,
+    atomic_write,
+    fsync_dir,
+    iteration_of,
+    value_sha256,
+    write_value,
+)
 
 __all__ = [
     "AUDIT",
@@ -38,6 +47,8 @@ __all__ = [
     "VALUES",
     "WORK",
     "GateRecord",
+    "Iteration",
+    "IterationLike",
     "Journal",
     "JournalCorrupt",
     "JournalError",
@@ -52,6 +63,7 @@ __all__ = [
     "ValueRef",
     "atomic_write",
     "fsync_dir",
+    "iteration_of",
     "value_sha256",
 ]
 
@@ -105,8 +117,9 @@ class Journal:
         """Read and verify `path`, cut a torn tail off (durably), and open it for appending."""
         records, good = cls.scan(path)
         if path.exists() and path.stat().st_size != good:
-            log.warning("%s: dropping a torn last record (%d bytes) left by a crash",
-                        path, path.stat().st_size - good)
+            log.warning(
+                "%s: dropping a torn last record (%d bytes) left by a crash", path, path.stat().st_size - good
+            )
             with open(path, "r+b") as f:
                 f.truncate(good)
                 f.flush()
@@ -126,11 +139,12 @@ class Journal:
             try:
                 records.append(_decode(data[pos:nl], len(records)))
             except ValueError as e:
-                if not data[nl + 1:].strip():
+                if not data[nl + 1 :].strip():
                     break  # a damaged last line is a torn write
                 raise JournalCorrupt(
                     f"{path}: record {len(records) + 1} (byte {pos}) {e}, and records follow it: the journal "
-                    "is damaged before its end; refusing to resume from it") from None
+                    "is damaged before its end; refusing to resume from it"
+                ) from None
             pos = nl + 1
         return records, pos
 
@@ -146,7 +160,7 @@ class Journal:
             line = _encode(rec)
             view = memoryview(line)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
             self._records.append(rec)
             return rec
@@ -169,8 +183,10 @@ class _RunLock:
             owner = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(self._fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunLocked(f"run directory {path.parent} is in use by another planrt process "
-                                f"(pid {owner}); wait for it to finish or stop it first") from None
+                raise RunLocked(
+                    f"run directory {path.parent} is in use by another planrt process "
+                    f"(pid {owner}); wait for it to finish or stop it first"
+                ) from None
             raise
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
@@ -205,20 +221,33 @@ class RunDir:
         return self.path / WORK
 
     @classmethod
-    def create(cls, root: str | os.PathLike[str], bundle_sha: str, inputs: Mapping[str, Any], *,
-               run_id: str | None = None, clock: Clock | None = None) -> RunDir:
+    def create(
+        cls,
+        root: str | os.PathLike[str],
+        bundle_sha: str,
+        inputs: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        clock: Clock | None = None,
+    ) -> RunDir:
         """Make `root/<run_id>` (a fresh id by default), store the inputs and journal `run_started`."""
         clock = clock or SystemClock()
-        run_id = run_id or time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall())) + "-" + secrets.token_hex(3)
+        run_id = run_id or time.strftime(
+            "%Y%m%d-%H%M%S", time.gmtime(clock.wall())
+        ) + "-" + secrets.token_hex(3)
         if not _RUN_ID.fullmatch(run_id):
-            raise JournalError(f"bad run id {run_id!r}: expected letters, digits, '_', '.', '-' (at most 128)")
+            raise JournalError(
+                f"bad run id {run_id!r}: expected letters, digits, '_', '.', '-' (at most 128)"
+            )
         root_path = Path(root)
         root_path.mkdir(parents=True, exist_ok=True)
         path = root_path / run_id
         try:
             path.mkdir()
         except FileExistsError:
-            raise JournalError(f"run directory {path} already exists; resume it or pick another run id") from None
+            raise JournalError(
+                f"run directory {path} already exists; resume it or pick another run id"
+            ) from None
         (path / VALUES).mkdir()
         (path / WORK).mkdir()
         fsync_dir(path)
@@ -226,8 +255,9 @@ class RunDir:
         lock = _RunLock(path / LOCK)
         refs = {name: write_value(path, name, None, v).to_json() for name, v in inputs.items()}
         journal = Journal(path / JOURNAL, [], clock=clock)
-        journal.append(RecordType.RUN_STARTED, run=run_id, bundle_sha256=bundle_sha, inputs=refs,
-                       pid=os.getpid())
+        journal.append(
+            RecordType.RUN_STARTED, run=run_id, bundle_sha256=bundle_sha, inputs=refs, pid=os.getpid()
+        )
         fsync_dir(path)
         return cls(path, lock, journal, clock)
 
@@ -252,19 +282,39 @@ class RunDir:
         """Rebuild the run's state from its journal, loading and hash-checking every value file."""
         return build_state(self.path, self.journal.records)
 
-    def record_task_finished(self, task: str, values: Mapping[str, Any], *, iteration: int | None = None,
-                             status: TaskStatus = TaskStatus.OK, reason: str | None = None) -> dict[str, ValueRef]:
+    def record_task_finished(
+        self,
+        task: str,
+        values: Mapping[str, Any],
+        *,
+        iteration: IterationLike = None,
+        status: TaskStatus = TaskStatus.OK,
+        reason: str | None = None,
+    ) -> dict[str, ValueRef]:
         """Store `values` (ndarray/numpy scalar -> .npy, anything else -> JSON) and journal the task."""
         refs = {name: write_value(self.path, name, iteration, v) for name, v in values.items()}
-        self.journal.append(RecordType.TASK_FINISHED, task=task, iteration=iteration, status=status.value,
-                            reason=reason, values={n: r.to_json() for n, r in refs.items()})
+        self.journal.append(
+            RecordType.TASK_FINISHED,
+            task=task,
+            iteration=list(iteration_of(iteration)),
+            status=status.value,
+            reason=reason,
+            values={n: r.to_json() for n, r in refs.items()},
+        )
         return refs
 
-    def record_tool_intent(self, key: str, *, task: str, tool: str, attempt: int,
-                           iteration: int | None = None) -> None:
+    def record_tool_intent(
+        self, key: str, *, task: str, tool: str, attempt: int, iteration: IterationLike = None
+    ) -> None:
         """Journal that a tool call is about to be issued (before it is)."""
-        self.journal.append(RecordType.TOOL_INTENT, key=key, task=task, tool=tool, attempt=attempt,
-                            iteration=iteration)
+        self.journal.append(
+            RecordType.TOOL_INTENT,
+            key=key,
+            task=task,
+            tool=tool,
+            attempt=attempt,
+            iteration=list(iteration_of(iteration)),
+        )
 
     def record_tool_completed(self, key: str, result: Any) -> None:
         """Journal a tool call's (JSON) result: the call is never issued again."""
@@ -273,15 +323,36 @@ class RunDir:
     def record_tool_failed(self, key: str, *, attempt: int, error: str) -> None:
         self.journal.append(RecordType.TOOL_FAILED, key=key, attempt=attempt, error=error)
 
-    def record_gate_decided(self, gate: str, *, decision: str, by: str, source: str, default: bool,
-                            iteration: int | None = None, value: Any = None) -> None:
+    def record_gate_decided(
+        self,
+        gate: str,
+        *,
+        decision: str,
+        by: str,
+        source: str,
+        default: bool,
+        iteration: IterationLike = None,
+        value: Any = None,
+    ) -> None:
         """Journal a gate's decision; `value` (an edited value) is stored as a value file."""
-        ref = write_value(self.path, f"{gate}.gate", iteration, value).to_json() if value is not None else None
-        self.journal.append(RecordType.GATE_DECIDED, gate=gate, iteration=iteration, decision=decision, by=by,
-                            source=source, default=default, value=ref)
+        ref = (
+            write_value(self.path, f"{gate}.gate", iteration, value).to_json() if value is not None else None
+        )
+        self.journal.append(
+            RecordType.GATE_DECIDED,
+            gate=gate,
+            iteration=list(iteration_of(iteration)),
+            decision=decision,
+            by=by,
+            source=source,
+            default=default,
+            value=ref,
+        )
 
-    def record_loop_iteration(self, loop: str, iteration: int, *, done: bool) -> None:
-        self.journal.append(RecordType.LOOP_ITERATION, loop=loop, iteration=iteration, done=done)
+    def record_loop_iteration(self, loop: str, iteration: IterationLike, *, done: bool) -> None:
+        self.journal.append(
+            RecordType.LOOP_ITERATION, loop=loop, iteration=list(iteration_of(iteration)), done=done
+        )
 
     def record_run_finished(self, status: str, *, error: str | None = None) -> None:
         self.journal.append(RecordType.RUN_FINISHED, status=status, error=error)
@@ -296,4 +367,3 @@ class RunDir:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -1,4 +1,4 @@
-"""Failure policies of tool tasks: retries with jittered exponential backoff, timeouts, circuit breakers."""
+"""Failure policies of tool tasks: parsed from the manifest, applied with retries and jittered backoff."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from planc.runtime.breaker import BreakerRegistry, BreakerState, CircuitBreaker
 from planc.runtime.clock import Clock
+from planc.runtime.failures import BreakerOpen, ToolError, ToolTimeout
 
 __all__ = [
     "Attempt",
@@ -33,39 +35,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class ToolError(Exception):
-    """A tool call failed: names the tool, the attempt and the tail of its stderr."""
-
-    def __init__(self, tool: str, message: str, *, attempt: int | None = None, stderr_tail: str = "") -> None:
-        self.tool, self.message, self.attempt, self.stderr_tail = tool, message, attempt, stderr_tail
-        super().__init__(tool, message)
-
-    def __str__(self) -> str:
-        at = f" (attempt {self.attempt})" if self.attempt is not None else ""
-        text = f"tool '{self.tool}'{at}: {self.message}"
-        tail = "\n".join(self.stderr_tail.strip().splitlines()[-5:])
-        return f"{text}\n  stderr: " + tail.replace("\n", "\n          ") if tail else text
-
-
-class ToolTimeout(ToolError):
-    """A tool call ran past its timeout (and, for a process, was killed)."""
-
-    def __init__(self, tool: str, timeout: float, *, attempt: int | None = None, stderr_tail: str = "",
-                 detail: str = "") -> None:
-        self.timeout = timeout
-        msg = f"timed out after {timeout:g}s" + (f"; {detail}" if detail else "")
-        super().__init__(tool, msg, attempt=attempt, stderr_tail=stderr_tail)
-
-
-class BreakerOpen(ToolError):
-    """The tool's circuit breaker is open: the call failed fast without running."""
-
-    def __init__(self, tool: str, failures: int, window: float, retry_after: float) -> None:
-        self.failures, self.window, self.retry_after = failures, window, retry_after
-        super().__init__(tool, f"circuit breaker open after {failures} failures within {window:g}s; "
-                               f"failing fast, next probe allowed in {retry_after:.3g}s")
 
 
 class PolicyError(ValueError):
@@ -131,25 +100,40 @@ class Policy:
             raise PolicyError(f"task '{task}': policy must be an object, found {d!r}")
         unknown = sorted(set(d) - set(_POLICY_KEYS) - _OPTIMIZER_KEYS)
         if unknown:
-            raise PolicyError(f"task '{task}': unknown policy key(s) {', '.join(unknown)}; "
-                              f"expected: {', '.join(_POLICY_KEYS)}")
+            raise PolicyError(
+                f"task '{task}': unknown policy key(s) {', '.join(unknown)}; "
+                f"expected: {', '.join(_POLICY_KEYS)}"
+            )
         on_failure = OnFailure.parse(d.get("on_failure") or "fail")
         fallback = d.get("fallback")
         if on_failure is OnFailure.USE and not (isinstance(fallback, str) and fallback):
-            raise PolicyError(f"task '{task}': on_failure 'use' needs a fallback value name, found {fallback!r}")
+            raise PolicyError(
+                f"task '{task}': on_failure 'use' needs a fallback value name, found {fallback!r}"
+            )
         if fallback is not None and not isinstance(fallback, str):
             raise PolicyError(f"task '{task}': fallback must be a value name, found {fallback!r}")
-        return cls(retry=_int(d.get("retry", 0), "retry", task, low=0), backoff=_backoff(d.get("backoff"), task),
-                   timeout=_opt_seconds(d.get("timeout"), "timeout", task), breaker=_breaker(d.get("breaker"), task),
-                   on_failure=on_failure, fallback=fallback if on_failure is OnFailure.USE else None)
+        return cls(
+            retry=_int(d.get("retry", 0), "retry", task, low=0),
+            backoff=_backoff(d.get("backoff"), task),
+            timeout=_opt_seconds(d.get("timeout"), "timeout", task),
+            breaker=_breaker(d.get("breaker"), task),
+            on_failure=on_failure,
+            fallback=fallback if on_failure is OnFailure.USE else None,
+        )
 
     def delay(self, k: int, rng: random.Random, previous: float | None = None) -> float:
         """The delay before retry `k + 1` (k = 0 after the first failure); see `backoff_delay`."""
         return backoff_delay(k, self.backoff, rng, jitter=self.jitter, previous=previous)
 
 
-def backoff_delay(k: int, bounds: tuple[float, float], rng: random.Random, *,
-                  jitter: Jitter = Jitter.FULL, previous: float | None = None) -> float:
+def backoff_delay(
+    k: int,
+    bounds: tuple[float, float],
+    rng: random.Random,
+    *,
+    jitter: Jitter = Jitter.FULL,
+    previous: float | None = None,
+) -> float:
     """Seconds to wait after failure number `k` (0-based), always within [low, high].
 
     FULL: uniform in [low, cap_k] with cap_k = min(high, low * 2**k) (AWS "full jitter",
@@ -162,106 +146,6 @@ def backoff_delay(k: int, bounds: tuple[float, float], rng: random.Random, *,
         return min(high, rng.uniform(low, max(low, 3.0 * prev)))
     cap = min(high, low * 2.0 ** min(k, 64))
     return rng.uniform(low, max(low, cap))
-
-
-class BreakerState(enum.Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
-
-
-class CircuitBreaker:
-    """Per-tool breaker: opens after `failures` failures within `window` seconds (with no success
-    in between), fails fast for `window` seconds, then lets one probe through (half-open); the
-    probe's success closes it, its failure opens it again. Thread-safe; share one per tool.
-    """
-
-    def __init__(self, tool: str, failures: int, window: float, *, clock: Clock) -> None:
-        if failures < 1 or window <= 0:
-            raise PolicyError(f"tool '{tool}': breaker needs failures >= 1 and window > 0")
-        self.tool, self.failures, self.window, self._clock = tool, failures, window, clock
-        self._lock = threading.Lock()
-        self._recent: list[float] = []
-        self._opened_at: float | None = None
-        self._probing = False
-
-    @property
-    def state(self) -> BreakerState:
-        with self._lock:
-            return self._state(self._clock.now())
-
-    def _state(self, now: float) -> BreakerState:
-        if self._opened_at is None:
-            return BreakerState.CLOSED
-        return BreakerState.HALF_OPEN if now >= self._opened_at + self.window else BreakerState.OPEN
-
-    def retry_after(self) -> float:
-        """Seconds until a call may pass (0 when closed or ready for a probe)."""
-        with self._lock:
-            if self._opened_at is None:
-                return 0.0
-            return max(0.0, self._opened_at + self.window - self._clock.now())
-
-    def allow(self) -> None:
-        """Admit one call, or raise BreakerOpen. In half-open, only one probe at a time passes."""
-        with self._lock:
-            now = self._clock.now()
-            state = self._state(now)
-            if state is BreakerState.CLOSED:
-                return
-            if state is BreakerState.HALF_OPEN and not self._probing:
-                self._probing = True
-                log.info("tool '%s': circuit breaker half-open, letting one probe through", self.tool)
-                return
-            wait = max(0.0, self._opened_at + self.window - now) if self._opened_at is not None else 0.0
-            raise BreakerOpen(self.tool, self.failures, self.window, wait)
-
-    def record_success(self) -> None:
-        with self._lock:
-            if self._opened_at is not None:
-                log.info("tool '%s': probe succeeded, circuit breaker closed", self.tool)
-            self._recent.clear()
-            self._opened_at, self._probing = None, False
-
-    def record_failure(self) -> None:
-        with self._lock:
-            now = self._clock.now()
-            if self._probing or self._opened_at is not None:
-                self._opened_at, self._probing = now, False  # a failed probe re-opens it
-                return
-            self._recent = [t for t in self._recent if t > now - self.window] + [now]
-            if len(self._recent) >= self.failures:
-                self._opened_at = now
-                log.warning("tool '%s': circuit breaker opened after %d failures within %gs",
-                            self.tool, len(self._recent), self.window)
-
-    def release(self) -> None:
-        """Forget an admitted call that ended without a verdict (an internal error, not the tool's)."""
-        with self._lock:
-            self._probing = False
-
-
-class BreakerRegistry:
-    """One CircuitBreaker per tool for a whole run, created on first use from a task's policy."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._breakers: dict[str, CircuitBreaker] = {}
-
-    def get(self, tool: str, policy: Policy) -> CircuitBreaker | None:
-        """The tool's breaker, or None when `policy` declares none. The first declaration wins."""
-        if policy.breaker is None:
-            return None
-        n, window = policy.breaker
-        with self._lock:
-            b = self._breakers.get(tool)
-            if b is None:
-                b = self._breakers[tool] = CircuitBreaker(tool, n, window, clock=self._clock)
-            elif (b.failures, b.window) != (n, window):
-                log.warning("tool '%s': breaker %d per %gs differs from the shared one (%d per %gs); using "
-                            "the shared one", tool, n, window, b.failures, b.window)
-            return b
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,10 +196,16 @@ class Outcome(Generic[T]):
         raise self.error if self.error is not None else ToolError("?", f"call {self.kind.value}")
 
 
-def call_with_policy(fn: Callable[[Attempt], T], policy: Policy, *, clock: Clock, rng: random.Random,
-                     breaker: CircuitBreaker | None = None,
-                     on_attempt: Callable[[AttemptReport], None] | None = None,
-                     cancel: threading.Event | None = None) -> Outcome[T]:
+def call_with_policy(
+    fn: Callable[[Attempt], T],
+    policy: Policy,
+    *,
+    clock: Clock,
+    rng: random.Random,
+    breaker: CircuitBreaker | None = None,
+    on_attempt: Callable[[AttemptReport], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Outcome[T]:
     """Run `fn` under `policy`: up to `policy.attempts` attempts, jittered backoff between them.
 
     `fn` enforces the attempt's timeout itself (a tool runner kills its process) and signals
@@ -359,7 +249,9 @@ def call_with_policy(fn: Callable[[Attempt], T], policy: Policy, *, clock: Clock
             break
         log.info("%s; retrying in %.3gs", last, delay)
         if breaker is not None and breaker.retry_after() > delay:
-            return Outcome(OutcomeKind.BREAKER_OPEN, error=_open_error(breaker), attempts=n, delays=tuple(delays))
+            return Outcome(
+                OutcomeKind.BREAKER_OPEN, error=_open_error(breaker), attempts=n, delays=tuple(delays)
+            )
         clock.sleep(delay)
         delays.append(delay)
         prev = delay
@@ -383,7 +275,9 @@ def _int(v: Any, key: str, task: str, *, low: int) -> int:
 
 def _seconds(v: Any, key: str, task: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
-        raise PolicyError(f"task '{task}': policy '{key}' must be a finite number of seconds >= 0, found {v!r}")
+        raise PolicyError(
+            f"task '{task}': policy '{key}' must be a finite number of seconds >= 0, found {v!r}"
+        )
     return float(v)
 
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planc.runtime.valuestore import ValueFileError, ValueRef, read_value
+from planc.runtime.valuestore import (
+    Iteration,
+    IterationLike,
+    ValueFileError,
+    ValueRef,
+    iteration_of,
+    read_value,
+)
 
 __all__ = [
     "GateRecord",
@@ -47,8 +54,9 @@ class RecordType(enum.Enum):
         for m in cls:
             if m.value == text:
                 return m
-        raise JournalCorrupt(f"unknown journal record type {text!r}: expected one of: "
-                             + ", ".join(m.value for m in cls))
+        raise JournalCorrupt(
+            f"unknown journal record type {text!r}: expected one of: " + ", ".join(m.value for m in cls)
+        )
 
 
 class TaskStatus(enum.Enum):
@@ -61,16 +69,18 @@ class TaskStatus(enum.Enum):
         for m in cls:
             if m.value == text:
                 return m
-        raise JournalCorrupt(f"unknown task status {text!r}: expected one of: " + ", ".join(m.value for m in cls))
+        raise JournalCorrupt(
+            f"unknown task status {text!r}: expected one of: " + ", ".join(m.value for m in cls)
+        )
 
 
-Key = tuple[str, "int | None"]
+Key = tuple[str, Iteration]
 
 
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
     task: str
-    iteration: int | None
+    iteration: Iteration
     status: TaskStatus
     values: Mapping[str, Any]
     reason: str | None = None
@@ -81,14 +91,14 @@ class ToolIntent:
     key: str
     task: str
     tool: str
-    iteration: int | None
+    iteration: Iteration
     attempt: int
 
 
 @dataclass(frozen=True, slots=True)
 class GateRecord:
     gate: str
-    iteration: int | None
+    iteration: Iteration
     decision: str
     by: str
     source: str
@@ -99,13 +109,13 @@ class GateRecord:
 @dataclass(frozen=True, slots=True)
 class LoopRecord:
     loop: str
-    iteration: int
+    iteration: Iteration
     done: bool
 
 
 @dataclass(frozen=True, slots=True)
 class RunState:
-    """What a journal says happened. Keys of `tasks` and `gates` are (name, iteration or None).
+    """What a journal says happened. Keys of `tasks` and `gates` are (name, iteration tuple).
 
     `tool_results` holds completed calls (never issue them again); `in_flight` holds calls
     with an intent but no completion whose task did not finish: re-issue them with the same
@@ -124,8 +134,9 @@ class RunState:
     status: str | None = None
     records: int = 0
 
-    def finished(self, task: str, iteration: int | None = None) -> bool:
-        return (task, iteration) in self.tasks
+    def finished(self, task: str, iteration: IterationLike = None) -> TaskRecord | None:
+        """The task's record at that iteration (None, an int or a tuple), or None if it did not finish."""
+        return self.tasks.get((task, iteration_of(iteration)))
 
     def values(self) -> dict[str, Any]:
         """Inputs plus every finished task's values, later records winning (a loop's last iteration)."""
@@ -153,31 +164,48 @@ def build_state(run: Path, records: Sequence[Mapping[str, Any]]) -> RunState:
         try:
             if t is RecordType.TASK_FINISHED:
                 values = {n: _load(run, r, f"task {rec['task']}") for n, r in rec["values"].items()}
-                tasks[(rec["task"], rec["iteration"])] = TaskRecord(
-                    rec["task"], rec["iteration"], TaskStatus.parse(rec["status"]), values, rec.get("reason"))
+                it = iteration_of(rec["iteration"])
+                tasks[(rec["task"], it)] = TaskRecord(
+                    rec["task"], it, TaskStatus.parse(rec["status"]), values, rec.get("reason")
+                )
             elif t is RecordType.TOOL_INTENT:
-                intents[rec["key"]] = ToolIntent(rec["key"], rec["task"], rec["tool"], rec["iteration"],
-                                                 rec["attempt"])
+                intents[rec["key"]] = ToolIntent(
+                    rec["key"], rec["task"], rec["tool"], iteration_of(rec["iteration"]), rec["attempt"]
+                )
             elif t is RecordType.TOOL_COMPLETED:
                 results[rec["key"]] = rec["result"]
             elif t is RecordType.TOOL_FAILED:
                 failures[rec["key"]] = (rec["attempt"], rec["error"])
             elif t is RecordType.GATE_DECIDED:
                 value = _load(run, rec["value"], f"gate {rec['gate']}") if rec.get("value") else None
-                gates[(rec["gate"], rec["iteration"])] = GateRecord(
-                    rec["gate"], rec["iteration"], rec["decision"], rec["by"], rec["source"], rec["default"], value)
+                it = iteration_of(rec["iteration"])
+                gates[(rec["gate"], it)] = GateRecord(
+                    rec["gate"], it, rec["decision"], rec["by"], rec["source"], rec["default"], value
+                )
             elif t is RecordType.LOOP_ITERATION:
-                loops[rec["loop"]] = LoopRecord(rec["loop"], rec["iteration"], rec["done"])
+                loops[rec["loop"]] = LoopRecord(rec["loop"], iteration_of(rec["iteration"]), rec["done"])
             elif t is RecordType.RUN_FINISHED:
                 status = rec["status"]
             else:
                 raise JournalCorrupt(f"{run}: record {rec.get('seq')}: a second run_started record")
-        except (KeyError, TypeError, AttributeError) as e:
-            raise JournalCorrupt(f"{run}: journal record {rec.get('seq')} ({t.value}) is malformed: "
-                                 f"missing or bad field {e}") from None
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise JournalCorrupt(
+                f"{run}: journal record {rec.get('seq')} ({t.value}) is malformed: missing or bad field {e}"
+            ) from None
     in_flight = {k: i for k, i in intents.items() if k not in results and (i.task, i.iteration) not in tasks}
-    return RunState(str(first.get("run")), str(first.get("bundle_sha256")), inputs, tasks, results, in_flight,
-                    failures, gates, loops, status, len(records))
+    return RunState(
+        str(first.get("run")),
+        str(first.get("bundle_sha256")),
+        inputs,
+        tasks,
+        results,
+        in_flight,
+        failures,
+        gates,
+        loops,
+        status,
+        len(records),
+    )
 
 
 def _load(run: Path, ref: Any, what: str) -> Any:

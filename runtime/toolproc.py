@@ -1,20 +1,35 @@
-"""Tool processes: started in their own process group, fed and drained with size limits, killed whole."""
+"""Tool processes: own process groups, size-limited pipes, whole-group kills, python tool workers."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import IO
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["Exchange", "describe_exit", "exchange", "kill_group", "reap_group", "spawn"]
+from planc.runtime.failures import ToolError, ToolTimeout
+
+__all__ = [
+    "Exchange",
+    "PythonWorker",
+    "describe_exit",
+    "exchange",
+    "kill_group",
+    "reap_group",
+    "spawn",
+]
 
 _CHUNK = 1 << 16
+_WORKER = Path(__file__).with_name("tool_worker.py")
 _TICK = 0.05  # how often a wait re-checks whether the leader has exited
 
 
@@ -29,15 +44,36 @@ class Exchange:
     eof: bool
 
 
-def spawn(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None, env: Mapping[str, str] | None,
-          stderr: int | IO[bytes] = subprocess.PIPE) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    stderr: int | IO[bytes] = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
     """Start `argv` (never through a shell) as the leader of a new session and process group."""
-    return subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd,
-                            env=dict(env) if env is not None else None, start_new_session=True, close_fds=True)
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
-def exchange(proc: subprocess.Popen[bytes], data: bytes, *, deadline: float | None, max_output: int,
-             tail: int, until_newline: bool = False, close_stdin: bool = True) -> Exchange:
+def exchange(
+    proc: subprocess.Popen[bytes],
+    data: bytes,
+    *,
+    deadline: float | None,
+    max_output: int,
+    tail: int,
+    until_newline: bool = False,
+    close_stdin: bool = True,
+) -> Exchange:
     """Write `data` to the process's stdin while reading its stdout (and stderr when piped).
 
     Stops at EOF of every pipe (or, with `until_newline`, at the first newline on stdout), at
@@ -98,7 +134,7 @@ def exchange(proc: subprocess.Popen[bytes], data: bytes, *, deadline: float | No
 
 def _write(pipe: IO[bytes], pending: memoryview) -> memoryview:
     try:
-        return pending[os.write(pipe.fileno(), pending[:_CHUNK]):]
+        return pending[os.write(pipe.fileno(), pending[:_CHUNK]) :]
     except BrokenPipeError:
         return pending[:0]  # the process stopped reading; its exit status will tell
 
@@ -139,3 +175,68 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with status {code}"
+
+
+@dataclass(eq=False)
+class PythonWorker:
+    """A long-lived process running `tool_worker.py` for one tool: one JSON line in, one out.
+
+    Its stderr (and the tool's prints) go to a temp file whose tail explains failures.
+    """
+
+    tool: str
+    cwd: Path
+    env: Mapping[str, str]
+    proc: subprocess.Popen[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in kill())
+        self.proc = spawn(
+            [sys.executable, "-P", "-u", str(_WORKER)], cwd=self.cwd, env=self.env, stderr=self._err
+        )
+
+    def _tail(self, n: int) -> str:
+        self._err.seek(0, os.SEEK_END)
+        size = self._err.tell()
+        self._err.seek(max(0, size - n))
+        return self._err.read().decode(errors="replace")
+
+    def ask(self, line: bytes, timeout: float | None, *, max_output: int, stderr_tail: int) -> dict[str, Any]:
+        """Send one request line, return the decoded response; ToolError/ToolTimeout on failure."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ex = exchange(
+            self.proc,
+            line,
+            deadline=deadline,
+            max_output=max_output + 64,
+            tail=0,
+            until_newline=True,
+            close_stdin=False,
+        )
+        if ex.timed_out:
+            raise ToolTimeout(
+                self.tool,
+                timeout or 0.0,
+                stderr_tail=self._tail(stderr_tail),
+                detail="its worker process was killed",
+            )
+        if ex.oversize:
+            raise ToolError(self.tool, f"returned more than {max_output} bytes of JSON (the result limit)")
+        if not ex.stdout.endswith(b"\n"):
+            code = self.proc.wait()
+            raise ToolError(
+                self.tool,
+                f"the python tool worker {describe_exit(code)} during the call",
+                stderr_tail=self._tail(stderr_tail),
+            )
+        return json.loads(ex.stdout)  # type: ignore[no-any-return]
+
+    def kill(self, grace: float) -> None:
+        """Close its stdin (a healthy worker exits at EOF), then end its process group."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # a healthy worker exits at EOF
+            except OSError:
+                pass
+        kill_group(self.proc, grace=grace)
+        self._err.close()

@@ -7,18 +7,17 @@ import json
 import logging
 import os
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 from planc.runtime.policy import ToolError, ToolTimeout
-from planc.runtime.toolproc import describe_exit, exchange, kill_group, reap_group, spawn
+from planc.runtime.toolproc import PythonWorker, describe_exit, exchange, kill_group, reap_group, spawn
+from planc.runtime.valuestore import IterationLike, iteration_of
 
 __all__ = [
     "ReturnType",
@@ -34,9 +33,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_WORKER = Path(__file__).with_name("tool_worker.py")
-_DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "i8": "int8", "i32": "int32",
-           "i64": "int64", "bool": "bool"}
+_DTYPES = {
+    "f32": "float32",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "i8": "int8",
+    "i32": "int32",
+    "i64": "int64",
+    "bool": "bool",
+}
 
 
 class ToolConfigError(ValueError):
@@ -52,7 +57,9 @@ class ToolKind(enum.Enum):
         for m in cls:
             if m.value == text:
                 return m
-        raise ToolConfigError(f"unknown tool kind {text!r}: expected one of: " + ", ".join(m.value for m in cls))
+        raise ToolConfigError(
+            f"unknown tool kind {text!r}: expected one of: " + ", ".join(m.value for m in cls)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,9 @@ class ReturnType:
         try:
             dtype, shape = d["dtype"], tuple(int(n) for n in d["shape"])
         except (KeyError, TypeError, ValueError):
-            raise ToolConfigError(f"bad return type {d!r}: expected {{'dtype': ..., 'shape': [...]}}") from None
+            raise ToolConfigError(
+                f"bad return type {d!r}: expected {{'dtype': ..., 'shape': [...]}}"
+            ) from None
         if dtype not in _DTYPES:
             raise ToolConfigError(f"unknown dtype {dtype!r}: expected one of: {', '.join(_DTYPES)}")
         return cls(dtype, shape)
@@ -102,6 +111,7 @@ class ReturnType:
     def numpy_dtype(self) -> np.dtype[Any]:
         if self.dtype == "bf16":
             import ml_dtypes  # shipped with iree-base-runtime
+
             return np.dtype(ml_dtypes.bfloat16)
         return np.dtype(_DTYPES[self.dtype])
 
@@ -109,9 +119,10 @@ class ReturnType:
         return f"{self.dtype}[{', '.join(map(str, self.shape))}]"
 
 
-def idempotency_key(run_id: str, task: str, iteration: int | None = None) -> str:
-    """The key a call carries on every attempt and after a resume: `run:task` or `run:task:iteration`."""
-    return f"{run_id}:{task}" if iteration is None else f"{run_id}:{task}:{iteration}"
+def idempotency_key(run_id: str, task: str, iteration: IterationLike = None) -> str:
+    """The key a call carries on every attempt and after a resume: `run:task`, or `run:task:i`
+    (`run:task:i:j` for an iteration path) inside loops."""
+    return ":".join([run_id, task, *map(str, iteration_of(iteration))])
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,20 +201,27 @@ class ToolRunner:
     Thread-safe: independent tasks may call tools concurrently. `close()` stops the workers.
     """
 
-    def __init__(self, specs: Mapping[str, ToolSpec], root: str | os.PathLike[str], *,
-                 cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
-                 limits: ToolLimits = ToolLimits()) -> None:
+    def __init__(
+        self,
+        specs: Mapping[str, ToolSpec],
+        root: str | os.PathLike[str],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        limits: ToolLimits = ToolLimits(),
+    ) -> None:
         self.specs, self.root = dict(specs), Path(root).resolve()
         self.cwd = Path(cwd) if cwd is not None else self.root
         self.env = dict(os.environ if env is None else env)
         self.limits = limits
         self._lock = threading.Lock()
-        self._pools: dict[str, list[_Worker]] = {}
-        self._live: set[_Worker] = set()
+        self._pools: dict[str, list[PythonWorker]] = {}
+        self._live: set[PythonWorker] = set()
 
     @classmethod
-    def from_manifest(cls, tools: Mapping[str, Mapping[str, Any]], root: str | os.PathLike[str],
-                      **options: Any) -> ToolRunner:
+    def from_manifest(
+        cls, tools: Mapping[str, Mapping[str, Any]], root: str | os.PathLike[str], **options: Any
+    ) -> ToolRunner:
         return cls({n: ToolSpec.from_manifest(n, d) for n, d in tools.items()}, root, **options)
 
     def call(self, call: ToolCall) -> Any:
@@ -211,8 +229,11 @@ class ToolRunner:
         Raises ToolError (ToolTimeout at `call.timeout`) naming the tool."""
         spec = self.specs.get(call.tool)
         if spec is None:
-            raise ToolError(call.tool, f"not in the bundle's tool table (known: {', '.join(sorted(self.specs))})",
-                            attempt=call.attempt)
+            raise ToolError(
+                call.tool,
+                f"not in the bundle's tool table (known: {', '.join(sorted(self.specs))})",
+                attempt=call.attempt,
+            )
         try:
             if spec.kind is ToolKind.EXEC:
                 result = self._exec(spec, call)
@@ -242,12 +263,22 @@ class ToolRunner:
         return [*first[2:].decode(errors="replace").strip().split(None, 1), str(path)]
 
     def _environ(self, call: ToolCall) -> dict[str, str]:
-        return {**self.env, "PLANC_RUN": call.run_id, "PLANC_TASK": call.task,
-                "PLANC_IDEMPOTENCY_KEY": call.key, "PLANC_ATTEMPT": str(call.attempt)}
+        return {
+            **self.env,
+            "PLANC_RUN": call.run_id,
+            "PLANC_TASK": call.task,
+            "PLANC_IDEMPOTENCY_KEY": call.key,
+            "PLANC_ATTEMPT": str(call.attempt),
+        }
 
     def _exec(self, spec: ToolSpec, call: ToolCall) -> Any:
-        request = {"args": to_json_arg(list(call.args)), "task": call.task, "run": call.run_id,
-                   "idempotency_key": call.key, "attempt": call.attempt}
+        request = {
+            "args": to_json_arg(list(call.args)),
+            "task": call.task,
+            "run": call.run_id,
+            "idempotency_key": call.key,
+            "attempt": call.attempt,
+        }
         data = json.dumps(request).encode() + b"\n"
         try:
             proc = spawn(self._argv(spec), cwd=self.cwd, env=self._environ(call))
@@ -264,15 +295,22 @@ class ToolRunner:
         if ex.timed_out or ex.oversize:
             kill_group(proc, grace=lim.kill_grace)
             if ex.timed_out:
-                raise ToolTimeout(spec.name, call.timeout or 0.0, stderr_tail=tail, detail="its process group was killed")
-            raise ToolError(spec.name, f"wrote more than {lim.max_output} bytes on stdout (the result limit); "
-                                       "killed", stderr_tail=tail)
+                raise ToolTimeout(
+                    spec.name, call.timeout or 0.0, stderr_tail=tail, detail="its process group was killed"
+                )
+            raise ToolError(
+                spec.name,
+                f"wrote more than {lim.max_output} bytes on stdout (the result limit); killed",
+                stderr_tail=tail,
+            )
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             code = proc.wait(timeout=remaining)
         except subprocess.TimeoutExpired:
             kill_group(proc, grace=lim.kill_grace)
-            raise ToolTimeout(spec.name, call.timeout or 0.0, stderr_tail=tail, detail="its process group was killed")
+            raise ToolTimeout(
+                spec.name, call.timeout or 0.0, stderr_tail=tail, detail="its process group was killed"
+            )
         reap_group(proc)  # nothing of a finished tool outlives it
         if code != 0:
             raise ToolError(spec.name, f"{spec.path} {describe_exit(code)}", stderr_tail=tail)
@@ -280,34 +318,46 @@ class ToolRunner:
 
     def _python(self, spec: ToolSpec, call: ToolCall) -> Any:
         file = self._file(spec)
-        request = {"file": str(file), "function": spec.function, "args": to_json_arg(list(call.args)),
-                   "key": call.key}
+        request = {
+            "file": str(file),
+            "function": spec.function,
+            "args": to_json_arg(list(call.args)),
+            "key": call.key,
+        }
         worker = self._take(spec)
         ok = False
         try:
-            response = worker.ask(json.dumps(request).encode() + b"\n", call.timeout, self.limits)
+            response = worker.ask(
+                json.dumps(request).encode() + b"\n",
+                call.timeout,
+                max_output=self.limits.max_output,
+                stderr_tail=self.limits.stderr_tail,
+            )
             ok = True
         finally:
             self._give_back(spec.name, worker, ok)
         if not response.get("ok"):
-            raise ToolError(spec.name, f"{spec.path}:{spec.function} raised {response.get('error')}",
-                            stderr_tail=str(response.get("traceback") or ""))
+            raise ToolError(
+                spec.name,
+                f"{spec.path}:{spec.function} raised {response.get('error')}",
+                stderr_tail=str(response.get("traceback") or ""),
+            )
         return response.get("result")
 
-    def _take(self, spec: ToolSpec) -> _Worker:
+    def _take(self, spec: ToolSpec) -> PythonWorker:
         with self._lock:
             pool = self._pools.setdefault(spec.name, [])
             if pool:
                 return pool.pop()
         try:
-            worker = _Worker(spec.name, self.cwd, self.env)
+            worker = PythonWorker(spec.name, self.cwd, self.env)
         except OSError as e:
             raise ToolError(spec.name, f"cannot start the python tool worker: {e}") from None
         with self._lock:
             self._live.add(worker)
         return worker
 
-    def _give_back(self, name: str, worker: _Worker, healthy: bool) -> None:
+    def _give_back(self, name: str, worker: PythonWorker, healthy: bool) -> None:
         with self._lock:
             if healthy:
                 self._pools.setdefault(name, []).append(worker)
@@ -337,47 +387,3 @@ def _parse_result(tool: str, stdout: bytes, tail: str) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         head = stdout[:80].decode(errors="replace")
         raise ToolError(tool, f"stdout is not JSON ({e}): {head!r}", stderr_tail=tail) from None
-
-
-@dataclass(eq=False)
-class _Worker:
-    """A python tool worker process; its stderr goes to a temp file whose tail explains failures."""
-
-    tool: str
-    cwd: Path
-    env: Mapping[str, str]
-    proc: subprocess.Popen[bytes] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in kill())
-        self.proc = spawn([sys.executable, "-P", "-u", str(_WORKER)], cwd=self.cwd, env=self.env, stderr=self._err)
-
-    def _tail(self, n: int) -> str:
-        self._err.seek(0, os.SEEK_END)
-        size = self._err.tell()
-        self._err.seek(max(0, size - n))
-        return self._err.read().decode(errors="replace")
-
-    def ask(self, line: bytes, timeout: float | None, lim: ToolLimits) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ex = exchange(self.proc, line, deadline=deadline, max_output=lim.max_output + 64, tail=0,
-                      until_newline=True, close_stdin=False)
-        if ex.timed_out:
-            raise ToolTimeout(self.tool, timeout or 0.0, stderr_tail=self._tail(lim.stderr_tail),
-                              detail="its worker process was killed")
-        if ex.oversize:
-            raise ToolError(self.tool, f"returned more than {lim.max_output} bytes of JSON (the result limit)")
-        if not ex.stdout.endswith(b"\n"):
-            code = self.proc.wait()
-            raise ToolError(self.tool, f"the python tool worker {describe_exit(code)} during the call",
-                            stderr_tail=self._tail(lim.stderr_tail))
-        return json.loads(ex.stdout)  # type: ignore[no-any-return]
-
-    def kill(self, grace: float) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            try:
-                self.proc.stdin.close()  # a healthy worker exits at EOF
-            except OSError:
-                pass
-        kill_group(self.proc, grace=grace)
-        self._err.close()

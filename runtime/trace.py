@@ -75,7 +75,9 @@ class Tracer:
         return self._clock
 
     @contextlib.contextmanager
-    def span(self, name: str, *, category: str = "task", lane: str = "main", **args: Any) -> Iterator[dict[str, Any]]:
+    def span(
+        self, name: str, *, category: str = "task", lane: str = "main", **args: Any
+    ) -> Iterator[dict[str, Any]]:
         """Time the body as one slice. The yielded dict adds args; an exception is recorded as `error`."""
         extra: dict[str, Any] = dict(args)
         start = self._clock.now()
@@ -87,15 +89,30 @@ class Tracer:
         finally:
             self.add_slice(name, start, self._clock.now() - start, category=category, lane=lane, args=extra)
 
-    def add_slice(self, name: str, start: float, duration: float, *, category: str = "task",
-                  lane: str = "main", args: Mapping[str, Any] | None = None) -> None:
+    def add_slice(
+        self,
+        name: str,
+        start: float,
+        duration: float,
+        *,
+        category: str = "task",
+        lane: str = "main",
+        args: Mapping[str, Any] | None = None,
+    ) -> None:
         s = Slice(name, category, start, max(0.0, duration), lane, dict(args or {}))
         with self._lock:
             self._lane(lane)
             self._slices.append(s)
 
-    def instant(self, name: str, *, category: str = "event", lane: str = "main",
-                args: Mapping[str, Any] | None = None, at: float | None = None) -> None:
+    def instant(
+        self,
+        name: str,
+        *,
+        category: str = "event",
+        lane: str = "main",
+        args: Mapping[str, Any] | None = None,
+        at: float | None = None,
+    ) -> None:
         i = Instant(name, category, self._clock.now() if at is None else at, lane, dict(args or {}))
         with self._lock:
             self._lane(lane)
@@ -123,24 +140,55 @@ class Tracer:
             lanes, slices, instants = dict(self._lanes), list(self._slices), list(self._instants)
         pid = 1
         out: list[dict[str, Any]] = [
-            {"ph": "M", "pid": pid, "tid": 0, "name": "process_name", "args": {"name": self._process}}]
+            {"ph": "M", "pid": pid, "tid": 0, "name": "process_name", "args": {"name": self._process}}
+        ]
         for lane, tid in lanes.items():
             out.append({"ph": "M", "pid": pid, "tid": tid, "name": "thread_name", "args": {"name": lane}})
-            out.append({"ph": "M", "pid": pid, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}})
+            out.append(
+                {"ph": "M", "pid": pid, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}}
+            )
         timed: list[tuple[float, dict[str, Any]]] = []
         for s in slices:
-            timed.append((s.start, {"ph": "X", "pid": pid, "tid": lanes[s.lane], "name": s.name, "cat": s.category,
-                                    "ts": self._us(s.start), "dur": round(s.duration * 1e6, 3),
-                                    "args": _jsonable(s.args)}))
+            timed.append(
+                (
+                    s.start,
+                    {
+                        "ph": "X",
+                        "pid": pid,
+                        "tid": lanes[s.lane],
+                        "name": s.name,
+                        "cat": s.category,
+                        "ts": self._us(s.start),
+                        "dur": round(s.duration * 1e6, 3),
+                        "args": _jsonable(s.args),
+                    },
+                )
+            )
         for i in instants:
-            timed.append((i.time, {"ph": "i", "s": "t", "pid": pid, "tid": lanes[i.lane], "name": i.name,
-                                   "cat": i.category, "ts": self._us(i.time), "args": _jsonable(i.args)}))
+            timed.append(
+                (
+                    i.time,
+                    {
+                        "ph": "i",
+                        "s": "t",
+                        "pid": pid,
+                        "tid": lanes[i.lane],
+                        "name": i.name,
+                        "cat": i.category,
+                        "ts": self._us(i.time),
+                        "args": _jsonable(i.args),
+                    },
+                )
+            )
         timed.sort(key=lambda p: p[0])
         return out + [e for _, e in timed]
 
     def to_json(self) -> dict[str, Any]:
-        return {"traceEvents": self.events(), "displayTimeUnit": "ms",
-                "otherData": {"producer": "planrt", "wall_origin": self._wall_origin}}
+        return {
+            "traceEvents": self.events(),
+            "displayTimeUnit": "ms",
+            "otherData": {"producer": "planrt", "wall_origin": self._wall_origin},
+        }
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the trace atomically (temp file, then rename); returns the path."""
@@ -162,8 +210,10 @@ class Tracer:
         for s in self.slices:
             if category is None or s.category == category:
                 groups.setdefault(s.name, []).append(s.duration)
-        return {name: TaskStats(name, len(d), sum(d), statistics.median(d), min(d), max(d))
-                for name, d in groups.items()}
+        return {
+            name: TaskStats(name, len(d), sum(d), statistics.median(d), min(d), max(d))
+            for name, d in groups.items()
+        }
 
     def format_summary(self, category: str | None = None) -> str:
         """The summary as an aligned text table, slowest total first (durations in ms)."""
@@ -171,8 +221,10 @@ class Tracer:
         width = max([4, *(len(r.name) for r in rows)])
         lines = [f"{'task':<{width}}  {'count':>5}  {'total ms':>10}  {'median ms':>10}  {'max ms':>10}"]
         for r in rows:
-            lines.append(f"{r.name:<{width}}  {r.count:>5}  {r.total * 1e3:>10.3f}  "
-                         f"{r.median * 1e3:>10.3f}  {r.max * 1e3:>10.3f}")
+            lines.append(
+                f"{r.name:<{width}}  {r.count:>5}  {r.total * 1e3:>10.3f}  "
+                f"{r.median * 1e3:>10.3f}  {r.max * 1e3:>10.3f}"
+            )
         return "\n".join(lines)
 
 

@@ -9,16 +9,50 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
-__all__ = ["ValueFileError", "ValueRef", "atomic_write", "fsync_dir", "read_value", "value_sha256", "write_value"]
+__all__ = [
+    "Iteration",
+    "IterationLike",
+    "ValueFileError",
+    "ValueRef",
+    "atomic_write",
+    "fsync_dir",
+    "iteration_of",
+    "iteration_text",
+    "read_value",
+    "value_sha256",
+    "write_value",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+
+
+Iteration: TypeAlias = tuple[int, ...]  # loop iteration path: () outside loops, (i,) in a loop
+IterationLike: TypeAlias = "int | Sequence[int] | None"
+
+
+def iteration_of(it: IterationLike) -> Iteration:
+    """Normalize an iteration: None -> (), i -> (i,), a sequence -> a tuple of ints."""
+    if it is None:
+        return ()
+    if isinstance(it, (int, np.integer)) and not isinstance(it, bool):
+        return (int(it),)
+    if isinstance(it, Sequence) and all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in it
+    ):
+        return tuple(int(i) for i in it)
+    raise ValueError(f"bad loop iteration {it!r}: expected None, an int or a sequence of ints")
+
+
+def iteration_text(it: IterationLike) -> str:
+    """`''` outside loops, `'3'` or `'1.3'` inside: the suffix used in file names and keys."""
+    return ".".join(map(str, iteration_of(it)))
 
 
 class ValueFileError(ValueError):
@@ -86,11 +120,14 @@ class ValueRef:
             raise ValueFileError(f"malformed value reference {d!r}") from None
 
 
-def write_value(run: Path, name: str, iteration: int | None, value: Any) -> ValueRef:
+def write_value(run: Path, name: str, iteration: IterationLike, value: Any) -> ValueRef:
     """Store `value` under `run/values/`: arrays and numpy scalars as .npy, anything else as JSON."""
     if not _NAME.fullmatch(name):
-        raise ValueFileError(f"cannot store value {name!r}: expected a name of letters, digits, '_', '.', '-'")
-    stem = name if iteration is None else f"{name}@{iteration}"
+        raise ValueFileError(
+            f"cannot store value {name!r}: expected a name of letters, digits, '_', '.', '-'"
+        )
+    it = iteration_text(iteration)
+    stem = f"{name}@{it}" if it else name
     if isinstance(value, (np.ndarray, np.generic)):
         arr = np.asarray(value)
         if arr.dtype.hasobject:
@@ -130,14 +167,17 @@ def read_value(run: Path, ref: ValueRef) -> Any:
         raise ValueFileError(f"value file {ref.file} cannot be read: {e}") from None
     found = value_sha256(value)
     if found != ref.sha256:
-        raise ValueFileError(f"value file {ref.file} does not match its journal hash "
-                             f"(expected {ref.sha256[:16]}..., found {found[:16]}...)")
+        raise ValueFileError(
+            f"value file {ref.file} does not match its journal hash "
+            f"(expected {ref.sha256[:16]}..., found {found[:16]}...)"
+        )
     return value
 
 
 def _extra_dtype(name: str, file: str) -> np.dtype[Any]:
     try:
         import ml_dtypes  # shipped with iree-base-runtime; numpy has no bfloat16 of its own
+
         return np.dtype(getattr(ml_dtypes, name))
     except (ImportError, AttributeError, TypeError):
         raise ValueFileError(f"value file {file}: dtype {name!r} is not available here") from None

@@ -11,12 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from planc.runtime.clock import FakeClock
 from planc.runtime.policy import OutcomeKind, Policy, ToolError, ToolTimeout, call_with_policy
 from planc.runtime.tools import (
-    ReturnType, ToolCall, ToolConfigError, ToolKind, ToolLimits, ToolRunner, ToolSpec, convert_result,
-    idempotency_key, to_json_arg,
+    ReturnType,
+    ToolCall,
+    ToolConfigError,
+    ToolKind,
+    ToolLimits,
+    ToolRunner,
+    ToolSpec,
+    convert_result,
+    idempotency_key,
+    to_json_arg,
 )
 
 FIXTURES = Path(__file__).with_name("tools_fixtures")
@@ -37,8 +44,16 @@ def runner(tmp_path: Path):
 
 
 def call(tool: str, *args, timeout: float | None = 10.0, attempt: int = 1, returns=None) -> ToolCall:
-    return ToolCall(tool, "task1", "run1", idempotency_key("run1", "task1"), tuple(args), attempt=attempt,
-                    timeout=timeout, returns=returns)
+    return ToolCall(
+        tool,
+        "task1",
+        "run1",
+        idempotency_key("run1", "task1"),
+        tuple(args),
+        attempt=attempt,
+        timeout=timeout,
+        returns=returns,
+    )
 
 
 def alive(pid: int) -> bool:
@@ -68,12 +83,17 @@ def test_exec_failure_reports_status_and_stderr_tail(runner: ToolRunner) -> None
     assert "the service is down" in str(e.value)
 
 
-@pytest.mark.parametrize("tool,args,expect", [
-    ("garbage", (), "stdout is not JSON"),
-    ("silent", (), "printed nothing on stdout"),
-    ("big", (10_000,), "more than 4096 bytes"),
-])
-def test_exec_bad_output_is_a_tool_error_naming_the_tool(runner: ToolRunner, tool: str, args, expect: str) -> None:
+@pytest.mark.parametrize(
+    "tool,args,expect",
+    [
+        ("garbage", (), "stdout is not JSON"),
+        ("silent", (), "printed nothing on stdout"),
+        ("big", (10_000,), "more than 4096 bytes"),
+    ],
+)
+def test_exec_bad_output_is_a_tool_error_naming_the_tool(
+    runner: ToolRunner, tool: str, args, expect: str
+) -> None:
     with pytest.raises(ToolError, match=expect) as e:
         runner.call(call(tool, *args))
     assert e.value.tool == tool and f"tool '{tool}'" in str(e.value)
@@ -84,7 +104,9 @@ def test_exec_output_just_under_the_limit_is_fine(runner: ToolRunner) -> None:
 
 
 @pytest.mark.parametrize("mode", ["plain", "ignore-term"])
-def test_hung_tool_is_killed_with_its_whole_process_group(runner: ToolRunner, tmp_path: Path, mode: str) -> None:
+def test_hung_tool_is_killed_with_its_whole_process_group(
+    runner: ToolRunner, tmp_path: Path, mode: str
+) -> None:
     pidfile = tmp_path / "pids.json"
     start = time.monotonic()
     with pytest.raises(ToolTimeout, match="timed out after 1.5s") as e:
@@ -119,8 +141,10 @@ def test_script_without_exec_bit_runs_through_its_shebang(tmp_path: Path) -> Non
     os.chmod(root / "tools/echo/echo.py", 0o644)  # as extracted from a bundle
     (root / "tools/echo/data.bin").write_bytes(b"\x00\x01")
     os.chmod(root / "tools/echo/data.bin", 0o644)
-    tools = {"echo": {"kind": "exec", "path": "tools/echo/echo.py"},
-             "data": {"kind": "exec", "path": "tools/echo/data.bin"}}
+    tools = {
+        "echo": {"kind": "exec", "path": "tools/echo/echo.py"},
+        "data": {"kind": "exec", "path": "tools/echo/data.bin"},
+    }
     with ToolRunner.from_manifest(tools, root, cwd=tmp_path) as r:
         assert r.call(ToolCall("echo", "t", "r", "r:t", (1,)))["args"] == [1]
         with pytest.raises(ToolError, match="not executable and has no #! line"):
@@ -155,11 +179,14 @@ def test_python_tool_prints_do_not_break_the_protocol(runner: ToolRunner) -> Non
     assert runner.call(call("noisy", [1, 2])) == [1, 2]
 
 
-@pytest.mark.parametrize("tool,expect", [
-    ("boom", "raised ValueError: the tool broke on purpose"),
-    ("not_json", "the result is not JSON"),
-    ("crash", "worker exited with status 9"),
-])
+@pytest.mark.parametrize(
+    "tool,expect",
+    [
+        ("boom", "raised ValueError: the tool broke on purpose"),
+        ("not_json", "the result is not JSON"),
+        ("crash", "worker exited with status 9"),
+    ],
+)
 def test_python_tool_failures_are_tool_errors(runner: ToolRunner, tool: str, expect: str) -> None:
     with pytest.raises(ToolError, match=expect) as e:
         runner.call(call(tool))
@@ -197,8 +224,11 @@ def test_flaky_exec_tool_completes_under_retry_5(runner: ToolRunner) -> None:
         expected = next(a for a in range(1, 7) if random.Random(f"{seed}:{a}").random() >= 0.3)
 
         def attempt(a, seed=seed):
-            return runner.call(ToolCall("flaky", "t", "run1", f"run1:t{seed}", (seed, 0.3), attempt=a.number,
-                                        timeout=a.timeout))
+            return runner.call(
+                ToolCall(
+                    "flaky", "t", "run1", f"run1:t{seed}", (seed, 0.3), attempt=a.number, timeout=a.timeout
+                )
+            )
 
         out = call_with_policy(attempt, policy, clock=clock, rng=rng)
         assert out.kind is OutcomeKind.OK and out.attempts == expected
@@ -209,36 +239,50 @@ def test_flaky_exec_tool_completes_under_retry_5(runner: ToolRunner) -> None:
 
 
 def test_tool_spec_from_manifest() -> None:
-    assert ToolSpec.from_manifest("n", {"kind": "exec", "path": "tools/n/n.sh"}) == \
-        ToolSpec("n", ToolKind.EXEC, "tools/n/n.sh")
+    assert ToolSpec.from_manifest("n", {"kind": "exec", "path": "tools/n/n.sh"}) == ToolSpec(
+        "n", ToolKind.EXEC, "tools/n/n.sh"
+    )
     a = ToolSpec.from_manifest("l", {"kind": "python", "path": "tools/l/tools.py:lookup"})
     b = ToolSpec.from_manifest("l", {"kind": "python", "path": "tools/l/tools.py", "function": "lookup"})
     assert a == b == ToolSpec("l", ToolKind.PYTHON, "tools/l/tools.py", "lookup")
-    for bad, msg in [({"kind": "shell", "path": "x"}, "expected one of: exec, python"),
-                     ({"kind": "python", "path": "t.py"}, "file.py:function"),
-                     ({"kind": "exec", "path": "../x"}, "inside the bundle"),
-                     ({"kind": "exec"}, "expected")]:
+    for bad, msg in [
+        ({"kind": "shell", "path": "x"}, "expected one of: exec, python"),
+        ({"kind": "python", "path": "t.py"}, "file.py:function"),
+        ({"kind": "exec", "path": "../x"}, "inside the bundle"),
+        ({"kind": "exec"}, "expected"),
+    ]:
         with pytest.raises(ToolConfigError, match=msg):
             ToolSpec.from_manifest("t", bad)
 
 
-@pytest.mark.parametrize("result,rtype,expect", [
-    (1.5, ("f32", ()), np.array(1.5, np.float32)),
-    ([[1, 2]], ("i32", (1, 2)), np.array([[1, 2]], np.int32)),
-    ([2.0, 3.0], ("i8", (2,)), np.array([2, 3], np.int8)),
-    ([True, False], ("bool", (2,)), np.array([True, False])),
-    ([1, 2], ("f16", (2,)), np.array([1, 2], np.float16)),
-])
+@pytest.mark.parametrize(
+    "result,rtype,expect",
+    [
+        (1.5, ("f32", ()), np.array(1.5, np.float32)),
+        ([[1, 2]], ("i32", (1, 2)), np.array([[1, 2]], np.int32)),
+        ([2.0, 3.0], ("i8", (2,)), np.array([2, 3], np.int8)),
+        ([True, False], ("bool", (2,)), np.array([True, False])),
+        ([1, 2], ("f16", (2,)), np.array([1, 2], np.float16)),
+    ],
+)
 def test_convert_result_accepts_exact_types(result, rtype, expect) -> None:
     out = convert_result("t", result, ReturnType(rtype[0], rtype[1]))
     assert out.dtype == expect.dtype and out.shape == expect.shape
     np.testing.assert_array_equal(out, expect)
 
 
-@pytest.mark.parametrize("result,rtype", [
-    ([1, 2], ("f32", (3,))), ([[1, 2], [3]], ("f32", (2, 2))), ({"a": 1}, ("f32", ())),
-    ([1.5], ("i32", (1,))), ([300], ("i8", (1,))), ([1, 0], ("bool", (2,))), ("text", ("f32", ())),
-])
+@pytest.mark.parametrize(
+    "result,rtype",
+    [
+        ([1, 2], ("f32", (3,))),
+        ([[1, 2], [3]], ("f32", (2, 2))),
+        ({"a": 1}, ("f32", ())),
+        ([1.5], ("i32", (1,))),
+        ([300], ("i8", (1,))),
+        ([1, 0], ("bool", (2,))),
+        ("text", ("f32", ())),
+    ],
+)
 def test_convert_result_rejects_mismatches(result, rtype) -> None:
     with pytest.raises(ToolError, match=f"tool 't'.*expected {rtype[0]}"):
         convert_result("t", result, ReturnType(rtype[0], rtype[1]))

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Exec tool that prints args[0] bytes of (valid) JSON: a string of that length."""
+
 import json
 import sys
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Exec tool that returns its whole request (and PLANC_* environment) as its result."""
+
 import json
 import os
 import sys

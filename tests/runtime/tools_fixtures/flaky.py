@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Exec tool that fails at random but reproducibly: args [seed, rate]; attempt from the request."""
+
 import json
 import random
 import sys

@@ -3,6 +3,7 @@
 
 With args[1] == "ignore-term", leader and child ignore SIGTERM (only SIGKILL stops them).
 """
+
 import json
 import os
 import signal

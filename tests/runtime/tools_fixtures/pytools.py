@@ -1,4 +1,5 @@
 """Python tools for the runtime tests (called by the tool worker with JSON arguments)."""
+
 import os
 import sys
 import time
