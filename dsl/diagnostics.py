@@ -32,6 +32,7 @@ CODES: dict[str, str] = {
     "E0004": "file cannot be read",
     "E0005": "invalid escape in string",
     "E0006": "expression nested too deeply",
+    "E0007": "file cannot be written",
     "E0101": "unknown name",
     "E0102": "duplicate name",
     "E0103": "unknown model, tool or builtin",

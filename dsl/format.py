@@ -157,7 +157,8 @@ def format_expr(e: A.Expr) -> str:
         return f"{_atom(e.left)} {e.op} {_atom(e.right)}"
     if isinstance(e, A.Not):
         inner = format_expr(e.operand)
-        return f"not ({inner})" if isinstance(e.operand, A.BoolOp) else f"not {inner}"
+        # `not a > b` already means not (a > b); the parentheses are for the reader.
+        return f"not ({inner})" if isinstance(e.operand, (A.BoolOp, A.Compare)) else f"not {inner}"
     if isinstance(e, A.BoolOp):
         # Nested and/or keep their parentheses: (a and b) and c is its own tree.
         parts = [f"({format_expr(o)})" if isinstance(o, A.BoolOp) and (o.op == e.op or e.op == "and")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token
-from lark.exceptions import UnexpectedInput, VisitError
-from lark.visitors import Transformer_NonRecursive, v_args
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from planc.dsl.syntax import syntax_diagnostic
@@ -58,13 +60,36 @@ def _parse_float(tok: Token, file: str) -> float:
     return value
 
 
-class _Build(Transformer_NonRecursive):
-    """Builds AST nodes bottom-up (without recursion); every node gets its rule's span."""
+class _Build:
+    """Builds AST nodes bottom-up from lark's tree; every node gets its rule's span.
+
+    Each rule has a method (meta, children) -> node. The walk is iterative, so deep input
+    cannot overflow Python's stack, and it calls the methods directly (lark's Transformer
+    wraps every call, which costs a third of the parse).
+    """
 
     def __init__(self, file: str):
-        super().__init__()
         self.file = file
         self._depth: dict[int, int] = {}  # id(expression node) -> nesting depth
+
+    def transform(self, tree: Tree) -> Any:
+        order: list[Any] = []
+        todo: list[Any] = [tree]
+        while todo:  # reversed post-order: a node before its children, children right to left
+            node = todo.pop()
+            order.append(node)
+            if isinstance(node, Tree):
+                todo += node.children
+        stack: list[Any] = []
+        for node in reversed(order):
+            if isinstance(node, Tree):
+                n = len(node.children)
+                args = stack[len(stack) - n:] if n else []
+                del stack[len(stack) - n:]
+                stack.append(getattr(self, node.data)(node.meta, args))
+            else:
+                stack.append(node)
+        return stack[0]
 
     def _span(self, meta: Any) -> A.Span:
         if getattr(meta, "empty", True):
@@ -121,19 +146,15 @@ class _Build(Transformer_NonRecursive):
         self._depth[id(node)] = depth
         return node
 
-    @v_args(meta=True)
     def start(self, meta, plans):
         return tuple(plans)
 
-    @v_args(meta=True)
     def plan(self, meta, c):
         return A.Plan(self._ident(c[0]), tuple(c[1:]), self._span(meta))
 
-    @v_args(meta=True)
     def target(self, meta, c):
         return A.Target(tuple(c), self._span(meta))
 
-    @v_args(meta=True)
     def target_name(self, meta, toks):
         # x86_64-avx2 lexes as NAME '-' NAME; it must be written without spaces.
         text = "-".join(map(str, toks))
@@ -143,15 +164,12 @@ class _Build(Transformer_NonRecursive):
                                             span, help=f"write '{text}'"))
         return A.Ident(text, span)
 
-    @v_args(meta=True)
     def objective(self, meta, c):
         return A.Objective(self._ident(c[0]), self._span(meta))
 
-    @v_args(meta=True)
     def input(self, meta, c):
         return A.Input(self._ident(c[0]), c[1], self._span(meta))
 
-    @v_args(meta=True)
     def tensor_type(self, meta, c):
         dtype_tok = c[0]
         dims = tuple(_parse_int(t, self.file) for t in c[1:] if t is not None)
@@ -165,38 +183,30 @@ class _Build(Transformer_NonRecursive):
                 help=did_you_mean(str(dtype_tok), names) or f"dtypes: {', '.join(names)}")) from None
         return A.TensorType(dtype, dims, self._span(meta))
 
-    @v_args(meta=True)
     def model(self, meta, c):
         return A.Model(self._ident(c[0]), self._ident(c[1]), self._string(c[2]), c[3], self._span(meta))
 
-    @v_args(meta=True)
     def weights(self, meta, c):
         return self._string(c[0])
 
-    @v_args(meta=True)
     def tool(self, meta, c):
         return A.Tool(self._ident(c[0]), self._ident(c[1]), self._string(c[2]), c[3], self._span(meta))
 
-    @v_args(meta=True)
     def returns(self, meta, c):
         return c[0]
 
-    @v_args(meta=True)
     def string(self, meta, c):
         return self._string(c[0])
 
-    @v_args(meta=True)
     def task(self, meta, c):
         name, callee, *rest = c
         args = tuple(a for a in rest if not _is_clause(a) and a is not None)
         clauses = tuple(a for a in rest if _is_clause(a))
         return A.Task(self._ident(name), self._ident(callee), args, clauses, self._span(meta))
 
-    @v_args(meta=True)
     def gate(self, meta, c):
         return A.Gate(self._ident(c[0]), c[1], tuple(c[2:]), self._span(meta))
 
-    @v_args(meta=True)
     def loop(self, meta, c):
         name, max_tok, until, expect, *rest = c
         body = tuple(x for x in rest if not _is_clause(x))
@@ -204,89 +214,69 @@ class _Build(Transformer_NonRecursive):
         return A.Loop(self._ident(name), _parse_int(max_tok, self.file), until, body, expect, clauses,
                       self._span(meta), _tspan(self.file, max_tok))
 
-    @v_args(meta=True)
     def expect(self, meta, c):
         return c[0]
 
-    @v_args(meta=True)
     def carry(self, meta, c):
         return A.Carry(self._ident(c[0]), c[1], c[2], self._span(meta))
 
-    @v_args(meta=True)
     def output(self, meta, c):
         return A.Output(tuple(c), self._span(meta))
 
-    @v_args(meta=True)
     def when(self, meta, c):
         return A.When(c[0], self._span(meta))
 
-    @v_args(meta=True)
     def retry(self, meta, c):
         return A.Retry(_parse_int(c[0], self.file), self._span(meta))
 
-    @v_args(meta=True)
     def backoff(self, meta, c):
         return A.Backoff(self._duration(c[0]), self._duration(c[1]), self._span(meta))
 
-    @v_args(meta=True)
     def timeout(self, meta, c):
         return A.Timeout(self._duration(c[0]), self._span(meta))
 
-    @v_args(meta=True)
     def breaker(self, meta, c):
         return A.Breaker(_parse_int(c[0], self.file), self._duration(c[1]), self._span(meta))
 
-    @v_args(meta=True)
     def on_failure(self, meta, c):
         return A.OnFailure(self._ident(c[0]), self._ident(c[1]) if c[1] is not None else None,
                            self._span(meta))
 
-    @v_args(meta=True)
     def cost(self, meta, c):
         return A.Cost(self._duration(c[0]), self._span(meta))
 
-    @v_args(meta=True)
     def after(self, meta, c):
         return A.After(tuple(self._ident(t) for t in c), self._span(meta))
 
-    @v_args(meta=True)
     def prob(self, meta, c):
         return A.Prob(c[0], self._span(meta))
 
-    @v_args(meta=True)
     def default(self, meta, c):
         return A.Default(self._ident(c[0]), self._span(meta))
 
-    @v_args(meta=True)
     def ref(self, meta, c):
         index = _parse_int(c[1], self.file) if c[1] is not None else None
         return A.Ref(str(c[0]), index, self._span(meta))
 
-    @v_args(meta=True)
     def number(self, meta, c):
         tok = c[0]
         value = _parse_int(tok, self.file) if tok.type == "INT" else _parse_float(tok, self.file)
         return A.Number(value, self._span(meta))
 
-    @v_args(meta=True)
     def neg(self, meta, c):
         tok = c[0]
         value = _parse_int(tok, self.file) if tok.type == "INT" else _parse_float(tok, self.file)
         return A.Number(-value, self._span(meta))
 
-    @v_args(meta=True)
     def or_expr(self, meta, c):
         return self._expr(A.BoolOp("or", tuple(c), self._span(meta)), c)
 
-    @v_args(meta=True)
     def and_expr(self, meta, c):
         return self._expr(A.BoolOp("and", tuple(c), self._span(meta)), c)
 
-    @v_args(meta=True)
     def not_(self, meta, c):
         return self._expr(A.Not(c[0], self._span(meta)), c)
 
-    @v_args(meta=True)
     def compare(self, meta, c):
         return self._expr(A.Compare(str(c[1]), c[0], c[2], self._span(meta)), [c[0], c[2]])
 
@@ -299,19 +289,31 @@ def _is_clause(x: object) -> bool:
     return isinstance(x, _CLAUSES)
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic GC while building: trees and ASTs hold no cycles, and its passes over
+    the fast-growing heap cost a third of a large parse. Restores the previous state."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def parse(text: str, file: str = "<string>") -> A.Module:
     """Parse .plan source; raise DiagnosticError (never another exception) on bad input."""
     parser = grammar()
-    try:
-        tree = parser.parse(text)
-    except UnexpectedInput as e:
-        raise DiagnosticError([syntax_diagnostic(e, file, text, parser)]) from None
-    try:
-        plans = _Build(file).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, _Problem):
-            raise DiagnosticError([e.orig_exc.diag]) from None
-        raise
+    with _no_gc():
+        try:
+            tree = parser.parse(text)
+        except UnexpectedInput as e:
+            raise DiagnosticError([syntax_diagnostic(e, file, text, parser)]) from None
+        try:
+            plans = _Build(file).transform(tree)
+        except _Problem as e:
+            raise DiagnosticError([e.diag]) from None
     comments, trailing = _comments(text)
     return A.Module(plans, comments, file, trailing)
 

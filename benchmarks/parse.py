@@ -1,0 +1,132 @@
+"""Front-end throughput: parse and parse+check of generated plans, against bare lark baselines.
+
+    .venv/bin/python benchmarks/parse.py [--sizes 1000,10000,100000] [--runs 5]
+
+Plans are generated (fixed seed) with a realistic mixture of constructs: targets, inputs,
+models, tools, tasks with policies and guards, gates, loops with carries, comments and outputs;
+every generated plan checks clean. Baselines run in the same process on the same text:
+lark's LALR parser on the same grammar building only its parse tree (no AST, no spans), and
+lark's Earley parser (1k lines only; it is far slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lark import Lark
+
+from planc.dsl.check import check
+from planc.dsl.parser import grammar, parse
+
+__all__ = ["generate", "main"]
+
+_GRAMMAR = Path(__file__).resolve().parents[1] / "dsl" / "grammar.lark"
+_TARGETS = ["x86_64-avx2", "x86_64-avx512", "aarch64-neon", "cuda-sm80", "cuda-sm90"]
+
+
+def _plan(rng: random.Random, k: int) -> list[str]:
+    """One plan of roughly 40-70 lines."""
+    n_tasks = rng.randint(8, 20)
+    lines = [f"# plan {k}: generated", f"plan p{k} {{",
+             f"  target {', '.join(rng.sample(_TARGETS, rng.randint(1, 4)))}",
+             f"  objective {rng.choice(['latency', 'throughput', 'energy'])}", "",
+             "  input frame: f32[1, 64, 64, 3]", "  input level: f32[]", "",
+             '  model norm = jax "models.py:normalize"',
+             '  model det = jax "models.py:detector" weights "det.npz"',
+             '  model cls = mlir "classifier.mlir"',
+             '  tool notify = exec "tools/notify.sh"  # side effect',
+             '  tool lookup = python "tools.py:lookup" returns f32[1, 64]', "",
+             "  task t0 = norm(frame)"]
+    for i in range(1, n_tasks):
+        prev = f"t{rng.randrange(i)}"
+        kind = rng.random()
+        if kind < 0.35:
+            lines.append(f"  task t{i} = {rng.choice(['det', 'cls', 'norm'])}({prev})")
+        elif kind < 0.55:
+            lines.append(f"  task t{i} = {rng.choice(['max', 'min', 'mean', 'sum'])}({prev})")
+        elif kind < 0.8:
+            lines += [f"  task t{i} = notify({prev}, \"alert #{i}\", {rng.randint(1, 9)}) when level > 0.5",
+                      f"      retry {rng.randint(0, 5)} backoff 100ms..2s timeout {rng.randint(1, 9)}s "
+                      f"breaker 5 per 30s",
+                      "      on failure skip cost 40ms"]
+        elif kind < 0.9:
+            lines += [f"  gate g{i} ({prev}) when level > 0.5 and level < 0.85 or not (level > 0.99)",
+                      "      timeout 30m default reject",
+                      f"  task t{i} = lookup(g{i}) after t0 on failure use t0"]
+        else:
+            lines += [f"  loop l{i} max {rng.randint(2, 9)} until q{i} > 0.9 expect 2 {{",
+                      f"    carry c{i} = {prev} then r{i}",
+                      f"    task r{i} = norm(c{i})",
+                      f"    task q{i} = mean(r{i})",
+                      "  }",
+                      f"  task t{i} = max(r{i}) when q{i} > -1.5"]
+    lines += ["", f"  output t{n_tasks - 1}, t0", "}", ""]
+    return lines
+
+
+def generate(n_lines: int, seed: int = 0) -> str:
+    """A .plan file of about n_lines lines (whole plans, so never much more)."""
+    rng = random.Random(seed)
+    lines: list[str] = []
+    k = 0
+    while len(lines) < n_lines:
+        lines += _plan(rng, k)
+        k += 1
+    return "\n".join(lines)
+
+
+def _medians(fns: list[Callable[[], object]], runs: int) -> list[float]:
+    """Median time of each function; runs interleave, so load from elsewhere hits all alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args(argv)
+    bare = Lark.open(str(_GRAMMAR), parser="lalr", maybe_placeholders=True)
+    earley = Lark.open(str(_GRAMMAR), parser="earley", propagate_positions=True, maybe_placeholders=True)
+    grammar()  # build ours before timing
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        text = generate(size)
+        n = text.count("\n") + 1
+        module = parse(text, "bench.plan")
+        assert not [d for d in check(module) if d.is_error], "generated plan must check clean"
+        runs = args.runs if n <= 20_000 else max(3, args.runs // 2)
+        t_bare, t_parse, t_check = _medians(
+            [lambda: bare.parse(text), lambda: parse(text, "bench.plan"), lambda: check(module)], runs)
+        t_earley = _medians([lambda: earley.parse(text)], 3)[0] if n <= 2_000 else None
+        rows.append((n, runs, t_bare, t_parse, t_parse + t_check, t_earley))
+    _table(rows)
+    return 0
+
+
+def _table(rows: list[tuple]) -> None:
+    print("| lines | runs | lark LALR tree only | planc parse | parse / LALR | planc parse+check "
+          "| lark Earley | Earley / parse |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, runs, bare, ours, both, earley in rows:
+        def rate(t: float) -> str:
+            return f"{t * 1000:.1f} ms ({n / t / 1000:.0f}k lines/s)"
+        e = rate(earley) if earley else "n/a"
+        er = f"{earley / ours:.1f}x" if earley else "n/a"
+        print(f"| {n} | {runs} | {rate(bare)} | {rate(ours)} | {ours / bare:.2f}x | {rate(both)} "
+              f"| {e} | {er} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
