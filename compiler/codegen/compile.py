@@ -92,9 +92,11 @@ def _resolve_progress(progress: ProgressFn | Literal["auto"] | None) -> Progress
 def _build(
     job: CompileJob, cache: Cache | None, opt_level: int, save_temps: Path | None
 ) -> tuple[bytes, bool]:
+    if save_temps is not None:
+        cache = None  # IREE's dump flags change the output bytes: keep those out of the cache
     flags = compile_flags(job.target, opt_level=opt_level, extra=job.extra_flags)
     key = cache_key(job.mlir, flags, iree_version()) if cache is not None else None
-    if cache is not None and key is not None and save_temps is None:
+    if cache is not None and key is not None:
         hit = cache.get(key)
         if hit is not None:
             return hit, True
@@ -121,7 +123,8 @@ def compile_all(
 
     Each compile is its own iree-compile process, driven from a thread: a process pool
     would fork a process that has JAX's threads running. Cache hits skip the compile
-    (`cache=None` compiles everything; `save_temps` always compiles, to keep the temps).
+    (`cache=None` compiles everything; `save_temps` compiles everything and caches
+    nothing, since IREE's dump flags change the bytes).
     `progress` is called after every job ("auto": a bar on stderr when it is a
     terminal, silence otherwise). Raises CompileErrors listing every failed pair after
     all jobs have run.

@@ -97,7 +97,8 @@ def compile_module(
     Runs `iree-compile - -o - FLAGS`, FLAGS from `compile_flags(target, ...)`, and returns
     the module bytes: the same text and flags give the same bytes. With `save_temps`,
     DIR/MODULE/TARGET/ keeps input.mlir, command.txt, stderr.txt, module.vmfb, IREE's
-    phase dumps and its executable files. Raises IreeCompileError on any failure.
+    phase dumps and its executable files (those dump flags change the output bytes, so
+    such a module is for inspection, not for a bundle). Raises IreeCompileError on any failure.
     """
     flags = compile_flags(target, opt_level=opt_level, extra=tuple(extra_flags))
     temps = _temps_dir(Path(save_temps), module_name, target) if save_temps is not None else None

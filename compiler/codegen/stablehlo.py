@@ -78,10 +78,20 @@ def _specs(arg_types: Sequence[ArgType]) -> tuple[list[Any], bool]:
     return specs, any(dt == "i64" for dt, _ in sigs)
 
 
-def _lower(fn: Callable[..., Any], arg_types: Sequence[ArgType]) -> Any:
+def _lower(fn: Callable[..., Any], arg_types: Sequence[ArgType], *, name: str = "") -> Any:
+
+    specs, needs_x64 = _specs(arg_types)  # bad types raise ValueError here, before tracing
+    try:
+        return _trace(fn, specs, needs_x64)
+    except Exception as e:  # the user's function may raise anything while tracing
+        what = getattr(fn, "__qualname__", repr(fn))
+        where = f" for module '{name}'" if name else ""
+        raise StableHLOError(f"tracing '{what}'{where} failed: {type(e).__name__}: {e}") from e
+
+
+def _trace(fn: Callable[..., Any], specs: list[Any], needs_x64: bool) -> Any:
     import jax
 
-    specs, needs_x64 = _specs(arg_types)
     # i64 inputs exist only with x64 on; otherwise JAX silently narrows them to i32.
     # keep_unused: the entry signature must match the declared inputs even if one is unused.
     # A fixed lowering platform keeps the text independent of the build machine's devices.
@@ -97,7 +107,7 @@ def export_stablehlo(fn: Callable[..., Any], arg_types: Sequence[ArgType], *, na
     and debug info is stripped, so the text depends only on the computation, never on
     the path of the file `fn` was defined in.
     """
-    lowered = _lower(fn, arg_types)
+    lowered = _lower(fn, arg_types, name=name)
     return normalize(lowered.as_text(), name=name)
 
 

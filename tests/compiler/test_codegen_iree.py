@@ -106,6 +106,17 @@ def test_output_is_byte_deterministic(mlir, built):
     assert compile_module(mlir, Target.X86_64_AVX2, module_name="g0") == modules[("g0", Target.X86_64_AVX2)]
 
 
+def test_x86_variants_use_only_their_vector_width(mlir, tmp_path):
+    # The AVX2 variant must not touch AVX-512 registers (it would fault on an AVX2-only CPU).
+    for target in (Target.X86_64_AVX2, Target.X86_64_AVX512):
+        compile_all([CompileJob("g0", target, mlir)], cache=None, progress=None, save_temps=tmp_path)
+
+    def assembly(target):
+        return "".join(p.read_text() for p in (tmp_path / "g0" / target.value / "executables").glob("*.s"))
+    assert "ymm" in assembly(Target.X86_64_AVX2) and "zmm" not in assembly(Target.X86_64_AVX2)
+    assert "zmm" in assembly(Target.X86_64_AVX512)
+
+
 def test_second_compile_hits_the_cache(mlir, built):
     cache, modules, _ = built
     events = []

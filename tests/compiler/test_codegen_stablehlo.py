@@ -147,3 +147,11 @@ def test_cost_facts_of_a_dense_layer():
 def test_bad_dtype_is_rejected():
     with pytest.raises(ValueError, match="expected one of: f32"):
         export_stablehlo(lambda x: x, [((2,), "f128")], name="m")
+
+
+def test_tracing_failure_names_function_and_module():
+    def mismatched(x, w):
+        return x @ w
+
+    with pytest.raises(StableHLOError, match=r"tracing '.*mismatched' for module 'g7' failed: TypeError"):
+        export_stablehlo(mismatched, [((2, 3), "f32"), ((4, 5), "f32")], name="g7")
