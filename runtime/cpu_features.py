@@ -10,7 +10,6 @@ Feature names are LLVM's ("avx2", "bmi", "sse4.2", "neon", "v").
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import mmap
 import sys
@@ -135,19 +134,33 @@ def _procfs_cpuinfo_features(key: str) -> frozenset[str]:
 _AT_HWCAP = 16
 
 
-def _hwcap() -> int:
-    """AT_HWCAP from the auxiliary vector (libc's getauxval, else /proc/self/auxv)."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        libc = ctypes.CDLL(libc_name)
-        if hasattr(libc, "getauxval"):
-            libc.getauxval.restype = ctypes.c_ulong
-            libc.getauxval.argtypes = [ctypes.c_ulong]
-            return int(libc.getauxval(_AT_HWCAP))
+def _hwcap_from_libc() -> int | None:
+    try:
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them
+        getauxval = libc.getauxval
+    except (OSError, AttributeError):
+        return None
+    getauxval.restype = ctypes.c_ulong
+    getauxval.argtypes = [ctypes.c_ulong]
+    return int(getauxval(_AT_HWCAP))
+
+
+def _hwcap_from_procfs() -> int:
     with open("/proc/self/auxv", "rb") as f:
         data = f.read()
     words = [int.from_bytes(data[i:i + 8], sys.byteorder) for i in range(0, len(data) - 7, 8)]
     return dict(zip(words[::2], words[1::2])).get(_AT_HWCAP, 0)
+
+
+def _hwcap() -> int:
+    """The kernel's AT_HWCAP: /proc/self/auxv (qemu-user emulates it), else libc's getauxval."""
+    try:
+        return _hwcap_from_procfs()
+    except OSError:
+        value = _hwcap_from_libc()
+        if value is None:
+            raise
+        return value
 
 
 def _aarch64_features() -> tuple[frozenset[str], str]:

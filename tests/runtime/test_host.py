@@ -85,6 +85,19 @@ def test_cpuid_agrees_with_the_kernel_on_real_hardware():
     assert ours == kernel
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/auxv"), reason="needs Linux")
+def test_auxv_readers_agree():
+    # AT_HWCAP is what aarch64 and riscv64 detection reads.
+    from_procfs = cpu._hwcap_from_procfs()
+    assert from_procfs != 0
+    if platform.machine() == "x86_64":
+        # The kernel's x86 AT_HWCAP is CPUID.1:EDX (glibc's getauxval answers its own
+        # bits there, so it is not compared); SSE2 is part of the baseline.
+        assert from_procfs >> 26 & 1
+    else:
+        assert cpu._hwcap_from_libc() == from_procfs
+
+
 def test_detection_in_a_fresh_process_agrees():
     code = "from planc.runtime.host import detect; h = detect({}, cuda=False); print(h.arch, *sorted(h.features))"
     env = {k: v for k, v in os.environ.items() if k != "PLANRT_HOST"}
