@@ -2,6 +2,11 @@
 
 import importlib.util
 import io
+import platform
+import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +193,39 @@ def test_tty_progress_draws_one_line():
     out = stream.getvalue()
     assert out.startswith("\r") and out.count("\r") == 2 and out.endswith("\n")
     assert "1/2 g0/vmvx (cached)" in out and "2/2 g0/x86_64-avx2 (1.2s)" in out
+
+
+QEMU = shutil.which("qemu-x86_64") or shutil.which("qemu-x86_64-static")
+RUN_VMFB = """
+import site, sys; site.addsitedir({purelib!r})
+import numpy as np, iree.runtime as rt
+ctx = rt.SystemContext(config=rt.Config("local-sync"))
+ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, open(sys.argv[1], "rb").read()))
+args = [np.load(p) for p in sys.argv[2:]]
+np.save(sys.argv[1] + ".out.npy", np.asarray(ctx.modules.g0.main(*args)))
+"""
+
+
+@pytest.mark.emulation
+@pytest.mark.skipif(QEMU is None or platform.machine() != "x86_64", reason="needs qemu-x86_64 on x86-64")
+def test_variants_on_an_emulated_haswell(built, tmp_path):
+    # What the variant choice protects against: AVX-512 code on an AVX2-only CPU.
+    _, modules, _ = built
+    args = _args()
+    paths = []
+    for i, a in enumerate(args):
+        paths.append(str(tmp_path / f"arg{i}.npy"))
+        np.save(paths[-1], a)
+    script = RUN_VMFB.format(purelib=sysconfig.get_paths()["purelib"])
+    results = {}
+    for target in (Target.X86_64_AVX2, Target.X86_64_AVX512):
+        vmfb = tmp_path / f"{target.value}.vmfb"
+        vmfb.write_bytes(modules[("g0", target)])
+        proc = subprocess.run([QEMU, "-cpu", "Haswell", sys.executable, "-c", script, str(vmfb), *paths],
+                              capture_output=True, text=True, timeout=300, check=False)
+        results[target] = (proc.returncode, proc.stderr, vmfb)
+    code, stderr, vmfb = results[Target.X86_64_AVX2]
+    assert code == 0, stderr
+    np.testing.assert_allclose(np.load(str(vmfb) + ".out.npy"), np.asarray(dense(*args)), rtol=1e-5, atol=1e-6)
+    code, stderr, _ = results[Target.X86_64_AVX512]
+    assert code != 0 and "Illegal instruction" in stderr

@@ -2,8 +2,10 @@
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 from planc.runtime import cpu_features as cpu
@@ -226,3 +228,47 @@ def test_describe_marks_the_choice():
     assert "variant x86_64-avx512  no: host lacks avx512bw" in text
     assert "variant vmvx           runs" in text
     assert describe(detect({}, cuda=False)).startswith("arch:")
+
+
+# ---------------------------------------------------------------- under an emulated CPU
+
+QEMU = shutil.which("qemu-x86_64") or shutil.which("qemu-x86_64-static")
+PURELIB = sysconfig.get_paths()["purelib"]
+DETECT = """
+import site; site.addsitedir({purelib!r})
+from planc.runtime import cpu_features
+from planc.runtime.host import KNOWN_TARGETS, choose_variant, detect
+host = detect({{}}, cuda=False)
+print(host.source)
+print(*sorted(host.features))
+print(*sorted(cpu_features._procfs_cpuinfo_features("flags")))
+print(choose_variant({{name: {{}} for name in KNOWN_TARGETS}}, host))
+"""
+
+
+def _detect_under_qemu(cpu_model):
+    env = {k: v for k, v in os.environ.items() if k != "PLANRT_HOST"}
+    out = subprocess.run([QEMU, "-cpu", cpu_model, sys.executable, "-c", DETECT.format(purelib=PURELIB)],
+                         capture_output=True, text=True, timeout=120, env=env, check=True)
+    source, ours, kernel, choice = out.stdout.splitlines()
+    return source, set(ours.split()), set(kernel.split()), choice
+
+
+@pytest.mark.emulation
+@pytest.mark.skipif(QEMU is None or platform.machine() != "x86_64", reason="needs qemu-x86_64 on x86-64")
+def test_emulated_haswell_is_seen_as_haswell():
+    source, ours, kernel, choice = _detect_under_qemu("Haswell")
+    assert source == "cpu: cpuid"
+    assert set(V3) <= ours and not any(f.startswith("avx512") for f in ours)
+    assert choice == "x86_64-avx2"
+    # /proc/cpuinfo inside the emulator still describes the real CPU.
+    real = cpu._procfs_cpuinfo_features("flags")
+    assert kernel == real
+
+
+@pytest.mark.emulation
+@pytest.mark.skipif(QEMU is None or platform.machine() != "x86_64", reason="needs qemu-x86_64 on x86-64")
+def test_emulated_nehalem_gets_the_portable_variant():
+    _, ours, _, choice = _detect_under_qemu("Nehalem")
+    assert "sse4.2" in ours and "avx" not in ours
+    assert choice == "vmvx"
