@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from planc.compiler.pipeline import PipelineOptions, parse_pipeline, run_pipeline
 from planc.dsl.parser import parse_file
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from planc.compiler.pipeline import PassFailed, PipelineOptions, parse_pipeline, run_pipeline
 from planc.dsl.diagnostics import Diagnostic, render_all
 from planc.dsl.parser import parse
@@ -147,7 +146,7 @@ def test_jax_wrong_number_of_arguments(workdir: Path) -> None:
 
 
 def test_shape_mismatch_inside_a_model_is_a_trace_error_at_the_model(workdir: Path) -> None:
-    d, src = check(workdir, """
+    d, _src = check(workdir, """
         input x: f32[1, 4]
         model m = jax "models.py:bad_mm"
         task y = m(x)
@@ -303,7 +302,7 @@ def test_model_file_importing_a_missing_module(workdir: Path) -> None:
 
 
 def test_missing_function(workdir: Path) -> None:
-    d, src = check(workdir, """
+    d, _src = check(workdir, """
         input x: f32[1, 4]
         model m = jax "models.py:idnet"
         task y = m(x)
@@ -395,7 +394,7 @@ def test_mlir_with_a_dynamic_signature(workdir: Path) -> None:
 
 # -- graph structure -----------------------------------------------------------------------
 def test_cycle_through_after(workdir: Path) -> None:
-    d, src = check(workdir, """
+    d, _src = check(workdir, """
         input x: f32[1, 4]
         task a = max(x) after b
         task b = min(a)
@@ -453,7 +452,7 @@ def test_carry_used_outside_its_loop(workdir: Path) -> None:
 
 
 def test_unknown_value_without_the_front_check(workdir: Path) -> None:
-    d, src = check(workdir, """
+    d, _src = check(workdir, """
         input frame: f32[1, 4]
         task m = max(fram)
         output m
