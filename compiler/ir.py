@@ -136,21 +136,24 @@ class PlanGraph:
                     free_after.append((t.name, name))
                 else:
                     control.add((src, t.name))
+        memo: dict[str, dict[ValueRef, ValueType]] = {}
         for u, v in sorted(flows.keys() | control):
             refs = flows.get((u, v), {})
-            self.nx.add_edge(u, v, edge=Edge(tuple(refs), self._types(u, refs.values()), (u, v) in control))
+            types = self._types(u, refs.values(), memo) if refs else ()
+            self.nx.add_edge(u, v, edge=Edge(tuple(refs), types, (u, v) in control))
         self.free_refs = tuple(free_refs)
         self.free_after = tuple(free_after)
 
-    def _types(self, producer: str, refs: Iterable[ValueRef]) -> tuple[ValueType, ...]:
-        task = self.task(producer)
-        if not task.results:
-            return ()
-        values = task.values()
-        refs = list(refs)
-        if not all(ValueRef(r.task, r.index) in values for r in refs):
-            return ()  # a bad tuple index; infer-types reports it
-        return tuple(task.value_type(ValueRef(r.task, r.index)) for r in refs)
+    def _types(self, producer: str, refs: Iterable[ValueRef],
+               memo: dict[str, dict[ValueRef, ValueType]]) -> tuple[ValueType, ...]:
+        table = memo.get(producer)
+        if table is None:
+            task = self.task(producer)
+            table = memo[producer] = dict(zip(task.values(), task.results)) if task.results else {}
+        try:
+            return tuple(table[ValueRef(r.task, r.index)] for r in refs)
+        except KeyError:
+            return ()  # untyped, or a bad tuple index that infer-types reports
 
     # -- plan-level data ----------------------------------------------------------
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import re
 import sys
@@ -140,6 +141,9 @@ class PipelineResult:
 
 
 def _run_one(p: Pass, graph: Any, after: str | None) -> PlanGraph:
+    # A pass allocates many small acyclic records; the cycle collector only costs time there.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return p.run(graph)
     except DiagnosticError as e:
@@ -147,6 +151,9 @@ def _run_one(p: Pass, graph: Any, after: str | None) -> PlanGraph:
     except Exception as e:
         where = f"pass '{p.name}'" + (f" (after '{after}')" if after else "")
         raise PassCrash(f"internal error in {where}: {type(e).__name__}: {e}") from e
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Instruments:

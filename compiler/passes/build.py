@@ -97,8 +97,9 @@ class _Builder:
         tasks.append(OutputTask(args=tuple(outputs), span=self._output_span()))
         bodies = {lp.name.name: [self._body_stmt(b, lp) for b in lp.body if not isinstance(b, A.Carry)]
                   for lp in loops}
+        exported = self._exported(tasks, loops, bodies)
         for lp in loops:
-            tasks.append(self._loop(lp, bodies, tasks, info))
+            tasks.append(self._loop(lp, bodies[lp.name.name], exported.get(lp.name.name, set()), info))
         if any(d.is_error for d in self.diags):
             raise DiagnosticError(self.diags)
         return PlanGraph(info, tasks, diagnostics=self.diags)
@@ -288,9 +289,36 @@ class _Builder:
     def _body_stmt(self, b: A.Task | A.Gate, lp: A.Loop) -> Task:
         return self._task(b, _Scope(lp.name.name))
 
-    def _loop(self, lp: A.Loop, bodies: dict[str, list[Task]], outer: list[Task], info: PlanInfo) -> LoopTask:
+    def _exported(self, outer: list[Task], loops: list[A.Loop],
+                  bodies: dict[str, list[Task]]) -> dict[str, set[ValueRef]]:
+        """Per loop, the values of its body used outside it (by the plan or by another loop)."""
+        out: dict[str, set[ValueRef]] = {}
+
+        def note(name: str, index: int | None, where: str | None) -> None:
+            home = self.home.get(name)
+            if home is not None and home != where and name not in self.carries:
+                out.setdefault(home, set()).add(ValueRef(name, index))
+
+        for t in outer:
+            for u in t.uses():
+                note(u.task, u.index, None)
+        for lp in loops:
+            name = lp.name.name
+            for t in bodies[name]:
+                for u in t.uses():
+                    note(u.task, u.index, name)
+            for r in expr_refs(lp.until):
+                note(r.name, r.index, name)
+            for c in lp.body:
+                if isinstance(c, A.Carry):
+                    note(c.init.name, c.init.index, None)
+            for clause in lp.clauses:
+                for r in expr_refs(clause.expr if isinstance(clause, A.When) else None):
+                    note(r.name, r.index, None)
+        return out
+
+    def _loop(self, lp: A.Loop, body: list[Task], exported: set[ValueRef], info: PlanInfo) -> LoopTask:
         name, scope = lp.name.name, _Scope(lp.name.name)
-        body = bodies[name]
         carries = tuple(self._carry(c, lp) for c in lp.body if isinstance(c, A.Carry))
         self._refs_in(lp.until, scope)
         c = self.clauses.read(lp.clauses, "loop", self._resolve_fallback(_Scope()))
@@ -301,10 +329,8 @@ class _Builder:
                     *(ValueRef(r.name, r.index, r.span) for r in expr_refs(lp.until))]:
             if ref.task not in local:
                 captured.setdefault(ref, ref)
-        used_outside = [u for t in outer if t.name != name for u in t.uses()]
-        used_outside += [u for other, ts in bodies.items() if other != name for t in ts for u in t.uses()]
         order = {t.name: i for i, t in enumerate(body)}
-        exports = sorted({ValueRef(u.task, u.index) for u in used_outside if u.task in order},
+        exports = sorted((v for v in exported if v.task in order),
                          key=lambda v: (order[v.task], -1 if v.index is None else v.index))
         graph = PlanGraph(replace(info, name=name, inputs=()), body)
         return LoopTask(name=name, span=lp.span, args=tuple(captured), guard=c.guard, prob=c.prob,
