@@ -15,6 +15,7 @@ Baselines, in the same process on the same plan:
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import sys
@@ -101,6 +102,10 @@ def _write(folder: Path, n: int) -> A.Plan:
     return parse(path.read_text(), str(path)).plans[0]
 
 
+def _toposort(graph: PlanGraph) -> list[str]:
+    return list(nx.topological_sort(graph.nx))
+
+
 def _median(fn: Callable[[], object], runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             computes = sum(1 for t in graph.walk() if t.kind == "compute")
             for step in ("build", "verify", "infer-types", "total"):
                 rows.append((f"{tasks} tasks ({computes} compute)", f"ours: {step}", ours[step], None))
-            floor = _median(lambda g=graph: list(nx.topological_sort(g.nx)), args.runs)
+            floor = _median(functools.partial(_toposort, graph), args.runs)
             rows.append((f"{tasks} tasks", "floor: nx.topological_sort", floor, ours["total"] / floor))
             if n <= 1000 and args.baseline_runs > 0:
                 base = _measure(plan, args.baseline_runs, cache_traces=False)
