@@ -333,8 +333,11 @@ class _Builder:
         exports = sorted((v for v in exported if v.task in order),
                          key=lambda v: (order[v.task], -1 if v.index is None else v.index))
         graph = PlanGraph(replace(info, name=name, inputs=()), body)
+        # A body task ordered after an outer task orders the whole loop after it.
+        inner_after = [a for t in body for a in t.after if a not in order]
+        after = tuple(dict.fromkeys([*self._after(c.after), *inner_after]))
         return LoopTask(name=name, span=lp.span, args=tuple(captured), guard=c.guard, prob=c.prob,
-                        after=self._after(c.after), max_iter=lp.max_iter, until=lp.until, body=graph,
+                        after=after, max_iter=lp.max_iter, until=lp.until, body=graph,
                         carries=carries, exports=tuple(exports),
                         expect=float(lp.expect.value) if lp.expect is not None else None)
 

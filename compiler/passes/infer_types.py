@@ -32,7 +32,7 @@ from planc.compiler.ir import (
     expr_refs,
 )
 from planc.compiler.models import ModelCache, ModelError, load_model, shared_cache
-from planc.compiler.passes.verify import scalar_problem
+from planc.compiler.passes.verify import cycle_diagnostics, scalar_problem
 from planc.dsl.ast import DType, Span, TensorType
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
@@ -92,7 +92,11 @@ class _Typer:
     def graph(self, g: PlanGraph, env: dict[str, _Value]) -> PlanGraph:
         """Types g in topological order; `env` (outer values, carries) is extended in place."""
         new: dict[str, Task] = {}
-        for name in g.topo_order():
+        try:
+            order = g.topo_order()
+        except IRError:
+            raise DiagnosticError(cycle_diagnostics(g)) from None  # run without verify before it
+        for name in order:
             t = g.task(name)
             typed = self.task(t, env)
             new[name] = typed

@@ -26,7 +26,7 @@ from planc.compiler.ir import (
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
-__all__ = ["Verify", "scalar_problem", "verify_graph"]
+__all__ = ["Verify", "cycle_diagnostics", "scalar_problem", "verify_graph"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,11 @@ def _shortest_cycle(g: nx.DiGraph, start: str, members: set[str]) -> list[str]:
     return [start]
 
 
+def cycle_diagnostics(graph: PlanGraph) -> list[Diagnostic]:
+    """One E0401 per cycle (strongly connected component), at its first task in source order."""
+    return list(_cycles(graph))
+
+
 def _cycles(graph: PlanGraph) -> Iterator[Diagnostic]:
     g = graph.nx
     for scc in sorted(nx.strongly_connected_components(g), key=lambda c: min(_position(graph, n) for n in c)):
@@ -171,6 +176,10 @@ def _loop(graph: PlanGraph, loop: LoopTask) -> Iterator[Diagnostic]:
             yield Diagnostic.error("E0404", f"loop '{loop.name}' uses '{ref}' without capturing it "
                                    "(internal: build lists outer values in the loop's args)",
                                    ref.span or loop.span)
+    for user, name in body.free_after:
+        if name not in loop.after:
+            yield Diagnostic.error("E0404", f"'{user}' in loop '{loop.name}' runs after '{name}', but the loop "
+                                   "does not (internal: build lifts `after` to the loop)", loop.span)
     for v in loop.exports:
         if body.producer(v) is None:
             yield Diagnostic.error("E0404", f"loop '{loop.name}' exports '{v}', which its body does not "

@@ -269,3 +269,53 @@ def test_build_makes_one_node_per_task_and_a_loop_node(tmp_path: Path) -> None:
     assert [str(a) for a in loop.args] == ["customer", "emb"]
     assert g.producer("revised") == "refine" and isinstance(loop.body.task("revised"), ComputeTask)  # type: ignore[attr-defined]
     assert g.edge("refine", "reply").control and g.models["encode"].path == ROOT / "examples" / "agent" / "models.py"
+
+
+def test_safetensors_weights(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.full((3, 2), 2.0, np.float32)}, str(tmp_path / "w.safetensors"))
+    (tmp_path / "m.py").write_text("def f(params, x):\n    return x @ params['w']\n")
+    loaded = load_jax_model(_decl(tmp_path / "m.py", "f", tmp_path / "w.safetensors"),
+                            [TensorType(DType.F32, (1, 3))], cache=ModelCache(), facts=False)
+    assert loaded.results == (TensorType(DType.F32, (1, 2)),)
+    np.testing.assert_allclose(np.asarray(loaded.fn(np.ones((1, 3), np.float32))), [[6.0, 6.0]])
+
+
+LOOPS = """
+plan p {
+  input x: f32[4]
+  task pre = max(x)
+  loop a max 2 until qa > 0 {
+    carry ca = x then ra
+    task ra = mean2(ca)
+    task qa = max(ra)
+  }
+  loop b max 2 until qb > 0 {
+    carry cb = ra then rb
+    task rb = mean2(cb) after pre
+    task qb = max(rb)
+  }
+  output qb
+}
+"""
+
+
+def test_loops_export_what_others_use_and_lift_after(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("def f(x):\n    return x * 0.5\n")
+    src = LOOPS.replace("task pre", 'model mean2 = jax "m.py:f"\n  task pre')
+    plan = parse(src, str(tmp_path / "loops.plan")).plans[0]
+    g = run_pipeline(plan, parse_pipeline("build,verify,infer-types{facts=false}"),
+                     PipelineOptions(verify_each=True)).graph
+    a, b = g.task("a"), g.task("b")
+    assert [str(v) for v in a.values()] == ["ra"] and [str(v) for v in b.values()] == ["qb"]
+    assert b.after == ("pre",) and g.edge("pre", "b").control and g.edge("a", "b").values == ("ra",)
+    assert b.carries[0].type == TensorType(DType.F32, (4,))  # type: ignore[attr-defined]
+
+
+def test_infer_types_without_verify_reports_a_cycle(tmp_path: Path) -> None:
+    src = "plan p {\n  input x: f32[]\n  task a = max(b)\n  task b = min(a)\n  output a\n}\n"
+    plan = parse(src, str(tmp_path / "c.plan")).plans[0]
+    with pytest.raises(PassFailed) as e:
+        run_pipeline(plan, parse_pipeline("build,infer-types"))
+    assert [d.code for d in e.value.diagnostics] == ["E0401"] and e.value.pass_name == "infer-types"
