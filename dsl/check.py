@@ -96,7 +96,8 @@ class _PlanCheck:
                 seen.setdefault(type(stmt), stmt)
             self._stmt(stmt)
         self._outputs()
-        self._unused()
+        if not any(d.is_error for d in self.diags):  # after an error, 'unused' is mostly an echo
+            self._unused()
         self.diags += self.graph.cycles()
         return self.diags
 

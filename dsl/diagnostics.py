@@ -134,50 +134,60 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 _VISIBLE = {c: "?" for c in [*range(9), *range(10, 32), 127]} | {9: " "}
 
 
-def _snippet(span: Span, sources: dict[str, str], label: str, mark: str = "^") -> list[str]:
-    text = sources.get(span.file)
-    if text is None:
-        try:
-            with open(span.file, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            return []
-    # The lexer counts lines by "\n" only; so must we (splitlines also splits at \f, \x1c, ...).
-    lines = text.split("\n")
-    if not 1 <= span.line <= len(lines):
+def _source_lines(file: str, sources: dict[str, str], cache: dict[str, list[str]]) -> list[str]:
+    if file not in cache:
+        text = sources.get(file)
+        if text is None:
+            try:
+                with open(file, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except (OSError, ValueError):
+                text = ""
+        # The lexer counts lines by "\n" only; so must we (splitlines also splits at \f, \x1c, ...).
+        cache[file] = text.split("\n")
+    return cache[file]
+
+
+def _snippet(span: Span, lines: list[str], label: str, width: int, mark: str = "^") -> list[str]:
+    if not 1 <= span.line <= len(lines) or not lines[span.line - 1].strip():
         return []
     line = lines[span.line - 1].rstrip("\r").translate(_VISIBLE)
     end = span.end_col if span.end_line == span.line and span.end_col > span.col else span.col + 1
     if span.end_line > span.line:
         end = max(len(line) + 1, span.col + 1)
-    width = len(str(span.line))
     gutter = " " * width
     carets = " " * (span.col - 1) + mark * max(1, end - span.col)
-    return [f"{gutter} |", f"{span.line} | {line}", f"{gutter} | {carets}{(' ' + label) if label else ''}"]
+    return [f"{gutter} |", f"{span.line:>{width}} | {line}",
+            f"{gutter} | {carets}{(' ' + label) if label else ''}"]
 
 
-def render(diag: Diagnostic, sources: dict[str, str] | None = None) -> str:
+def render(diag: Diagnostic, sources: dict[str, str] | None = None,
+           _cache: dict[str, list[str]] | None = None) -> str:
     """rustc-style text: header, location, source line with carets, notes, help."""
     sources = sources or {}
+    cache = {} if _cache is None else _cache
+    spans = [s for s in (diag.span, *(s for _, s in diag.notes)) if s is not None]
+    width = max((len(str(s.line)) for s in spans), default=1)
     out = [f"{diag.severity.value}[{diag.code}]: {diag.message}"]
     if diag.span:
-        width = len(str(diag.span.line))
         out.append(f"{' ' * width}--> {diag.span}")
-        out += _snippet(diag.span, sources, diag.label)
+        out += _snippet(diag.span, _source_lines(diag.span.file, sources, cache), diag.label, width)
     for message, span in diag.notes:
         if span:
             out.append(f"note: {message}")
-            out.append(f"  --> {span}")
-            out += _snippet(span, sources, "", "-")
+            out.append(f"{' ' * width}--> {span}")
+            out += _snippet(span, _source_lines(span.file, sources, cache), "", width, "-")
         else:
-            out.append(f"  = note: {message}")
+            out.append(f"{' ' * width} = note: {message}")
     if diag.help:
-        out.append(f"  = help: {diag.help}")
+        out.append(f"{' ' * width} = help: {diag.help}")
     return "\n".join(out)
 
 
 def render_all(diags: Sequence[Diagnostic], sources: dict[str, str] | None = None) -> str:
-    return "\n\n".join(render(d, sources) for d in sorted(diags, key=Diagnostic.sort_key))
+    """All diagnostics in position order, separated by blank lines."""
+    cache: dict[str, list[str]] = {}
+    return "\n\n".join(render(d, sources, cache) for d in sorted(diags, key=Diagnostic.sort_key))
 
 
 def to_json(diags: Sequence[Diagnostic]) -> str:
