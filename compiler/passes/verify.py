@@ -199,12 +199,10 @@ def _unreachable(graph: PlanGraph) -> Iterator[Diagnostic]:
     live = nx.ancestors(graph.nx, OUTPUT) | {OUTPUT}
     for name in sorted(set(graph.nx) - live, key=lambda n: _position(graph, n)):
         t = graph.task(name)
-        if isinstance(t, GateTask):
-            continue  # a gate still asks, and a rejection ends the run: it is an outcome itself
+        if isinstance(t, GateTask) or t.kind == "input":
+            continue  # a gate still asks (a rejection ends the run); unused inputs are dsl.check's W0003
         if isinstance(t, ToolTask):
             msg = f"tool task '{name}' contributes to no output; it still runs, for its side effects"
-        elif t.kind == "input":
-            msg = f"input '{name}' is not used by any output"
         else:
             msg = f"{t.kind} task '{name}' contributes to no output and may be dropped"
         yield Diagnostic.warning("E0403", msg, t.span, help="name it in `output`, or remove it")
