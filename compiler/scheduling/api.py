@@ -44,7 +44,10 @@ def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | Non
     if prob.n > EXACT_MAX_TASKS and budget_s is None:
         raise ScheduleInputError(f"method 'exact' takes graphs of at most {EXACT_MAX_TASKS} tasks without a "
                                  f"budget_s (got {prob.n}); use method 'ours' or give budget_s")
-    incumbent = _ours(prob, objective, seed, None if budget_s is None else budget_s / 4)
+    try:
+        incumbent: Timing | None = _ours(prob, objective, seed, None if budget_s is None else budget_s / 4)
+    except ScheduleInfeasible:
+        incumbent = None  # the heuristics' memory reservations are conservative; search anyway
     result = exact(prob, objective, incumbent, budget_s=budget_s)
     if not result.proven:
         log.warning("exact search stopped by its budget after %d nodes: the schedule is not proven optimal",

@@ -6,8 +6,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from planc.compiler.scheduling.listsched import Timing
-from planc.compiler.scheduling.memory import Ledger
+from planc.compiler.scheduling.listsched import ScheduleInfeasible, Timing
+from planc.compiler.scheduling.memory import timing_fits
 from planc.compiler.scheduling.problem import Problem
 from planc.compiler.scheduling.schedule import Objective, better, score_of
 
@@ -49,7 +49,7 @@ class ExactResult:
 class _Search:
     prob: Problem
     objective: Objective
-    best: Timing
+    best: Timing | None
     best_score: tuple[float, float]
     deadline: float
     max_nodes: int
@@ -66,12 +66,18 @@ class _Search:
         self.idle_total = sum(prob.idle_watts)
         self.min_cost = [min(r) for r in prob.cost]
         self.dev = [-1] * n
+        self.eft = [[0.0] * p for _ in range(n)]
         self.start = [0.0] * n
         self.finish = [0.0] * n
         self.avail = [0.0] * p
         self.load = [0.0] * (p + p * p)
         self.indeg = [len(x) for x in prob.preds]
         self.ready = [i for i in range(n) if not self.indeg[i]]
+        self.gaps: list[list[tuple[float, float]]] = [[] for _ in range(p)]
+        # Some optimal schedule is active (no task fits an idle gap left before it) when the
+        # objective only grows with finish times; live-data limits break that.
+        self.active_only = not prob.memory_limited
+        self.tail = [-1] * p  # last task appended to each device
 
     def ready_time(self, i: int, d: int) -> float:
         prob, p = self.prob, self.prob.p
@@ -82,20 +88,40 @@ class _Search:
         return r
 
     def span_bound(self, last: float, span: float) -> float:
-        """Lower bound on the makespan of any completion of the current partial schedule."""
-        prob, p, avail = self.prob, self.prob.p, self.avail
+        """Lower bound on the makespan of any completion of the current partial schedule.
+
+        Earliest finish of every unscheduled task on every device, ignoring contention except
+        that devices are busy until their current free time (and nothing starts before
+        ``last``), plus the optimistic remaining path; and the total remaining work.
+        """
+        prob, p, avail, dev, finish = self.prob, self.prob.p, self.avail, self.dev, self.finish
+        comm, cost, eft = prob.comm, prob.cost, self.eft
+        floor = [max(a, last) for a in avail]
         lb = span
-        for i in self.ready:
-            ci, oi = prob.cost[i], self.oct[i]
-            best = INF
-            for d in range(p):
-                if ci[d] == INF:
-                    continue
-                s = max(avail[d], last, self.ready_time(i, d))
-                x = s + ci[d] + oi[d]
-                best = min(best, x)
+        rest = 0.0
+        for i in range(prob.n):
+            if dev[i] >= 0:
+                continue
+            base = list(floor)
+            for u, e in prob.preds[i]:
+                ce = comm[e]
+                a = dev[u]
+                if a >= 0:
+                    fu, off = finish[u], a * p
+                    for d in range(p):
+                        t = fu + ce[off + d]
+                        base[d] = max(base[d], t)
+                else:
+                    eu = eft[u]
+                    for d in range(p):
+                        t = min([eu[w] + ce[w * p + d] for w in range(p)])
+                        base[d] = max(base[d], t)
+            ci, oi = cost[i], self.oct[i]
+            row = [base[d] + ci[d] for d in range(p)]
+            eft[i] = row
+            best = min([row[d] + oi[d] for d in range(p)])
             lb = max(lb, best)
-        rest = sum(self.min_cost[i] for i in range(prob.n) if self.dev[i] < 0)
+            rest += self.min_cost[i]
         return max(lb, (sum(avail) + rest) / p)
 
     def bound(self, last: float, span: float, dyn: float) -> tuple[float, float]:
@@ -114,6 +140,21 @@ class _Search:
         lb = max(lb, (sum(self.load[:p]) + sum(self.min_cost[i] for i in todo)) / p)
         return (lb, ms)
 
+    def swappable(self, i: int, d: int, ready: float) -> bool:
+        """Whether exit task ``i`` would follow exit task ``a > i`` on ``d`` that it could have
+        preceded: swapping two such tasks changes nothing else, so only the increasing order
+        is searched."""
+        a = self.tail[d]
+        if a < 0 or a < i or self.prob.succs[i] or self.prob.succs[a]:
+            return False
+        return ready <= self.start[a] + TOL * max(self.start[a], 1.0)
+
+    def fits_gap(self, d: int, ready: float, dur: float) -> bool:
+        for lo, hi in self.gaps[d]:
+            if max(lo, ready) + dur < hi - TOL * max(hi, 1.0):
+                return True
+        return False
+
     def prunable(self, lb: tuple[float, float]) -> bool:
         b = self.best_score
         tol0 = TOL * max(abs(b[0]), 1.0)
@@ -121,11 +162,11 @@ class _Search:
             return True
         return lb[0] >= b[0] - tol0 and lb[1] >= b[1] - TOL * max(abs(b[1]), 1.0)
 
-    def run(self, depth: int, last: float, last_i: int, span: float, dyn: float) -> None:
+    def run(self, depth: int, prev: tuple[float, float, int], span: float, dyn: float) -> None:
         prob = self.prob
         if depth == prob.n:
             timing = Timing(list(self.dev), list(self.start), list(self.finish))
-            if prob.memory_limited and not _fits_memory(prob, timing):
+            if prob.memory_limited and not timing_fits(prob, *timing):
                 return
             score = score_of(prob, timing, self.objective)
             if better(score, self.best_score):
@@ -135,6 +176,7 @@ class _Search:
         if self.nodes > self.max_nodes or (self.nodes & 1023 == 0 and time.perf_counter() > self.deadline):
             self.aborted = True
             return
+        last = prev[0]
         if self.prunable(self.bound(last, span, dyn)):
             return
         p = prob.p
@@ -144,9 +186,14 @@ class _Search:
                 w = prob.cost[i][d]
                 if w == INF:
                     continue
-                s = max(self.avail[d], self.ready_time(i, d))
-                if s < last - TOL * max(last, 1.0) or (s <= last + TOL * max(last, 1.0) and i < last_i):
-                    continue  # generate each semi-active schedule once: in (start, index) order
+                r = self.ready_time(i, d)
+                s = max(self.avail[d], r)
+                if _precedes(s, s + w, i, prev):
+                    continue  # generate each semi-active schedule once: in (start, finish, index) order
+                if self.active_only and self.fits_gap(d, r, w):
+                    continue  # not active: the task could run in an idle gap already left on d
+                if self.active_only and self.swappable(i, d, r):
+                    continue
                 children.append((s + w + self.oct[i][d], s, i, d))
         children.sort()
         for _, s, i, d in children:
@@ -157,7 +204,11 @@ class _Search:
     def descend(self, depth: int, i: int, d: int, s: float, span: float, dyn: float) -> None:
         prob, p = self.prob, self.prob.p
         f = s + prob.cost[i][d]
-        old_avail = self.avail[d]
+        old_avail, old_tail = self.avail[d], self.tail[d]
+        self.tail[d] = i
+        gap = s > old_avail
+        if gap:
+            self.gaps[d].append((old_avail, s))
         self.dev[i], self.start[i], self.finish[i], self.avail[d] = d, s, f, f
         self.load[d] += prob.cost[i][d]
         touched = []
@@ -176,7 +227,7 @@ class _Search:
             if not self.indeg[j]:
                 ready.append(j)
                 released.append(j)
-        self.run(depth + 1, s, i, max(span, f), dyn + self.dyn[i][d])
+        self.run(depth + 1, (s, f, i), max(span, f), dyn + self.dyn[i][d])
         for j in released:
             ready.remove(j)
         for j, _ in prob.succs[i]:
@@ -185,36 +236,45 @@ class _Search:
         for k, x in touched:
             self.load[k] -= x
         self.load[d] -= prob.cost[i][d]
-        self.dev[i], self.avail[d] = -1, old_avail
+        self.dev[i], self.avail[d], self.tail[d] = -1, old_avail, old_tail
+        if gap:
+            self.gaps[d].pop()
 
 
-def _fits_memory(prob: Problem, timing: Timing) -> bool:
-    ledger = Ledger(prob)
-    for i in sorted(range(prob.n), key=lambda i: (timing.start[i], i)):
-        d = timing.dev[i]
-        if not ledger.fits(i, d, timing.dev, timing.start[i], timing.finish[i]):
+def _precedes(s: float, f: float, i: int, prev: tuple[float, float, int]) -> bool:
+    """Whether ``(s, f, i) < prev`` lexicographically, times compared with a tolerance."""
+    for x, y in ((s, prev[0]), (f, prev[1])):
+        tol = TOL * max(abs(y), 1.0)
+        if x < y - tol:
+            return True
+        if x > y + tol:
             return False
-        ledger.place(i, d, timing.start[i], timing.finish[i])
-    return True
+    return i < prev[2]
 
 
-def exact(prob: Problem, objective: Objective, incumbent: Timing, *, budget_s: float | None = None,
+def exact(prob: Problem, objective: Objective, incumbent: Timing | None, *, budget_s: float | None = None,
           max_nodes: int | None = None) -> ExactResult:
     """Minimize ``(objective, makespan)`` exactly by branch and bound.
 
     Branching appends a ready task to a device at its earliest start, in non-decreasing
-    (start, index) order, so every semi-active schedule (one where no task can start
-    earlier without reordering a device) is generated exactly once; an optimal schedule is
-    always semi-active, so the search is exact. Bounds: the optimistic remaining path of
-    every ready task (real transfer times, cheapest devices, no contention), total
+    (start, finish, index) order, so every semi-active schedule (no task can start earlier
+    without reordering a device) is generated once. Of those only active ones are searched
+    (no task fits an idle gap left earlier on its device), and of two exit tasks that could
+    swap places on a device only one order: some optimal schedule is of that kind, since
+    every objective only grows with finish times, so the search is exact (to 1e-9
+    relative). Bounds: the optimistic finish and remaining path of every unscheduled task
+    (real transfer times, cheapest devices, devices busy until their free time), the
     remaining work over the devices, and for energy and throughput the cheapest remaining
-    energy and the device/link loads. ``incumbent`` (e.g. the best heuristic schedule)
-    seeds the upper bound. With memory capacities only semi-active schedules that fit are
-    considered, so optimality is relative to that class. ``budget_s``/``max_nodes`` stop the
-    search early; ``proven`` then is False and the best schedule found is returned.
+    energy and the device/link loads. ``incumbent`` (the best heuristic schedule, or None)
+    seeds the upper bound. With memory capacities the active/swap reductions are off and
+    only semi-active schedules that fit are considered: optimality is relative to them.
+    ``budget_s``/``max_nodes`` stop the search early; ``proven`` then is False and the best
+    schedule found is returned.
     """
     deadline = INF if budget_s is None else time.perf_counter() + budget_s
-    search = _Search(prob, objective, incumbent, score_of(prob, incumbent, objective), deadline,
-                     max_nodes if max_nodes is not None else 1 << 62)
-    search.run(0, 0.0, -1, 0.0, 0.0)
+    score = (INF, INF) if incumbent is None else score_of(prob, incumbent, objective)
+    search = _Search(prob, objective, incumbent, score, deadline, max_nodes if max_nodes is not None else 1 << 62)
+    search.run(0, (0.0, 0.0, -1), 0.0, 0.0)
+    if search.best is None:
+        raise ScheduleInfeasible("no schedule keeps the devices' live data within their memory")
     return ExactResult(search.best, not search.aborted, search.nodes)

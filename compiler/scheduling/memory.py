@@ -11,10 +11,11 @@ fits at the end.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from planc.compiler.scheduling.problem import Problem
 
-__all__ = ["Ledger", "live_peak"]
+__all__ = ["Ledger", "live_peak", "timing_fits"]
 
 Interval = list[float]  # [lo, hi, amount], mutable so an edge's hi can shrink in place
 
@@ -77,3 +78,13 @@ class Ledger:
                 iv = [finish, math.inf, prob.edge_bytes[e]]
                 self.edge[e] = iv
                 self.held[d].append(iv)
+
+
+def timing_fits(prob: Problem, dev: Sequence[int], start: Sequence[float], finish: Sequence[float]) -> bool:
+    """Whether a complete schedule keeps every device's live data within its capacity."""
+    held: list[list[Interval]] = [[] for _ in range(prob.p)]
+    for i, d in enumerate(dev):
+        held[d].append([start[i], finish[i], prob.mem[i]])
+    for e, (u, v) in enumerate(prob.edges):
+        held[dev[u]].append([finish[u], start[v], prob.edge_bytes[e]])
+    return all(live_peak(held[d], -math.inf, math.inf) <= prob.capacity[d] * (1 + 1e-9) for d in range(prob.p))

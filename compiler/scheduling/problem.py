@@ -102,7 +102,10 @@ def compile_problem(graph: nx.DiGraph, platform: Platform) -> Problem:
             raise ScheduleInputError(f"task {t!r} can run on no device{why}")
         cost.append(row)
         mem.append(m)
-    edges, comm, comm_mean, nbytes = [], [], [], []
+    edges: list[tuple[int, int]] = []
+    comm: list[tuple[float, ...]] = []
+    comm_mean: list[float] = []
+    nbytes: list[float] = []
     preds: list[list[tuple[int, int]]] = [[] for _ in order]
     succs: list[list[tuple[int, int]]] = [[] for _ in order]
     for u, v, attrs in sorted(graph.edges(data=True), key=lambda e: (index[e[0]], index[e[1]])):
