@@ -32,7 +32,7 @@ __all__ = [  # noqa: RUF022 - the records first, then the graph
     "GateDefault", "GateTask", "IRError", "InputTask", "LoopTask", "ModelDecl", "ModelKind", "Objective",
     "OutputTask", "Policy", "Task", "ToolDecl", "ToolKind", "ToolTask", "ValueRef", "ValueType", "expr_refs",
     "format_number", "format_seconds", "format_value_type",
-    "Edge", "PlanInfo", "PlanGraph",
+    "GroupTask", "Edge", "PlanInfo", "PlanGraph", "PlanSchedule", "Slot",
 ]
 assert set(__all__) >= set(_task_names)
 
@@ -54,6 +54,35 @@ class Edge:
 
 
 @dataclass(frozen=True, slots=True)
+class Slot:
+    """One task's place in the schedule: device instance, predicted start and finish (s)."""
+
+    task: str
+    device: str
+    start: float
+    finish: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSchedule:
+    """The schedule pass's result: placement and timeline on one deployment, and how it
+    compares with HEFT's on the same graph (`heft_makespan`)."""
+
+    deployment: str
+    objective: str
+    method: str
+    devices: tuple[tuple[str, str], ...]  # (instance, kind)
+    slots: tuple[Slot, ...]
+    makespan: float
+    energy: float
+    period: float
+    heft_makespan: float
+
+    def placement(self) -> dict[str, str]:
+        return {s.task: s.device for s in self.slots}
+
+
+@dataclass(frozen=True, slots=True)
 class PlanInfo:
     """Plan-level data, everything but the tasks. `source` is the .plan path as given,
     `base_dir` the absolute directory model and tool paths were resolved against,
@@ -68,6 +97,8 @@ class PlanInfo:
     tools: tuple[ToolDecl, ...] = ()
     inputs: tuple[str, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    deployment: str | None = None  # set by merge/schedule: the deployment optimized for
+    schedule: PlanSchedule | None = None
 
     def model(self, name: str) -> ModelDecl:
         for m in self.models:

@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from planc.compiler.ir import PlanSchedule
 from planc.compiler.ir import (
     OUTPUT,
     Arg,
@@ -178,7 +179,23 @@ def print_ir(graph: PlanGraph) -> str:
         lines += _task_lines(graph.task(name), types, 1)
     if OUTPUT in graph:
         lines += _task_lines(graph.task(OUTPUT), types, 1)
+    if info.schedule is not None:
+        lines += _schedule_lines(info.schedule)
     return "\n".join([*lines, "}"]) + "\n"
+
+
+def _schedule_lines(s: PlanSchedule) -> list[str]:
+    devices = ", ".join(f"{n}={k}" for n, k in s.devices)
+    out = ["", f"{_INDENT}schedule on {s.deployment} ({devices}) objective={s.objective} method={s.method}",
+           f"{_INDENT}{_INDENT}makespan={_us(s.makespan)} heft={_us(s.heft_makespan)} "
+           f"energy={s.energy:.6g}J period={_us(s.period)}"]
+    for slot in sorted(s.slots, key=lambda x: (x.start, x.device, x.task)):
+        out.append(f"{_INDENT}{_INDENT}{slot.device}: {slot.task} [{_us(slot.start)} .. {_us(slot.finish)}]")
+    return out
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f}us"
 
 
 def print_task(graph: PlanGraph, name: str) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "FailureAction",
     "GateDefault",
     "GateTask",
+    "GroupTask",
     "IRError",
     "InputTask",
     "LoopTask",
@@ -364,7 +365,7 @@ class LoopTask(Task):
         yield from Task.uses(self)
 
     def defines(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.body.tasks())
+        return tuple(d for t in self.body.tasks() for d in t.defines())
 
     def callee(self) -> str:
         return self.name
@@ -378,6 +379,40 @@ class LoopTask(Task):
     @property
     def typed(self) -> bool:
         return len(self.results) == len(self.exports) and all(c.typed for c in self.carries)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupTask(Task):
+    """Compute tasks merged into one module (the merge pass makes them). `members` run in
+    order inside one dispatch; `args` are the values they read from outside; `exports` the
+    member values used outside (results parallel to exports). A single jax or mlir model
+    call is a group of one, so every module the bundle carries is a group."""
+
+    kind: ClassVar[str] = "group"
+    members: tuple[Task, ...]
+    exports: tuple[ValueRef, ...] = ()
+    device: str | None = None
+    facts: CostFacts | None = None
+
+    def defines(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.members)
+
+    def values(self) -> tuple[ValueRef, ...]:
+        return tuple(ValueRef(r.task, r.index) for r in self.exports)
+
+    def nested(self) -> tuple[Task, ...]:
+        return self.members
+
+    def callee(self) -> str:
+        return "{" + ", ".join(m.name for m in self.members) + "}"
+
+    def attributes(self) -> tuple[tuple[str, str], ...]:
+        out: list[tuple[str, str]] = []
+        if self.device is not None:
+            out.append(("device", self.device))
+        if self.facts is not None:
+            out += [("flops", format_number(self.facts.flops)), ("bytes", format_number(self.facts.bytes_accessed))]
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,9 +12,11 @@ from typing import ClassVar, Protocol
 from planc.compiler.ir import PlanGraph
 from planc.compiler.passes.build import Build
 from planc.compiler.passes.infer_types import InferTypes
+from planc.compiler.passes.merge import Merge
+from planc.compiler.passes.schedule import Schedule
 from planc.compiler.passes.verify import Verify
 
-__all__ = ["PASSES", "Build", "InferTypes", "Pass", "Verify"]
+__all__ = ["PASSES", "Build", "InferTypes", "Merge", "Pass", "Schedule", "Verify"]
 
 
 class Pass(Protocol):
@@ -28,4 +30,6 @@ PASSES: dict[str, type] = {
     Build.name: Build,
     Verify.name: Verify,
     InferTypes.name: InferTypes,
+    Merge.name: Merge,
+    Schedule.name: Schedule,
 }

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from planc.compiler.scheduling.memory import Ledger
 from planc.compiler.scheduling.problem import Problem, ScheduleInputError
+from planc.compiler.scheduling.timeline import Timeline
 
 __all__ = [
     "ScheduleInfeasible",
@@ -37,48 +37,6 @@ class Timing(NamedTuple):
     @property
     def makespan(self) -> float:
         return max(self.finish, default=0.0)
-
-
-class Timeline:
-    """Busy intervals of each device, sorted, for insertion-based slot search."""
-
-    __slots__ = ("finishes", "starts")
-
-    def __init__(self, p: int) -> None:
-        self.starts: list[list[float]] = [[] for _ in range(p)]
-        self.finishes: list[list[float]] = [[] for _ in range(p)]
-
-    def slot(self, d: int, ready: float, dur: float, insertion: bool = True) -> float:
-        """Earliest start >= ``ready`` of an idle gap of length ``dur`` on device ``d``."""
-        fin = self.finishes[d]
-        if not fin:
-            return ready
-        last = fin[-1]
-        if not insertion or last <= ready:
-            return max(ready, last)
-        sts = self.starts[d]
-        k = bisect_right(fin, ready)
-        t = ready
-        if k and fin[k - 1] > ready:  # only with zero-length intervals
-            t = fin[k - 1]
-        if t + dur <= sts[k]:
-            return t
-        # fin[j] > ready for j >= k, so a gap after interval j starts at fin[j].
-        for j in range(k + 1, len(fin)):
-            t = fin[j - 1]
-            if t + dur <= sts[j]:
-                return t
-        return last
-
-    def add(self, d: int, start: float, finish: float) -> None:
-        fin = self.finishes[d]
-        if not fin or start >= fin[-1]:
-            self.starts[d].append(start)
-            fin.append(finish)
-            return
-        k = bisect_left(self.starts[d], start)
-        self.starts[d].insert(k, start)
-        fin.insert(k, finish)
 
 
 def data_ready(prob: Problem, i: int, d: int, dev: Sequence[int], finish: Sequence[float]) -> float:

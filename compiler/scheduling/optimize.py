@@ -18,6 +18,7 @@ from planc.compiler.scheduling.schedule import Objective, better, period_of, sco
 __all__ = ["SearchOptions", "assignment_order", "critical_tasks", "optimize"]
 
 INF = math.inf
+BIG = 2000  # above this many tasks the portfolio keeps only its cheapest members
 Score = tuple[float, float]
 WORST: Score = (INF, INF)
 
@@ -29,8 +30,8 @@ class SearchOptions:
     Attributes:
         seed: seeds the random perturbations; the same seed gives the same schedule.
         budget_s: wall-clock cap on the search (None: only the evaluation budget applies).
-        max_evals: schedule evaluations of the local search (None: about ``400_000 / n``,
-            between 8 and 4000).
+        max_evals: schedule evaluations of the local search (None: ``4e8 / n**2`` clipped
+            to [6, 4000]; one evaluation costs about ``n`` list-scheduling steps).
         polish_tasks: graphs of at most this many tasks get a branch-and-bound polish.
         polish_nodes: node limit of that polish.
     """
@@ -44,7 +45,7 @@ class SearchOptions:
     def evals_for(self, n: int) -> int:
         if self.max_evals is not None:
             return self.max_evals
-        return int(min(4000, max(8, 400_000 // max(n, 1))))
+        return int(min(4000, max(6, 400_000_000 // max(n, 1) ** 2)))
 
 
 def assignment_order(prob: Problem, dev: Sequence[int]) -> list[int]:
@@ -144,52 +145,86 @@ def _seed_assignments(prob: Problem, objective: Objective) -> list[list[int]]:
 
 
 def _portfolio(search: _Search) -> None:
-    """Offer every constructive schedule of the portfolio to ``search``."""
+    """Offer every constructive schedule of the portfolio to ``search``.
+
+    The first two are exactly HEFT and PEFT, so the result is never worse than either.
+    """
     prob = search.prob
     up, oct_mean = upward_rank(prob), optimistic_cost_table(prob)
-    orders = [order_by(prob, up), order_by(prob, rank_oct(oct_mean))]
-    tables: list[list[list[float]] | None] = [None, oct_mean]
-    if prob.n <= 2000:
-        orders += [order_by(prob, [a + b for a, b in zip(up, downward_rank(prob))]),
-                   order_by(prob, upward_rank(prob, comm_scale=0.0)),
-                   order_by(prob, upward_rank(prob, comm_scale=2.0))]
-        tables.append(comm_oct(prob))
-    for order in orders:
-        for table in tables:
-            try:
-                search.offer(eft_decode(prob, order, oct_table=table))
-            except ScheduleInfeasible:
-                pass
+    by_up, by_oct = order_by(prob, up), order_by(prob, rank_oct(oct_mean))
+    combos: list[tuple[list[int], list[list[float]] | None]] = [(by_up, None), (by_oct, oct_mean)]
+    if prob.n <= BIG:
+        lookahead = comm_oct(prob)
+        combos += [(by_up, oct_mean), (by_oct, None), (by_up, lookahead), (by_oct, lookahead)]
+        for order in (order_by(prob, [a + b for a, b in zip(up, downward_rank(prob), strict=True)]),
+                      order_by(prob, upward_rank(prob, comm_scale=0.0)),
+                      order_by(prob, upward_rank(prob, comm_scale=2.0))):
+            combos += [(order, None), (order, oct_mean), (order, lookahead)]
+    for order, table in combos:
+        try:
+            search.offer(eft_decode(prob, order, oct_table=table))
+        except ScheduleInfeasible:
+            pass
     for dev in _seed_assignments(prob, search.objective):
         search.decode(dev, assignment_order(prob, dev))
 
 
 def _moves(search: _Search, dev: list[int], timing: Timing) -> list[tuple[int, int]]:
+    """Candidate moves around the critical chain, shuffled: ``(i, d)`` puts task ``i`` on
+    device ``d``; ``(i, -1 - j)`` schedules ``i`` before ``j``, the task that delays it on
+    its device."""
     prob, rng = search.prob, search.rng
     crit = critical_tasks(prob, timing)
     if search.objective is not Objective.LATENCY:
         crit = sorted(set(crit) | set(rng.sample(range(prob.n), min(prob.n, 8))))
     moves = [(i, d) for i in crit for d in range(prob.p) if d != dev[i] and prob.cost[i][d] < INF]
+    ends = {(timing.dev[j], timing.finish[j]): j for j in crit}
+    for i in crit:
+        j = ends.get((timing.dev[i], timing.start[i]))
+        if j is not None and j != i:
+            moves.append((i, -1 - j))
     rng.shuffle(moves)
     return moves
 
 
+def _hoist(prob: Problem, order: list[int], i: int, j: int) -> list[int] | None:
+    """``order`` with ``i`` moved just before ``j``, or None if that breaks a dependency."""
+    pos = {t: k for k, t in enumerate(order)}
+    pj, pi = pos[j], pos[i]
+    if pj > pi or any(pos[u] >= pj for u, _ in prob.preds[i]):
+        return None
+    return order[:pj] + [i] + order[pj:pi] + order[pi + 1:]
+
+
+def _try(search: _Search, dev: list[int], order: list[int], move: tuple[int, int],
+         score: Score) -> tuple[Score, Timing | None]:
+    """Evaluate one move on ``dev`` in place; ``dev`` is restored unless it improves."""
+    i, d = move
+    if d < 0:
+        hoisted = _hoist(search.prob, order, i, -1 - d)
+        return search.decode(dev, hoisted, score) if hoisted is not None else (WORST, None)
+    old, dev[i] = dev[i], d
+    s2, t2 = search.decode(dev, order, score)
+    if t2 is None or not better(s2, score):
+        dev[i] = old
+    return s2, t2
+
+
 def _descend(search: _Search, dev: list[int], timing: Timing, score: Score) -> tuple[list[int], Timing, Score]:
-    """First-improvement local search: move one critical task to another device, or reorder."""
+    """First-improvement local search: move a critical task to another device or ahead of
+    the task delaying it, or reorder by bottom levels, until nothing helps."""
     prob = search.prob
     improved = True
     while improved and not search.out_of_budget():
         improved = False
         order = start_order(timing)
-        for i, d in _moves(search, dev, timing):
+        for move in _moves(search, dev, timing):
             if search.out_of_budget():
                 break
-            old, dev[i] = dev[i], d
-            s2, t2 = search.decode(dev, order, score)
+            s2, t2 = _try(search, dev, order, move, score)
             if t2 is not None and better(s2, score):
                 timing, score, improved = t2, s2, True
                 break
-            dev[i] = old
         if not improved and not search.out_of_budget():
             s2, t2 = search.decode(dev, assignment_order(prob, dev), score)
             if t2 is not None and better(s2, score):

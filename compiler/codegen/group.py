@@ -1,0 +1,50 @@
+"""Compose a merged group's members into one JAX function (traced and exported as one module)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+__all__ = ["Member", "compose", "builtin_fn"]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One task inside a group: `fn(*args)` gives one array or a tuple, bound to `results` in order."""
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple[str, ...]
+    results: tuple[str, ...]
+
+
+def builtin_fn(op: str) -> Callable[[Any], Any]:
+    """The JAX form of a builtin reduction (rank-0 result; argmax over the flattened tensor, i32)."""
+    import jax.numpy as jnp
+
+    if op == "argmax":
+        return lambda x: jnp.argmax(jnp.ravel(x)).astype(jnp.int32)
+    red = {"max": jnp.max, "min": jnp.min, "mean": jnp.mean, "sum": jnp.sum}[op]
+    return lambda x: red(x).astype(x.dtype)
+
+
+def compose(members: Sequence[Member], inputs: Sequence[str], outputs: Sequence[str]) -> Callable[..., tuple]:
+    """A function of the group's inputs (in order) returning its exported values (in order).
+
+    Intermediates that no output names never leave the function, so IREE fuses
+    across the old task boundaries."""
+    members = tuple(members)
+    inputs, outputs = tuple(inputs), tuple(outputs)
+
+    def group(*arrays: Any) -> tuple:
+        env: dict[str, Any] = dict(zip(inputs, arrays))
+        for m in members:
+            out = m.fn(*(env[a] for a in m.args))
+            if len(m.results) == 1 and not isinstance(out, (tuple, list)):
+                env[m.results[0]] = out
+            else:
+                for r, o in zip(m.results, out):
+                    env[r] = o
+        return tuple(env[o] for o in outputs)
+
+    return group

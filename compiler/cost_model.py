@@ -1,0 +1,333 @@
+"""The cost model: a roofline over device profiles, and a seam for measured corrections."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from planc.compiler.profiles import SCHEMA, Deployment, DeviceSpec, Link, Profile, ProfileError
+from planc.dsl.ast import DType
+
+__all__ = [
+    "DTYPES",
+    "BatchCostModel",
+    "ComputeFacts",
+    "CostModel",
+    "RooflineModel",
+    "TunedModel",
+    "Tuning",
+    "load_tuning",
+    "merge_facts",
+]
+
+# Every dtype a task can compute in, in a fixed order (a merged group's `mix` follows it).
+DTYPES: tuple[str, ...] = tuple(d.value for d in DType)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeFacts:
+    """What the roofline needs to know about a compute task or merged group.
+
+    `flops` counts operations (an FMA is 2) in `dtype`; `bytes_accessed` is the memory
+    traffic (operands read, results written); `dispatches` the kernel launches it takes;
+    `key` names it for measured overrides (see TunedModel). A merged group computing in
+    several dtypes lists its flops per dtype in `mix` (then `flops` is their sum and
+    `dtype` the one with the most).
+    """
+
+    flops: float
+    bytes_accessed: float
+    dtype: str
+    dispatches: int = 1
+    key: str | None = None
+    mix: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dtype, DType):
+            object.__setattr__(self, "dtype", self.dtype.value)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype '{self.dtype}', expected one of: {', '.join(DTYPES)}")
+        for name in ("flops", "bytes_accessed"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"ComputeFacts.{name} must be a finite number >= 0, found {v!r}")
+        if not isinstance(self.dispatches, int) or self.dispatches < 0:
+            raise ValueError(f"ComputeFacts.dispatches must be an integer >= 0, found {self.dispatches!r}")
+        if self.mix:
+            if any(dt not in DTYPES or not f >= 0 for dt, f in self.mix):
+                raise ValueError(f"ComputeFacts.mix must pair known dtypes with flops >= 0, found {self.mix!r}")
+            if not math.isclose(sum(f for _, f in self.mix), self.flops, rel_tol=1e-9, abs_tol=1e-9):
+                raise ValueError(f"ComputeFacts.mix sums to {sum(f for _, f in self.mix)}, not flops={self.flops}")
+
+    def by_dtype(self) -> tuple[tuple[str, float], ...]:
+        """(dtype, flops) pairs: `mix`, or the one dtype."""
+        return self.mix or ((self.dtype, self.flops),)
+
+
+def merge_facts(members: Sequence[ComputeFacts], internal_bytes: float = 0.0, *,
+                key: str | None = None) -> ComputeFacts:
+    """The facts of one module made of `members`: one dispatch, summed flops, and the
+    summed memory traffic less `internal_bytes`, the traffic of intermediates that stay
+    on the device (never below zero). Flops keep their dtypes (`mix` when several); its
+    dtype is the one carrying the most flops (ties: first in DTYPES). One member and no
+    internal bytes gives the member back.
+    """
+    if not members:
+        raise ValueError("merge_facts needs at least one member")
+    if internal_bytes < 0:
+        raise ValueError(f"internal_bytes must be >= 0, found {internal_bytes!r}")
+    if len(members) == 1 and internal_bytes == 0 and key is None:
+        return members[0]
+    by_dtype = dict.fromkeys(DTYPES, 0.0)
+    for m in members:
+        for dt, f in m.by_dtype():
+            by_dtype[dt] += f
+    traffic = max(0.0, sum(m.bytes_accessed for m in members) - internal_bytes)
+    return _mixed(by_dtype, traffic, members[0].dtype, key)
+
+
+def _mixed(by_dtype: Mapping[str, float], traffic: float, default_dtype: str, key: str | None) -> ComputeFacts:
+    flops = sum(by_dtype.values())
+    dtype = max(DTYPES, key=lambda d: (by_dtype.get(d, 0.0), -DTYPES.index(d))) if flops > 0 else default_dtype
+    mix = tuple((dt, by_dtype[dt]) for dt in DTYPES if by_dtype.get(dt, 0.0) > 0)
+    return ComputeFacts(flops, traffic, dtype, 1, key, mix if len(mix) > 1 else ())
+
+
+@runtime_checkable
+class CostModel(Protocol):
+    """Seconds and joules for tasks, transfers and tools on one deployment's devices.
+
+    Devices are named by their instance names in the deployment (`cpu0`, `gpu0`).
+    """
+
+    @property
+    def deployment(self) -> Deployment: ...
+
+    def compute_time(self, facts: ComputeFacts, device: str) -> float:
+        """Seconds to run a compute task or merged group on `device`."""
+        ...
+
+    def transfer_time(self, nbytes: float, src_device: str, dst_device: str) -> float:
+        """Seconds to move `nbytes` from one device to another; 0 on the same device."""
+        ...
+
+    def tool_time(self, declared_s: float | None, *, key: str | None = None) -> float:
+        """Seconds a tool takes: the measurement for `key`, else `declared_s`, else the default."""
+        ...
+
+    def energy(self, seconds: float, device: str) -> float:
+        """Joules drawn from the grid by `device` busy for `seconds` (busy power x time x PUE)."""
+        ...
+
+    def idle_energy(self, seconds: float, device: str) -> float:
+        """Joules drawn by `device` idle for `seconds` (idle power x time x PUE)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description for the bundle manifest (no absolute paths)."""
+        ...
+
+
+@runtime_checkable
+class BatchCostModel(CostModel, Protocol):
+    """A cost model that also prices many one-dispatch groups at once (the merge DP's fast path)."""
+
+    def compute_times(self, flops: np.ndarray, bytes_accessed: np.ndarray, dtypes: Sequence[str],
+                      device: str) -> np.ndarray:
+        """compute_time of one-dispatch groups: group k does flops[k, j] operations in dtypes[j]
+        and moves bytes_accessed[k] bytes."""
+        ...
+
+
+class RooflineModel:
+    """dispatch overhead x dispatches + max(sum of flops / peak[dtype], bytes / bandwidth), per device."""
+
+    def __init__(self, profile: Profile, deployment: Deployment | str) -> None:
+        self.profile = profile
+        self._deployment = deployment if isinstance(deployment, Deployment) else profile.deployment(deployment)
+        self._specs: dict[str, DeviceSpec] = {d.name: d.spec for d in self._deployment.devices}
+        self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
+
+    @property
+    def deployment(self) -> Deployment:
+        return self._deployment
+
+    def spec(self, device: str) -> DeviceSpec:
+        """The device kind of instance `device` (raises ProfileError naming the known ones)."""
+        spec = self._specs.get(device)
+        return spec if spec is not None else self._deployment.device(device).spec
+
+    def compute_time(self, facts: ComputeFacts, device: str) -> float:
+        spec = self.spec(device)
+        compute = sum(f / spec.peak(dt) for dt, f in facts.by_dtype())
+        return spec.dispatch_overhead * facts.dispatches + max(compute, facts.bytes_accessed / spec.mem_bandwidth)
+
+    def compute_times(self, flops: np.ndarray, bytes_accessed: np.ndarray, dtypes: Sequence[str],
+                      device: str) -> np.ndarray:
+        spec = self.spec(device)
+        compute = (flops / np.array([spec.peak(d) for d in dtypes])).sum(axis=-1)
+        return spec.dispatch_overhead + np.maximum(compute, bytes_accessed / spec.mem_bandwidth)
+
+    def transfer_time(self, nbytes: float, src_device: str, dst_device: str) -> float:
+        if nbytes < 0:
+            raise ValueError(f"transfer of {nbytes!r} bytes: must be >= 0")
+        if src_device == dst_device:
+            self.spec(src_device)
+            return 0.0
+        route = self._routes.get((src_device, dst_device))
+        if route is None:
+            route = self._routes[(src_device, dst_device)] = self._deployment.route(src_device, dst_device)
+        return sum(link.time(nbytes) for link in route)
+
+    def tool_time(self, declared_s: float | None, *, key: str | None = None) -> float:
+        if declared_s is None:
+            return self.profile.tool_time_s
+        if not (math.isfinite(declared_s) and declared_s >= 0):
+            raise ValueError(f"declared tool time must be >= 0 seconds, found {declared_s!r}")
+        return float(declared_s)
+
+    def energy(self, seconds: float, device: str) -> float:
+        return self.spec(device).power_busy_w * seconds * self._deployment.pue
+
+    def idle_energy(self, seconds: float, device: str) -> float:
+        return self.spec(device).power_idle_w * seconds * self._deployment.pue
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": "roofline",
+            "schema": SCHEMA,
+            "deployment": self._deployment.name,
+            "pue": self._deployment.pue,
+            "profiles": [Path(s).name for s in self.profile.sources],
+            "devices": {d.name: d.kind for d in self._deployment.devices},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Measured corrections to a base model, as `planc tune` writes them.
+
+    `scale` multiplies the base model's compute times on a device (keyed by instance name
+    or device kind; the instance wins). `compute` holds measured seconds by task or module
+    key, then by instance name or kind. `tools` holds measured seconds by tool key.
+    """
+
+    scale: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    compute: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
+    tools: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    source: str = "<memory>"
+
+    def to_toml(self) -> str:
+        """The tuning file that load_tuning reads back to an equal Tuning."""
+        lines = [f"schema = {SCHEMA}", "", "[scale]"]
+        lines += [f"{json.dumps(k)} = {_toml_float(v)}" for k, v in sorted(self.scale.items())]
+        lines += ["", "[tools]"] + [f"{json.dumps(k)} = {_toml_float(v)}" for k, v in sorted(self.tools.items())]
+        for key, per_device in sorted(self.compute.items()):
+            lines += ["", f"[compute.{json.dumps(key)}]"]
+            lines += [f"{json.dumps(d)} = {_toml_float(v)}" for d, v in sorted(per_device.items())]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_float(v: float) -> str:
+    if not math.isfinite(v):
+        raise ValueError(f"tuning values must be finite, found {v!r}")
+    return repr(float(v))
+
+
+def load_tuning(path: str | Path) -> Tuning:
+    """Reads a tuning file (schema 1: [scale], [tools], [compute.KEY] tables of seconds)."""
+    file = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ProfileError(file, "-", "no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(file, "-", f"not valid TOML: {e}") from None
+    if data.get("schema") != SCHEMA:
+        raise ProfileError(file, "schema", f"unsupported or missing schema {data.get('schema')!r}: "
+                           f"this planc reads schema {SCHEMA}")
+    for key in data:
+        if key not in ("schema", "scale", "compute", "tools"):
+            raise ProfileError(file, key, "unknown key (expected one of: schema, scale, compute, tools)")
+    compute = {k: _floats(v, f"compute.{k}", file) for k, v in _mapping(data, "compute", file).items()}
+    return Tuning(MappingProxyType(_floats(data.get("scale", {}), "scale", file)),
+                  MappingProxyType({k: MappingProxyType(v) for k, v in compute.items()}),
+                  MappingProxyType(_floats(data.get("tools", {}), "tools", file)), file)
+
+
+def _mapping(data: Mapping[str, Any], key: str, file: str) -> Mapping[str, Any]:
+    v = data.get(key, {})
+    if not isinstance(v, dict):
+        raise ProfileError(file, key, f"expected a table, found {v!r}")
+    return v
+
+
+def _floats(t: Any, where: str, file: str) -> dict[str, float]:
+    if not isinstance(t, dict):
+        raise ProfileError(file, where, f"expected a table of numbers, found {t!r}")
+    for k, v in t.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v >= 0):
+            raise ProfileError(file, f"{where}.{k}", f"expected a number >= 0, found {v!r}")
+    return {k: float(v) for k, v in t.items()}
+
+
+class TunedModel:
+    """A base cost model with measured corrections (per-device scale, per-key seconds)."""
+
+    def __init__(self, base: CostModel, tuning: Tuning) -> None:
+        self.base = base
+        self.tuning = tuning
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.base.deployment
+
+    def _lookup(self, table: Mapping[str, float], device: str) -> float | None:
+        if device in table:
+            return table[device]
+        return table.get(self.base.deployment.device(device).kind)
+
+    def _scale(self, device: str) -> float:
+        scale = self._lookup(self.tuning.scale, device)
+        return 1.0 if scale is None else scale
+
+    def compute_time(self, facts: ComputeFacts, device: str) -> float:
+        if facts.key is not None and facts.key in self.tuning.compute:
+            measured = self._lookup(self.tuning.compute[facts.key], device)
+            if measured is not None:
+                return measured
+        return self.base.compute_time(facts, device) * self._scale(device)
+
+    def compute_times(self, flops: np.ndarray, bytes_accessed: np.ndarray, dtypes: Sequence[str],
+                      device: str) -> np.ndarray:
+        if isinstance(self.base, BatchCostModel):
+            return self.base.compute_times(flops, bytes_accessed, dtypes, device) * self._scale(device)
+        return np.array([
+            self.compute_time(_mixed(dict(zip(dtypes, map(float, row))), float(nbytes), dtypes[0], None), device)
+            for row, nbytes in zip(flops, bytes_accessed)
+        ])
+
+    def transfer_time(self, nbytes: float, src_device: str, dst_device: str) -> float:
+        return self.base.transfer_time(nbytes, src_device, dst_device)
+
+    def tool_time(self, declared_s: float | None, *, key: str | None = None) -> float:
+        if key is not None and key in self.tuning.tools:
+            return self.tuning.tools[key]
+        return self.base.tool_time(declared_s, key=key)
+
+    def energy(self, seconds: float, device: str) -> float:
+        return self.base.energy(seconds, device)
+
+    def idle_energy(self, seconds: float, device: str) -> float:
+        return self.base.idle_energy(seconds, device)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "tuned", "tuning": Path(self.tuning.source).name, "base": self.base.describe()}

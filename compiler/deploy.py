@@ -1,0 +1,131 @@
+"""The deployment a plan is optimized for: its cost model, and task costs on its devices."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from planc.compiler.cost_model import ComputeFacts, CostModel, RooflineModel, TunedModel, load_tuning
+from planc.compiler.ir import (
+    BuiltinTask, ComputeTask, CostFacts, GateTask, GroupTask, InputTask, LoopTask, OutputTask, PlanGraph,
+    Task, ToolTask, ValueType,
+)
+from planc.compiler.profiles import load_profile
+from planc.compiler.scheduling import Device, Link, Platform
+
+__all__ = [
+    "DEFAULT_GUARD_PROB", "default_deployment", "cost_model", "task_facts", "task_cost", "platform_of",
+    "expected_iterations",
+]
+
+# A guarded task without `prob` is expected to run half the time; a loop without
+# `expect` runs half its bound (docs/scheduling.md states both).
+DEFAULT_GUARD_PROB = 0.5
+
+
+def default_deployment(targets: tuple[str, ...]) -> str:
+    """The shipped deployment that best matches a plan's targets when `--deploy` is not given."""
+    t = set(targets)
+    if any(x.startswith("cuda") for x in t) and "x86_64-avx2" in t:
+        return "edge-x86-gpu"
+    for target, deployment in (("x86_64-avx512", "x86-only"), ("x86_64-avx2", "edge-avx2"),
+                               ("aarch64-neon", "arm-board")):
+        if target in t:
+            return deployment
+    return "portable"
+
+
+def cost_model(graph: PlanGraph, deploy: str = "", tuned: str = "") -> CostModel:
+    """The roofline over the deployment (named, a file, or the default for the plan's targets),
+    wrapped by measured corrections when a tuned profile is given."""
+    model: CostModel = RooflineModel(load_profile(), deploy or default_deployment(graph.info.targets))
+    if tuned:
+        model = TunedModel(model, load_tuning(tuned))
+    return model
+
+
+def _dtype(t: ValueType) -> str:
+    return t.dtype.value if t is not None else "f32"
+
+
+def task_facts(task: Task, in_types: list[ValueType]) -> ComputeFacts | None:
+    """Roofline facts of a compute-like task (None for tools, gates, loops and inputs)."""
+    if isinstance(task, GroupTask) and task.facts is not None:
+        dtype = _dtype(task.results[0]) if task.results else "f32"
+        return ComputeFacts(task.facts.flops, task.facts.bytes_accessed, dtype, key=task.name)
+    if isinstance(task, ComputeTask):
+        f = task.facts or _io_facts(task, in_types)
+        return ComputeFacts(f.flops, f.bytes_accessed, _dtype(task.results[0]) if task.results else "f32")
+    if isinstance(task, BuiltinTask):
+        nbytes = sum(t.nbytes for t in in_types if t is not None)
+        elems = sum(math.prod(t.shape) for t in in_types if t is not None)
+        return ComputeFacts(float(elems), float(nbytes), _dtype(in_types[0]) if in_types else "f32")
+    return None
+
+
+def _io_facts(task: Task, in_types: list[ValueType]) -> CostFacts:
+    # An mlir model has no JAX cost analysis: count its I/O traffic, no flops.
+    nbytes = sum(t.nbytes for t in (*in_types, *task.results) if t is not None)
+    return CostFacts(0.0, float(nbytes))
+
+
+def expected_iterations(loop: LoopTask) -> float:
+    return loop.expect if loop.expect is not None else max(1.0, loop.max_iter / 2)
+
+
+def task_cost(graph: PlanGraph, task: Task, model: CostModel, devices: tuple[str, ...],
+              runnable: Mapping[str, bool]) -> dict[str, float]:
+    """Expected seconds of `task` on each device (inf where it cannot run); guards scale by
+    their probability, loops by their expected iterations. Tools, gates, builtins outside a
+    group, inputs and loops run on the deployment's host."""
+    host = model.deployment.host
+    prob = 1.0 if task.guard is None else (task.prob if task.prob is not None else DEFAULT_GUARD_PROB)
+    host_only = {d: (0.0 if d == host else math.inf) for d in devices}
+    if isinstance(task, (InputTask, OutputTask, GateTask)):
+        return host_only
+    if isinstance(task, ToolTask):
+        return {d: (model.tool_time(task.policy.cost, key=task.tool) * prob if d == host else math.inf)
+                for d in devices}
+    if isinstance(task, LoopTask):
+        body = sum(min(task_cost(task.body, t, model, devices, runnable).values())
+                   for t in task.body.tasks())
+        return {d: (body * expected_iterations(task) * prob if d == host else math.inf) for d in devices}
+    facts = task_facts(task, [_arg_type(graph, a) for a in task.uses()])
+    if facts is None:
+        return host_only
+    if isinstance(task, BuiltinTask):
+        return {d: (model.compute_time(facts, d) * prob if d == host else math.inf) for d in devices}
+    return {d: (model.compute_time(facts, d) * prob if runnable.get(d, False) else math.inf) for d in devices}
+
+
+def _arg_type(graph: PlanGraph, ref) -> ValueType:
+    try:
+        return graph.value_type(ref)
+    except Exception:  # noqa: BLE001 - a loop body's outer value: typed elsewhere, cost estimate only
+        return None
+
+
+def platform_of(model: CostModel) -> Platform:
+    """The scheduler's view of a deployment: devices with memory and power, links per pair."""
+    dep = model.deployment
+    devices = tuple(Device(d.name, memory=d.spec.memory_bytes, watts=d.spec.power_busy_w,
+                           idle_watts=d.spec.power_idle_w) for d in dep.devices)
+    links: dict[tuple[str, str], Link] = {}
+    for a in dep.names:
+        for b in dep.names:
+            if a != b:
+                route = dep.route(a, b)
+                links[(a, b)] = Link(latency=sum(x.latency for x in route),
+                                     bandwidth=min(x.bandwidth for x in route))
+    return Platform(devices, links=links, pue=dep.pue)
+
+
+@dataclass(frozen=True, slots=True)
+class Runnable:
+    """Which deployment devices a plan's modules can run on: those whose kind is a target."""
+
+    @staticmethod
+    def of(graph: PlanGraph, model: CostModel) -> dict[str, bool]:
+        targets = set(graph.info.targets)
+        return {d.name: (not targets or d.kind in targets) for d in model.deployment.devices}

@@ -1,0 +1,58 @@
+"""The `schedule` pass: order and place the (merged) tasks on the deployment's devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import networkx as nx
+
+from planc.compiler.deploy import Runnable, cost_model, platform_of, task_cost
+from planc.compiler.ir import GroupTask, PlanGraph, PlanSchedule, Slot
+from planc.compiler.scheduling import schedule
+
+__all__ = ["Schedule", "task_graph"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Places every top-level task on a device instance and predicts its start and finish,
+    minimizing the plan's objective; records HEFT's makespan beside ours."""
+
+    name: ClassVar[str] = "schedule"
+    deploy: str = ""
+    tuned: str = ""
+    method: str = "auto"
+    seed: int = 0
+
+    def run(self, graph: PlanGraph) -> PlanGraph:
+        model = cost_model(graph, self.deploy or (graph.info.deployment or ""), self.tuned)
+        g = task_graph(graph, model)
+        platform = platform_of(model)
+        objective = graph.info.objective.value
+        ours = schedule(g, platform, objective=objective, method=self.method, seed=self.seed)
+        heft = schedule(g, platform, objective=objective, method="heft")
+        dep = model.deployment
+        record = PlanSchedule(
+            deployment=dep.name, objective=objective, method=ours.method.value,
+            devices=tuple((d.name, d.kind) for d in dep.devices),
+            slots=tuple(Slot(str(t), p.device, p.start, p.finish) for t, p in ours.placements.items()),
+            makespan=ours.makespan, energy=ours.energy, period=ours.period, heft_makespan=heft.makespan,
+        )
+        placed = [replace(t, device=ours.placements[t.name].device)
+                  for t in graph.tasks() if isinstance(t, GroupTask)]
+        out = graph.replace_tasks(placed) if placed else graph
+        return out.with_info(deployment=dep.name, schedule=record)
+
+
+def task_graph(graph: PlanGraph, model) -> nx.DiGraph:
+    """The bare task graph the scheduling library works on: per-device costs, bytes per edge."""
+    runnable = Runnable.of(graph, model)
+    names = model.deployment.names
+    g = nx.DiGraph()
+    for n in graph.topo_order():
+        t = graph.task(n)
+        g.add_node(n, cost=task_cost(graph, t, model, names, runnable))
+    for u, v in graph.nx.edges:
+        g.add_edge(u, v, bytes=float(graph.edge(u, v).nbytes))
+    return g

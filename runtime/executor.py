@@ -1,0 +1,283 @@
+"""The executor: runs a bundle's tasks as a dataflow graph with policies, gates, loops and a journal."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import enum
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from planc.runtime import expr as E
+from planc.runtime.clock import Clock, SystemClock
+from planc.runtime.values import SKIPPED, Value
+
+__all__ = ["BUILTIN_OPS", "Engine", "RunFailed", "RunResult", "RunStatus", "Services", "needs"]
+
+log = logging.getLogger(__name__)
+
+
+class RunStatus(enum.Enum):
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class RunFailed(RuntimeError):
+    """A task failed and its policy says `fail`: the run stops (and can be resumed)."""
+
+    def __init__(self, task: str, message: str):
+        self.task = task
+        super().__init__(f"task '{task}' failed: {message}")
+
+
+@dataclass
+class RunResult:
+    status: RunStatus
+    outputs: dict[str, Any]
+    iterations: dict[str, int] = field(default_factory=dict)
+    task_seconds: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    error: str | None = None
+    rejected_by: str | None = None
+
+
+def _reduce(op: str, x: np.ndarray) -> np.ndarray:
+    if op == "argmax":
+        return np.asarray(np.argmax(x), dtype=np.int32)
+    out = {"max": np.max, "min": np.min, "mean": np.mean, "sum": np.sum}[op](x)
+    return np.asarray(out, dtype=x.dtype)
+
+
+BUILTIN_OPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    op: (lambda x, _op=op: _reduce(_op, x)) for op in ("max", "min", "mean", "sum", "argmax")
+}
+
+
+def needs(task: Mapping[str, Any]) -> set[str]:
+    """Every value name a task reads: its args, guard, fallback and, for a loop, its body's outer reads."""
+    out = {a for a in task.get("args", ()) if isinstance(a, str)}
+    if task.get("when") is not None:
+        out |= E.refs(task["when"])
+    fb = (task.get("policy") or {}).get("fallback")
+    if fb:
+        out.add(fb)
+    if task["kind"] == "loop":
+        inner = {r for t in task["body"] for r in t["results"]} | {c["name"] for c in task["carries"]}
+        for t in task["body"]:
+            out |= needs(t) - inner
+        out |= {c["init"] for c in task["carries"]}
+    return out
+
+
+@dataclass
+class Services:
+    """What the engine calls out to; each piece is injectable for tests."""
+
+    compute: Callable[[Mapping[str, Any], list[Value]], list[Value]]
+    tool: Callable[[Mapping[str, Any], list[Any], str], Any] | None = None  # (task, json args, key) -> Value
+    gate: Callable[[Mapping[str, Any], Value], tuple[str, Any]] | None = None  # -> ("approve"|"reject", value)
+    journal: Any = None  # RunJournal-like: finished(name, it) / record(name, it, values)
+    tracer: Any = None
+    clock: Clock = field(default_factory=SystemClock)
+    workers: int = 4
+    run_id: str = "run"
+
+
+class Engine:
+    """Runs a list of manifest TASKs over an environment of values, as a dataflow graph.
+
+    Independent tasks run concurrently on a thread pool; when only one task is ready it
+    runs inline on the calling thread (no hand-off cost on chains)."""
+
+    def __init__(self, services: Services):
+        self.s = services
+        self.iterations: dict[str, int] = {}
+        self.task_seconds: dict[str, float] = {}
+        self.skipped: list[str] = []
+        self.rejected_by: str | None = None
+        self._lock = threading.Lock()
+        self._pool: cf.ThreadPoolExecutor | None = None
+
+    # ----------------------------------------------------------------- graph
+    def run_graph(self, tasks: list[Mapping[str, Any]], env: dict[str, Any], iteration: tuple[int, ...] = ()) -> None:
+        producer = {r: t["name"] for t in tasks for r in t["results"]}
+        names = {t["name"] for t in tasks}
+        deps: dict[str, set[str]] = {}
+        for t in tasks:
+            d = {producer[v] for v in needs(t) if v in producer}
+            d |= {a for a in t.get("after", ()) if a in names}
+            d |= {producer[a] for a in t.get("after", ()) if a in producer}
+            d.discard(t["name"])
+            deps[t["name"]] = d
+        pending = list(tasks)
+        done: set[str] = set()
+        inflight: dict[cf.Future, str] = {}
+        while pending or inflight:
+            ready = [t for t in pending if deps[t["name"]] <= done]
+            for t in ready:
+                pending.remove(t)
+            if not inflight and len(ready) == 1:
+                self.run_task(ready[0], env, iteration)
+                done.add(ready[0]["name"])
+                continue
+            if not ready and not inflight:
+                raise RunFailed(pending[0]["name"], "waits for tasks that never run (a dependency cycle)")
+            pool = self._get_pool()
+            for t in ready:
+                inflight[pool.submit(self.run_task, t, env, iteration)] = t["name"]
+            finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                name = inflight.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    for other in inflight:
+                        other.cancel()
+                    cf.wait(list(inflight))
+                    raise exc
+                done.add(name)
+
+    def _get_pool(self) -> cf.ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = cf.ThreadPoolExecutor(max_workers=self.s.workers, thread_name_prefix="planrt")
+            return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # ----------------------------------------------------------------- tasks
+    def run_task(self, task: Mapping[str, Any], env: dict[str, Any], iteration: tuple[int, ...]) -> None:
+        name = task["name"]
+        journal = self.s.journal
+        if task["kind"] != "loop" and journal is not None:
+            saved = journal.finished(name, iteration)
+            if saved is not None:
+                env.update(saved)
+                return
+        if any(env.get(v) is SKIPPED for v in needs(task) - self._fallbacks(task)):
+            self._skip(task, env)
+            return
+        if task.get("when") is not None and task["kind"] != "gate":
+            if not E.evaluate_bool(task["when"], _Scalars(env)):
+                self._skip(task, env)
+                return
+        start = self.s.clock.now()
+        kind = task["kind"]
+        if kind == "compute":
+            outs = self.s.compute(task, [env[a] for a in task["args"]])
+            results = dict(zip(task["results"], outs))
+        elif kind == "builtin":
+            x = env[task["args"][0]].to_host()
+            results = {task["results"][0]: Value.from_host(BUILTIN_OPS[task["op"]](x), None)}
+            results[task["results"][0]].dtype = _dtype_name(results[task["results"][0]].host)
+        elif kind == "tool":
+            results = self._tool(task, env, iteration)
+        elif kind == "gate":
+            results = self._gate(task, env)
+        elif kind == "loop":
+            self._loop(task, env, iteration)
+            return
+        else:
+            raise RunFailed(name, f"unknown task kind '{kind}'")
+        elapsed = self.s.clock.now() - start
+        with self._lock:
+            self.task_seconds[name] = self.task_seconds.get(name, 0.0) + elapsed
+        if self.s.tracer is not None:
+            self.s.tracer.slice(name, kind, start, elapsed)
+        env.update(results)
+        if journal is not None:
+            journal.record(name, iteration, results)
+
+    @staticmethod
+    def _fallbacks(task: Mapping[str, Any]) -> set[str]:
+        fb = (task.get("policy") or {}).get("fallback")
+        return {fb} if fb else set()
+
+    def _skip(self, task: Mapping[str, Any], env: dict[str, Any]) -> None:
+        with self._lock:
+            self.skipped.append(task["name"])
+        for r in task["results"]:
+            env[r] = SKIPPED
+        if task["kind"] == "loop":
+            for t in task["body"]:
+                for r in t["results"]:
+                    env[r] = SKIPPED
+
+    def _tool(self, task, env, iteration) -> dict[str, Any]:
+        if self.s.tool is None:
+            raise RunFailed(task["name"], "no tool runner configured")
+        key = ":".join([self.s.run_id, task["name"], *map(str, iteration)])
+        args = [env[a] if isinstance(a, str) else a for a in task["args"]]
+        value = self.s.tool(task, args, key)
+        if value is SKIPPED:
+            with self._lock:
+                self.skipped.append(task["name"])
+        return {task["results"][0]: value}
+
+    def _gate(self, task, env) -> dict[str, Any]:
+        value = env[task["args"][0]]
+        guard = task.get("when")
+        if guard is not None and not E.evaluate_bool(guard, _Scalars(env)):
+            return {task["results"][0]: value}  # a false guard passes without asking
+        if self.s.gate is None:
+            raise RunFailed(task["name"], "no gate decision source configured")
+        decision, approved = self.s.gate(task, value)
+        if decision == "reject":
+            # Everything that needs the gate is skipped; the run ends as rejected.
+            with self._lock:
+                self.rejected_by = self.rejected_by or task["name"]
+            return {task["results"][0]: SKIPPED}
+        return {task["results"][0]: approved}
+
+    def _loop(self, task, env, iteration) -> None:
+        name = task["name"]
+        carries = {c["name"]: env[c["init"]] for c in task["carries"]}
+        count = 0
+        for i in range(task["max"]):
+            count = i + 1
+            inner = dict(env)
+            inner.update(carries)
+            self.run_graph(task["body"], inner, (*iteration, i))
+            for t in task["body"]:
+                for r in t["results"]:
+                    env[r] = inner[r]
+            if E.evaluate_bool(task["until"], _Scalars(inner)):
+                break
+            carries = {c["name"]: inner[c["next"]] for c in task["carries"]}
+        with self._lock:
+            self.iterations[name] = count
+
+
+def _dtype_name(a: np.ndarray) -> str:
+    return {"float32": "f32", "float16": "f16", "int8": "i8", "int32": "i32", "int64": "i64",
+            "bool": "bool", "bfloat16": "bf16", "float64": "f32"}[a.dtype.name]
+
+
+class _Scalars(Mapping):
+    """A view of the environment that hands host values to the expression evaluator."""
+
+    def __init__(self, env: dict[str, Any]):
+        self.env = env
+
+    def __getitem__(self, k: str) -> Any:
+        v = self.env[k]
+        if v is SKIPPED:
+            raise KeyError(k)
+        return v.to_host() if isinstance(v, Value) else v
+
+    def __iter__(self):
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
+
+
+def seeded_rng(seed: int) -> random.Random:
+    return random.Random(seed)
