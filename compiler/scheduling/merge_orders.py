@@ -83,7 +83,9 @@ class Segments:
     near: tuple[np.ndarray, np.ndarray, np.ndarray]   # (edge, e, c): edge from s - 1 into the segment
     internal: tuple[np.ndarray, np.ndarray, np.ndarray]  # (edge, e, c) difference points along c
     src: np.ndarray                # per edge, the DP-orientation source task
-    dst_pos: np.ndarray            # per edge, the DP-orientation destination position
+    dst: np.ndarray                # per edge, the DP-orientation destination task
+    src_pos: np.ndarray            # their positions in `order`
+    dst_pos: np.ndarray
     weight: np.ndarray             # per edge, bytes
     alpha: np.ndarray              # (D, D): seconds = alpha[from, to] + beta[from, to] * bytes
     beta: np.ndarray
@@ -137,8 +139,8 @@ def segments(p: Pricing, order: Sequence[int], *, reverse: bool = False) -> Segm
 
     ends_uv = [(v, u) if reverse else (u, v) for u, v, _ in p.edges]
     src = np.array([u for u, _ in ends_uv], dtype=np.int64)
-    eu = pos[src] if p.edges else np.zeros(0, np.int64)
-    ev = pos[np.array([v for _, v in ends_uv], dtype=np.int64)] if p.edges else np.zeros(0, np.int64)
+    dst = np.array([v for _, v in ends_uv], dtype=np.int64)
+    eu, ev = pos[src], pos[dst]
     ew = np.array([w for _, _, w in p.edges], dtype=float)
     # Internal edge a -> b: segment (e, c) holds it when e >= b and c >= e - a (c < L).
     short = np.nonzero(ev - eu < L)[0]
@@ -157,7 +159,7 @@ def segments(p: Pricing, order: Sequence[int], *, reverse: bool = False) -> Segm
     alpha, beta = _affine(p)
     if reverse:
         alpha, beta = alpha.T.copy(), beta.T.copy()
-    return Segments(dp_order, reverse, G, in_cnt, in_bytes, (k2, e2, c2 - 1), internal, src, ev, ew,
+    return Segments(dp_order, reverse, G, in_cnt, in_bytes, (k2, e2, c2 - 1), internal, src, dst, eu, ev, ew,
                     alpha, beta, bool(np.any(ev - eu >= 2)))
 
 
@@ -237,22 +239,38 @@ def order_dp(p: Pricing, segs: Segments, ref: np.ndarray | None) -> Plan:
 
 
 def _far(segs: Segments, ref: np.ndarray, D: int) -> np.ndarray:
-    """Per device d, seconds of the edges into each segment from before s - 1, their sources at ref."""
+    """Per device d and segment, the linearized seconds of the edges the exact terms miss.
+
+    An edge into the segment from before s - 1 is priced from its source's device in
+    `ref`. An edge out of the segment from a task before its last one (so certainly not
+    priced exactly by the next segment) adds t(d, ref dst) - t(ref src, ref dst): the
+    sum is exact whenever at most one end leaves its `ref` device.
+    """
     n, L = segs.shape
     far = np.zeros((D, n, L))
     if not len(segs.weight):
         return far
-    src = ref[segs.src]
+    rs, rd = ref[segs.src], ref[segs.dst]
     ends = np.arange(n)[:, None]
     s_idx = np.maximum(ends - np.arange(L)[None, :], 0)
     ik, ie, ic = segs.internal
     nk, ne, nc = segs.near
+    base = segs.alpha[rs, rd] + segs.beta[rs, rd] * segs.weight
+
+    def prefix(pos: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(np.bincount(pos, weights=w, minlength=n))])
+
+    def inner(w: np.ndarray) -> np.ndarray:
+        return np.cumsum(_accumulate((n, L), ie, ic, w[ik]), axis=1)
+
     for d in range(D):
-        w = segs.alpha[src, d] + segs.beta[src, d] * segs.weight
-        pre = np.concatenate([[0.0], np.cumsum(np.bincount(segs.dst_pos, weights=w, minlength=n))])
-        into = pre[ends + 1] - pre[s_idx]
-        far[d] = into - np.cumsum(_accumulate((n, L), ie, ic, w[ik]), axis=1) - _accumulate((n, L), ne, nc, w[nk])
-    return np.maximum(far, 0.0)
+        w_in = segs.alpha[rs, d] + segs.beta[rs, d] * segs.weight
+        pre = prefix(segs.dst_pos, w_in)
+        far[d] = pre[ends + 1] - pre[s_idx] - inner(w_in) - _accumulate((n, L), ne, nc, w_in[nk])
+        w_out = segs.alpha[d, rd] + segs.beta[d, rd] * segs.weight - base
+        pre = prefix(segs.src_pos, w_out)
+        far[d] += pre[ends] - pre[s_idx] - inner(w_out)
+    return far
 
 
 def polish(p: Pricing, plan: Plan, rounds: int = 3) -> Plan:
