@@ -141,3 +141,4 @@ def fixed_decode(prob: Problem, order: Sequence[int], dev: Sequence[int], *, ins
         start[i], finish[i] = s, s + cost[i][d]
         tl.add(d, s, finish[i])
     return Timing(devl, start, finish)
+
