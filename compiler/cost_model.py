@@ -149,9 +149,11 @@ class BatchCostModel(CostModel, Protocol):
 class RooflineModel:
     """dispatch overhead x dispatches + max(sum of flops / peak[dtype], bytes / bandwidth), per device."""
 
-    def __init__(self, profile: Profile, deployment: Deployment | str) -> None:
-        self.profile = profile
-        self._deployment = deployment if isinstance(deployment, Deployment) else profile.deployment(deployment)
+    def __init__(self, profile: Profile, deployment: Deployment | str | Path) -> None:
+        if isinstance(deployment, Deployment):
+            self.profile, self._deployment = profile, deployment
+        else:  # a name, or a user file whose devices and defaults then apply too
+            self.profile, self._deployment = profile.select(deployment)
         self._specs: dict[str, DeviceSpec] = {d.name: d.spec for d in self._deployment.devices}
         self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
 

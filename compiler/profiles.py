@@ -196,18 +196,22 @@ class Profile:
         deployments are merged over this profile's. Without `:NAME` the file must define
         exactly one deployment.
         """
+        return self.select(name_or_path)[1]
+
+    def select(self, name_or_path: str | Path) -> tuple[Profile, Deployment]:
+        """Like deployment(), with the profile it came from (merged with the user file, if any)."""
         path, name = _split_deploy_arg(name_or_path)
         if path is None:
             assert name is not None
-            return self._named(name, self.sources[-1])
+            return self, self._named(name, self.sources[-1])
         merged = self.with_file(path)
         if name is not None:
-            return merged._named(name, str(path))
+            return merged, merged._named(name, str(path))
         own = sorted(_read_toml(path).get("deployments", {}) or {})
         if len(own) != 1:
             problem = "defines no deployment" if not own else f"defines {len(own)} deployments ({', '.join(own)})"
             raise ProfileError(str(path), "deployments", f"{problem}; name one as {path}:NAME")
-        return merged.deployments[own[0]]
+        return merged, merged.deployments[own[0]]
 
     def with_file(self, path: str | Path) -> Profile:
         """This profile with a user file merged over it."""

@@ -79,9 +79,9 @@ class Services:
     """What the engine calls out to; each piece is injectable for tests."""
 
     compute: Callable[[Mapping[str, Any], list[Value]], list[Value]]
-    tool: Callable[[Mapping[str, Any], list[Any], str], Any] | None = None  # (task, json args, key) -> Value
-    gate: Callable[[Mapping[str, Any], Value], tuple[str, Any]] | None = None  # -> ("approve"|"reject", value)
-    journal: Any = None  # RunJournal-like: finished(name, it) / record(name, it, values)
+    tool: Callable[..., Any] | None = None  # (task, args, key, env) -> Value | SKIPPED; applies on_failure
+    gate: Callable[..., tuple[str, Any]] | None = None  # (task, value, iteration) -> ("approve"|"reject", value)
+    journal: Any = None  # finished(task, iteration) -> values | None; record(task, iteration, values)
     tracer: Any = None
     clock: Clock = field(default_factory=SystemClock)
     workers: int = 4
@@ -157,7 +157,7 @@ class Engine:
         name = task["name"]
         journal = self.s.journal
         if task["kind"] != "loop" and journal is not None:
-            saved = journal.finished(name, iteration)
+            saved = journal.finished(task, iteration)
             if saved is not None:
                 env.update(saved)
                 return
@@ -175,12 +175,12 @@ class Engine:
             results = dict(zip(task["results"], outs))
         elif kind == "builtin":
             x = env[task["args"][0]].to_host()
-            results = {task["results"][0]: Value.from_host(BUILTIN_OPS[task["op"]](x), None)}
-            results[task["results"][0]].dtype = _dtype_name(results[task["results"][0]].host)
+            dtype = (task.get("type") or {}).get("dtype") or _dtype_name(x)
+            results = {task["results"][0]: Value.from_host(BUILTIN_OPS[task["op"]](x), dtype)}
         elif kind == "tool":
             results = self._tool(task, env, iteration)
         elif kind == "gate":
-            results = self._gate(task, env)
+            results = self._gate(task, env, iteration)
         elif kind == "loop":
             self._loop(task, env, iteration)
             return
@@ -190,10 +190,12 @@ class Engine:
         with self._lock:
             self.task_seconds[name] = self.task_seconds.get(name, 0.0) + elapsed
         if self.s.tracer is not None:
-            self.s.tracer.slice(name, kind, start, elapsed)
+            lane = "tools" if kind in ("tool", "gate") else task.get("module", "host")
+            self.s.tracer.add_slice(name, start, elapsed, category=kind, lane=str(lane),
+                                    args={"iteration": list(iteration)} if iteration else None)
         env.update(results)
         if journal is not None:
-            journal.record(name, iteration, results)
+            journal.record(task, iteration, results)
 
     @staticmethod
     def _fallbacks(task: Mapping[str, Any]) -> set[str]:
@@ -215,20 +217,20 @@ class Engine:
             raise RunFailed(task["name"], "no tool runner configured")
         key = ":".join([self.s.run_id, task["name"], *map(str, iteration)])
         args = [env[a] if isinstance(a, str) else a for a in task["args"]]
-        value = self.s.tool(task, args, key)
+        value = self.s.tool(task, args, key, env)
         if value is SKIPPED:
             with self._lock:
                 self.skipped.append(task["name"])
         return {task["results"][0]: value}
 
-    def _gate(self, task, env) -> dict[str, Any]:
+    def _gate(self, task, env, iteration) -> dict[str, Any]:
         value = env[task["args"][0]]
         guard = task.get("when")
         if guard is not None and not E.evaluate_bool(guard, _Scalars(env)):
             return {task["results"][0]: value}  # a false guard passes without asking
         if self.s.gate is None:
             raise RunFailed(task["name"], "no gate decision source configured")
-        decision, approved = self.s.gate(task, value)
+        decision, approved = self.s.gate(task, value, iteration)
         if decision == "reject":
             # Everything that needs the gate is skipped; the run ends as rejected.
             with self._lock:

@@ -54,7 +54,7 @@ class Device:
     def to_device(self, array: np.ndarray, dtype: str):
         """Copy a host array into a device buffer view (a copy: never aliasing
         an unaligned numpy buffer, which IREE's zero-copy import crashes on)."""
-        arr = np.ascontiguousarray(array, dtype=numpy_dtype(dtype))
+        arr = np.asarray(array, dtype=numpy_dtype(dtype), order="C")
         return self.allocator.allocate_buffer_copy(
             memory_type=rt.MemoryType.DEVICE_LOCAL,
             allowed_usage=rt.BufferUsage.DEFAULT,

@@ -25,7 +25,7 @@ from planc.dsl.parser import parse_file
 
 __all__ = ["add_parser", "dump_ast", "run"]
 
-EMITS = ("ast", "ir")
+EMITS = ("ast", "ir", "schedule", "mlir", "bundle")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Parse and check a .plan file, run the pass pipeline on each of its plans and emit "
                     "the result. Diagnostics go to stderr; exits 1 after an error.")
     p.add_argument("file", metavar="FILE", help="the .plan file")
-    p.add_argument("--emit", choices=EMITS, default="ir", help="what to print (default: ir)")
+    p.add_argument("--emit", choices=EMITS, default=None,
+                   help="what to produce (default: bundle when -o names a .planb file or a directory, else ir)")
     p.add_argument("-p", "--pipeline", default=DEFAULT_PIPELINE, metavar="PIPELINE",
                    help=f'passes to run, e.g. "build,verify,merge{{max-group=4}}" (default: {DEFAULT_PIPELINE})')
     p.add_argument("--plan", metavar="NAME", help="compile only this plan of the file")
@@ -45,6 +46,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dump-dir", type=Path, metavar="DIR",
                    help="write the IR after each pass to DIR/PLAN/NN-PASS.ir")
     p.add_argument("-o", "--output", type=Path, metavar="OUT", help="write the output here, not to stdout")
+    g = p.add_argument_group("optimization and code generation (--emit schedule|mlir|bundle)")
+    g.add_argument("--deploy", default="", metavar="NAME|FILE[:NAME]",
+                   help="deployment to optimize for (default: one matching the plan's targets)")
+    g.add_argument("--profile", default="", metavar="TUNED.toml", help="a tuned profile from `planc tune`")
+    g.add_argument("--target", default="", metavar="T1,T2", help="override the plan's targets")
+    g.add_argument("--method", default="auto", help="scheduler: auto, ours, exact, heft, peft, greedy")
+    g.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
+    g.add_argument("-j", "--jobs", type=int, default=None, help="parallel IREE compiles (default: cores)")
+    g.add_argument("--save-temps", metavar="DIR", help="keep IREE's inputs, commands and dumps under DIR")
     return p
 
 
@@ -82,6 +92,13 @@ def _print_after(values: list[str], names: list[str]) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.emit is None:
+        out = args.output
+        args.emit = "bundle" if out is not None and (out.suffix == ".planb" or out.is_dir()) else "ir"
+    if args.emit in ("schedule", "mlir", "bundle"):
+        from planc.compiler.commands.build import run_build
+
+        return run_build(args)
     try:
         if args.emit == "ast":
             return _run_ast(args)

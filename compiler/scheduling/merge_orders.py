@@ -210,9 +210,9 @@ def order_dp(p: Pricing, segs: Segments, ref: np.ndarray | None) -> Plan:
     if ref is None:
         c_cnt, c_bytes, far = segs.in_cnt, segs.in_bytes, np.zeros((D, n, L))
     else:
-        k, e, c = segs.near
-        c_cnt = _accumulate((n, L), e, c, np.ones(len(e)))
-        c_bytes = _accumulate((n, L), e, c, segs.weight[k])
+        nk, ne, nc = segs.near
+        c_cnt = _accumulate((n, L), ne, nc, np.ones(len(ne)))
+        c_bytes = _accumulate((n, L), ne, nc, segs.weight[nk])
         far = _far(segs, ref, D)
     total = segs.G + far
     dp = np.full((n + 1, D), INF)

@@ -15,7 +15,7 @@ from planc.compiler.scheduling.problem import Problem
 from planc.compiler.scheduling.ranks import downward_rank, optimistic_cost_table, order_by, upward_rank
 from planc.compiler.scheduling.schedule import Objective, better, period_of, score_of
 
-__all__ = ["SearchOptions", "assignment_order", "critical_tasks", "optimize"]
+__all__ = ["SearchOptions", "assignment_order", "bottleneck_tasks", "critical_tasks", "optimize"]
 
 INF = math.inf
 BIG = 2000  # above this many tasks the portfolio keeps only its cheapest members
@@ -88,6 +88,22 @@ def critical_tasks(prob: Problem, timing: Timing) -> list[int]:
                 seen.add(u)
                 stack.append(u)
     return sorted(seen)
+
+
+def bottleneck_tasks(prob: Problem, dev: Sequence[int]) -> list[int]:
+    """Tasks on the busiest device, or at either end of the busiest link (the period)."""
+    p = prob.p
+    load = [0.0] * (p + p * p)
+    for i, d in enumerate(dev):
+        load[d] += prob.cost[i][d]
+    for e, (u, v) in enumerate(prob.edges):
+        if dev[u] != dev[v]:
+            load[p + dev[u] * p + dev[v]] += prob.comm[e][dev[u] * p + dev[v]]
+    k = max(range(len(load)), key=load.__getitem__)
+    if k < p:
+        return [i for i, d in enumerate(dev) if d == k]
+    a, b = divmod(k - p, p)
+    return sorted({x for u, v in prob.edges if dev[u] == a and dev[v] == b for x in (u, v)})
 
 
 class _Search:
@@ -175,7 +191,9 @@ def _moves(search: _Search, dev: list[int], timing: Timing) -> list[tuple[int, i
     its device."""
     prob, rng = search.prob, search.rng
     crit = critical_tasks(prob, timing)
-    if search.objective is not Objective.LATENCY:
+    if search.objective is Objective.THROUGHPUT:
+        crit = sorted(set(crit) | set(bottleneck_tasks(prob, dev)))
+    elif search.objective is not Objective.LATENCY:
         crit = sorted(set(crit) | set(rng.sample(range(prob.n), min(prob.n, 8))))
     moves = [(i, d) for i in crit for d in range(prob.p) if d != dev[i] and prob.cost[i][d] < INF]
     ends = {(timing.dev[j], timing.finish[j]): j for j in crit}
