@@ -104,7 +104,10 @@ class Policy:
                 f"task '{task}': unknown policy key(s) {', '.join(unknown)}; "
                 f"expected: {', '.join(_POLICY_KEYS)}"
             )
-        on_failure = OnFailure.parse(d.get("on_failure") or "fail")
+        try:
+            on_failure = OnFailure.parse(d.get("on_failure") or "fail")
+        except PolicyError as e:
+            raise PolicyError(f"task '{task}': {e}") from None
         fallback = d.get("fallback")
         if on_failure is OnFailure.USE and not (isinstance(fallback, str) and fallback):
             raise PolicyError(

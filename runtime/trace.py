@@ -104,6 +104,19 @@ class Tracer:
             self._lane(lane)
             self._slices.append(s)
 
+    def slice(
+        self,
+        name: str,
+        category: str,
+        start: float,
+        duration: float,
+        *,
+        lane: str = "main",
+        args: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`add_slice` with the category positional: `slice(name, category, start, duration)`."""
+        self.add_slice(name, start, duration, category=category, lane=lane, args=args)
+
     def instant(
         self,
         name: str,
