@@ -65,7 +65,7 @@ class Device:
 
     def to_host(self, view, dtype: str) -> np.ndarray:
         arr = rt.DeviceArray(self.hal, view, implicit_host_transfer=True, override_dtype=numpy_dtype(dtype))
-        return np.array(arr, copy=True)
+        return np.array(arr.to_host(), copy=True)
 
 
 @dataclass
