@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 from planc.compiler.cost_model import ComputeFacts, CostModel
-from planc.compiler.scheduling.merge_dp import Plan, Pricing, exact_dp
+from planc.compiler.scheduling.merge_dp import Plan, Pricing, exact_dp, exhaustive_plan, quotient_order
 from planc.compiler.scheduling.merge_orders import order_dp, polish, segments, topo_orders
 
 __all__ = [
@@ -272,75 +271,19 @@ def _devices_of(p: Pricing, plan: Plan) -> np.ndarray:
 
 
 def exhaustive_merge(problem: MergeProblem, model: CostModel, *, options: MergeOptions = MergeOptions(),
-                     limit: int = 8) -> MergeResult:
-    """The reference: every set partition that is legal (convex groups, acyclic quotient,
-    barriers alone, size bound) and every device assignment. Only for <= `limit` tasks."""
+                     limit: int = 12) -> MergeResult:
+    """The reference search: every set partition of the tasks that is legal (convex groups,
+    acyclic quotient, barriers alone, size bound) and every device assignment of its
+    groups, skipping only partitions whose cheapest placement ignoring transfers already
+    costs more than the best found. For at most `limit` tasks (8 for general DAGs keeps it
+    under a second; chains stay small up to 12)."""
     p = _pricing(problem, model, options.max_group, options.group_cost)
     if p.n > limit:
         raise MergeError(f"exhaustive_merge handles at most {limit} tasks, found {p.n}")
-    best: tuple[float, Plan] | None = None
-    for blocks in _set_partitions(p.n):
-        if not _legal_blocks(p, blocks):
-            continue
-        plan = _best_placement(p, blocks)
-        if plan is not None:
-            cost = sum(p.total(plan))
-            if best is None or cost < best[0]:
-                best = (cost, plan)
-    if best is None:
+    plan = exhaustive_plan(p)
+    if plan is None:
         raise MergeError("no legal partition and placement")
-    return _result(p, best[1], exact=True, orders=0)
-
-
-def _set_partitions(n: int) -> Iterable[list[list[int]]]:
-    def rec(i: int, blocks: list[list[int]]) -> Iterable[list[list[int]]]:
-        if i == n:
-            yield [list(b) for b in blocks]
-            return
-        for b in blocks:
-            b.append(i)
-            yield from rec(i + 1, blocks)
-            b.pop()
-        blocks.append([i])
-        yield from rec(i + 1, blocks)
-        blocks.pop()
-    return rec(0, [])
-
-
-def _quotient_order(p: Pricing, blocks: Sequence[Sequence[int]]) -> list[int] | None:
-    """A topological order of the blocks, or None when the quotient graph has a cycle."""
-    of = {m: b for b, members in enumerate(blocks) for m in members}
-    q = nx.DiGraph()
-    q.add_nodes_from(range(len(blocks)))
-    q.add_edges_from((of[u], of[v]) for u, v, _ in p.edges if of[u] != of[v])
-    return list(nx.topological_sort(q)) if nx.is_directed_acyclic_graph(q) else None
-
-
-def _legal_blocks(p: Pricing, blocks: Sequence[Sequence[int]]) -> bool:
-    if any(len(b) > 1 and any(p.facts[m] is None for m in b) for b in blocks):
-        return False
-    if any(len(b) > p.max_group for b in blocks):
-        return False
-    # Convexity is implied by an acyclic quotient: a path leaving a group and re-entering
-    # it is a cycle through the group in the quotient graph.
-    return _quotient_order(p, blocks) is not None
-
-
-def _best_placement(p: Pricing, blocks: Sequence[Sequence[int]]) -> Plan | None:
-    D, k = len(p.devices), len(blocks)
-    costs = np.array([[p.group_seconds(tuple(b), d) for d in range(D)] for b in blocks])
-    assign = np.array(list(itertools.product(range(D), repeat=k)), dtype=np.int64)
-    total = costs[np.arange(k), assign].sum(axis=1)
-    of = {m: b for b, members in enumerate(blocks) for m in members}
-    for e, (u, v, _) in enumerate(p.edges):
-        if of[u] != of[v]:
-            total = total + p.edge_t[e][assign[:, of[u]], assign[:, of[v]]]
-    i = int(np.argmin(total))
-    if not math.isfinite(total[i]):
-        return None
-    order = _quotient_order(p, blocks)
-    assert order is not None
-    return [(tuple(blocks[b]), int(assign[i, b])) for b in order]
+    return _result(p, plan, exact=True, orders=0)
 
 
 def _plan_of(p: Pricing, groups: Sequence[tuple[Sequence[str], str]]) -> tuple[Plan, list[str]]:
@@ -383,7 +326,7 @@ def legality_errors(problem: MergeProblem, model: CostModel, groups: Sequence[tu
             errors.append(f"{label}: not allowed there, over the memory budget or over max_group")
         if not _convex(p, members):
             errors.append(f"{label}: not convex (a path leaves the group and re-enters it)")
-    if not errors and _quotient_order(p, [m for m, _ in plan]) is None:
+    if not errors and quotient_order(p, [m for m, _ in plan]) is None:
         errors.append("the quotient graph of the groups has a cycle")
     return errors
 

@@ -1,15 +1,15 @@
-"""Prices for the merge search, and its exact dynamic program over down-sets (small graphs)."""
+"""Prices for the merge search, its exact DP over down-sets, and the exhaustive reference."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from planc.compiler.cost_model import ComputeFacts, CostModel, merge_facts
 
-__all__ = ["INF", "GroupCostFn", "Plan", "Pricing", "exact_dp"]
+__all__ = ["INF", "GroupCostFn", "Plan", "Pricing", "exact_dp", "exhaustive_plan", "quotient_order"]
 
 INF = math.inf
 # A partition with placement: (member indices in topological order, device index) per group.
@@ -185,3 +185,97 @@ def exact_dp(p: Pricing, budget: int) -> Plan | None:
         plan.append((gm, d))
         back = layers[s.bit_count()][s][assign][1]
     return plan[::-1]
+
+
+# ------------------------------------------------------------ exhaustive, the reference
+
+def quotient_order(p: Pricing, blocks: Sequence[Sequence[int]]) -> list[int] | None:
+    """A topological order of the blocks, or None when the quotient graph has a cycle."""
+    of = {m: b for b, members in enumerate(blocks) for m in members}
+    succ: list[set[int]] = [set() for _ in blocks]
+    indeg = [0] * len(blocks)
+    for u, v, _ in p.edges:
+        a, b = of[u], of[v]
+        if a != b and b not in succ[a]:
+            succ[a].add(b)
+            indeg[b] += 1
+    ready = [b for b in range(len(blocks)) if indeg[b] == 0]
+    order: list[int] = []
+    while ready:
+        a = ready.pop()
+        order.append(a)
+        for b in sorted(succ[a]):
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                ready.append(b)
+    return order if len(order) == len(blocks) else None
+
+
+def _legal_partitions(p: Pricing) -> Iterator[list[list[int]]]:
+    """Set partitions (tasks in index order, each joins a block or opens one) with every
+    block convex, barriers alone and blocks within max_group; the quotient is checked later.
+    A task joining block B breaks convexity iff some task outside B lies on a path from B
+    to it; such a task precedes it in the index order, so the check is exact on the spot."""
+    n = p.n
+    anc = [0] * n
+    for v in range(n):
+        for u in range(v):
+            if p.pred_mask[v] >> u & 1:
+                anc[v] |= anc[u] | 1 << u
+    desc = [0] * n
+    for v in range(n):
+        for u in range(n):
+            if anc[u] >> v & 1:
+                desc[v] |= 1 << u
+    blocks: list[list[int]] = []
+    masks: list[int] = []
+
+    def rec(i: int) -> Iterator[list[list[int]]]:
+        if i == n:
+            yield [list(b) for b in blocks]
+            return
+        if p.facts[i] is not None:
+            for k, b in enumerate(blocks):
+                if len(b) >= p.max_group or p.facts[b[0]] is None:
+                    continue
+                reach = 0
+                for m in b:
+                    reach |= desc[m]
+                if reach & anc[i] & ~masks[k]:
+                    continue
+                b.append(i)
+                masks[k] |= 1 << i
+                yield from rec(i + 1)
+                b.pop()
+                masks[k] &= ~(1 << i)
+        blocks.append([i])
+        masks.append(1 << i)
+        yield from rec(i + 1)
+        blocks.pop()
+        masks.pop()
+
+    return rec(0)
+
+
+def exhaustive_plan(p: Pricing) -> Plan | None:
+    """The cheapest legal partition and placement by enumeration (small graphs only)."""
+    best: tuple[float, Plan] | None = None
+    D = len(p.devices)
+    for blocks in _legal_partitions(p):
+        order = quotient_order(p, blocks)
+        if order is None:
+            continue
+        costs = np.array([[p.group_seconds(tuple(b), d) for d in range(D)] for b in blocks])
+        if best is not None and costs.min(axis=1).sum() >= best[0]:
+            continue
+        k = len(blocks)
+        assign = np.stack(np.unravel_index(np.arange(D ** k), (D,) * k), axis=1)
+        total = costs[np.arange(k), assign].sum(axis=1)
+        of = {m: b for b, members in enumerate(blocks) for m in members}
+        for e, (u, v, _) in enumerate(p.edges):
+            if of[u] != of[v]:
+                total = total + p.edge_t[e][assign[:, of[u]], assign[:, of[v]]]
+        i = int(np.argmin(total))
+        if math.isfinite(total[i]) and (best is None or total[i] < best[0]):
+            best = (float(total[i]), [(tuple(blocks[b]), int(assign[i, b])) for b in order])
+    return None if best is None else best[1]
