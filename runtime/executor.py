@@ -216,7 +216,7 @@ class Engine:
         if self.s.tool is None:
             raise RunFailed(task["name"], "no tool runner configured")
         key = ":".join([self.s.run_id, task["name"], *map(str, iteration)])
-        args = [env[a] if isinstance(a, str) else a for a in task["args"]]
+        args = [env[a] if isinstance(a, str) else a["const"] for a in task["args"]]
         value = self.s.tool(task, args, key, env)
         if value is SKIPPED:
             with self._lock:
