@@ -253,30 +253,34 @@ class RunDir:
         fsync_dir(path)
         fsync_dir(root_path)
         lock = _RunLock(path / LOCK)
-        refs = {name: write_value(path, name, None, v).to_json() for name, v in inputs.items()}
-        journal = Journal(path / JOURNAL, [], clock=clock)
-        journal.append(
-            RecordType.RUN_STARTED, run=run_id, bundle_sha256=bundle_sha, inputs=refs, pid=os.getpid()
-        )
-        fsync_dir(path)
+        try:
+            refs = {name: write_value(path, name, None, v).to_json() for name, v in inputs.items()}
+            journal = Journal(path / JOURNAL, [], clock=clock)
+            journal.append(
+                RecordType.RUN_STARTED, run=run_id, bundle_sha256=bundle_sha, inputs=refs, pid=os.getpid()
+            )
+            fsync_dir(path)
+        except BaseException:
+            lock.release()
+            raise
         return cls(path, lock, journal, clock)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, clock: Clock | None = None) -> RunDir:
         """Lock an existing run directory and open its journal (dropping a torn last record)."""
-        p = Path(path)
+        p, clock = Path(path), clock or SystemClock()
         if not (p / JOURNAL).is_file():
             raise JournalError(f"{p} is not a run directory (no {JOURNAL})")
         lock = _RunLock(p / LOCK)
         try:
-            journal = Journal.open(p / JOURNAL, clock=clock or SystemClock())
+            journal = Journal.open(p / JOURNAL, clock=clock)
             if not journal.records or journal.records[0].get("type") != RecordType.RUN_STARTED.value:
                 journal.close()
                 raise JournalError(f"{p}: the run never started (no run_started record); start a new run")
         except BaseException:
             lock.release()
             raise
-        return cls(p, lock, journal, clock or SystemClock())
+        return cls(p, lock, journal, clock)
 
     def replay(self) -> RunState:
         """Rebuild the run's state from its journal, loading and hash-checking every value file."""

@@ -64,17 +64,19 @@ class ToolKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """One tool table entry. `path` is relative to the bundle root; python tools name a `function`."""
+    """One tool table entry. `path` is relative to the bundle root; python tools name a `function`;
+    `returns` is the declared result type (a call's own `returns` takes precedence)."""
 
     name: str
     kind: ToolKind
     path: str
     function: str | None = None
+    returns: ReturnType | None = None
 
     @classmethod
     def from_manifest(cls, name: str, d: Mapping[str, Any]) -> ToolSpec:
         """`{"kind": "exec", "path": P}` or `{"kind": "python", "path": "F.py", "function": FN}`
-        (also accepted: `"path": "F.py:FN"`)."""
+        (also accepted: `"path": "F.py:FN"`), each with an optional `"returns": TYPE`."""
         if not isinstance(d, Mapping) or not isinstance(d.get("path"), str):
             raise ToolConfigError(f"tool '{name}': expected {{'kind': ..., 'path': ...}}, found {d!r}")
         kind, path, function = ToolKind.parse(str(d.get("kind"))), d["path"], d.get("function")
@@ -84,7 +86,11 @@ class ToolSpec:
             raise ToolConfigError(f"tool '{name}': a python tool needs 'file.py:function', found {d!r}")
         if Path(path).is_absolute() or ".." in Path(path).parts:
             raise ToolConfigError(f"tool '{name}': path {path!r} must stay inside the bundle")
-        return cls(name, kind, path, function if kind is ToolKind.PYTHON else None)
+        try:
+            returns = ReturnType.from_manifest(d.get("returns"))
+        except ToolConfigError as e:
+            raise ToolConfigError(f"tool '{name}': {e}") from None
+        return cls(name, kind, path, function if kind is ToolKind.PYTHON else None, returns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +245,7 @@ class ToolRunner:
                 result = self._exec(spec, call)
             else:
                 result = self._python(spec, call)
-            return convert_result(spec.name, result, call.returns)
+            return convert_result(spec.name, result, call.returns or spec.returns)
         except ToolError as e:
             e.attempt = call.attempt if e.attempt is None else e.attempt
             raise

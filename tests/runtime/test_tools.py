@@ -169,6 +169,14 @@ def test_python_tool_with_returns_type_conversion(runner: ToolRunner) -> None:
         runner.call(call("embed", [1.0, 2.0], 0.25, returns=ReturnType("i32", (1, 2))))
 
 
+def test_declared_returns_of_the_tool_table_apply(runner: ToolRunner) -> None:
+    runner.specs["typed"] = ToolSpec(
+        "typed", ToolKind.PYTHON, "pytools.py", "embed", ReturnType("i64", (1, 2))
+    )
+    out = runner.call(call("typed", [1, 2], 3))
+    assert out.dtype == np.int64 and out.tolist() == [[3, 6]]
+
+
 def test_python_module_is_loaded_once_per_worker_and_gets_the_key(runner: ToolRunner) -> None:
     first, second = runner.call(call("count")), runner.call(call("count"))
     assert second["n"] == first["n"] + 1 and second["pid"] == first["pid"]
@@ -245,7 +253,16 @@ def test_tool_spec_from_manifest() -> None:
     a = ToolSpec.from_manifest("l", {"kind": "python", "path": "tools/l/tools.py:lookup"})
     b = ToolSpec.from_manifest("l", {"kind": "python", "path": "tools/l/tools.py", "function": "lookup"})
     assert a == b == ToolSpec("l", ToolKind.PYTHON, "tools/l/tools.py", "lookup")
+    typed = ToolSpec.from_manifest(
+        "l",
+        {"kind": "python", "path": "t.py", "function": "f", "returns": {"dtype": "f32", "shape": [1, 64]}},
+    )
+    assert typed.returns == ReturnType("f32", (1, 64))
     for bad, msg in [
+        (
+            {"kind": "exec", "path": "x", "returns": {"dtype": "q8", "shape": []}},
+            "tool 't': unknown dtype 'q8'",
+        ),
         ({"kind": "shell", "path": "x"}, "expected one of: exec, python"),
         ({"kind": "python", "path": "t.py"}, "file.py:function"),
         ({"kind": "exec", "path": "../x"}, "inside the bundle"),
