@@ -34,8 +34,7 @@ def greedy(prob: Problem) -> Timing:
                 if ledger is None:
                     s = tl.slot(d, r, w, insertion=False)
                 else:
-                    dev[i] = d
-                    s = memory_slot(prob, ledger, tl, i, d, r, dev, False)
+                    s = memory_slot(prob, ledger, tl, i, d, r, False)
                 if (s, s + w, i) < best[:3]:
                     best = (s, s + w, i, d)
         s, f, i, d = best

@@ -50,16 +50,54 @@ def data_ready(prob: Problem, i: int, d: int, dev: Sequence[int], finish: Sequen
 
 
 def memory_slot(prob: Problem, ledger: Ledger, tl: Timeline, i: int, d: int, ready: float,
-              dev: list[int], insertion: bool) -> float:
+                insertion: bool) -> float:
+    """Earliest start of ``i`` on ``d`` that fits the device's memory (inf if none)."""
     w = prob.cost[i][d]
     s = tl.slot(d, ready, w, insertion)
-    if ledger.fits(i, d, dev, s, s + w):
+    if ledger.fits(i, d, s, s + w):
         return s
     for t in ledger.later_starts(d, s):
         s = tl.slot(d, t, w, insertion)
-        if ledger.fits(i, d, dev, s, s + w):
+        if ledger.fits(i, d, s, s + w):
             return s
     return INF
+
+
+def _memory_decode(prob: Problem, order: Sequence[int], fixed: list[int] | None,
+                   oct_table: Sequence[Sequence[float]] | None, insertion: bool) -> Timing:
+    """List scheduling under memory capacities: the first task of ``order`` that is ready
+    and fits some device (``fixed[i]`` only, if given) goes next, so a task blocked by
+    pending data waits while others run and release theirs."""
+    n, p, cost = prob.n, prob.p, prob.cost
+    dev = list(fixed) if fixed is not None else [0] * n
+    start, finish = [0.0] * n, [0.0] * n
+    tl, ledger = Timeline(p), Ledger(prob)
+    placed = [False] * n
+    todo = list(order)
+    while todo:
+        for k, i in enumerate(todo):
+            if not all(placed[u] for u, _ in prob.preds[i]):
+                continue
+            best: tuple[tuple[float, float], int, float, float] | None = None
+            for d in (fixed[i],) if fixed is not None else range(p):
+                if cost[i][d] == INF:
+                    continue
+                s = memory_slot(prob, ledger, tl, i, d, data_ready(prob, i, d, dev, finish), insertion)
+                f = s + cost[i][d]
+                key = (f if oct_table is None else f + oct_table[i][d], f)
+                if s < INF and (best is None or key < best[0]):
+                    best = (key, d, s, f)
+            if best is not None:
+                break
+        else:
+            raise ScheduleInfeasible(f"no waiting task fits a device's memory (first: {prob.tasks[todo[0]]!r}): "
+                                     "the pending outputs exceed the capacities")
+        _, d, s, f = best
+        dev[i], start[i], finish[i], placed[i] = d, s, f, True
+        tl.add(d, s, f)
+        ledger.place(i, d, s, f)
+        del todo[k]
+    return Timing(dev, start, finish)
 
 
 def eft_decode(prob: Problem, order: Sequence[int], *, oct_table: Sequence[Sequence[float]] | None = None,
@@ -68,10 +106,11 @@ def eft_decode(prob: Problem, order: Sequence[int], *, oct_table: Sequence[Seque
 
     This is HEFT's processor-selection phase (``oct_table=None``) and PEFT's (its OCT).
     """
+    if prob.memory_limited:
+        return _memory_decode(prob, order, None, oct_table, insertion)
     n, p, cost, preds, comm = prob.n, prob.p, prob.cost, prob.preds, prob.comm
     dev, start, finish = [0] * n, [0.0] * n, [0.0] * n
     tl = Timeline(p)
-    ledger = Ledger(prob) if prob.memory_limited else None
     for i in order:
         ci, pr = cost[i], preds[i]
         best_key = best_s = best_f = INF
@@ -84,21 +123,13 @@ def eft_decode(prob: Problem, order: Sequence[int], *, oct_table: Sequence[Seque
             for u, e in pr:
                 t = finish[u] + comm[e][dev[u] * p + d]
                 r = max(r, t)
-            if ledger is None:
-                s = tl.slot(d, r, w, insertion)
-            else:
-                dev[i] = d
-                s = memory_slot(prob, ledger, tl, i, d, r, dev, insertion)
+            s = tl.slot(d, r, w, insertion)
             f = s + w
             key = f if oct_table is None else f + oct_table[i][d]
             if key < best_key or (key == best_key and f < best_f):
                 best_key, best_d, best_s, best_f = key, d, s, f
-        if best_d < 0 or best_s == INF:
-            raise ScheduleInfeasible(f"task {prob.tasks[i]!r} fits no device's memory at any time")
         dev[i], start[i], finish[i] = best_d, best_s, best_f
         tl.add(best_d, best_s, best_f)
-        if ledger is not None:
-            ledger.place(i, best_d, best_s, best_f)
     return Timing(dev, start, finish)
 
 
@@ -108,17 +139,7 @@ def fixed_decode(prob: Problem, order: Sequence[int], dev: Sequence[int], *, ins
     devl = list(dev)
     start, finish = [0.0] * n, [0.0] * n
     if prob.memory_limited:
-        tl = Timeline(p)
-        ledger = Ledger(prob)
-        for i in order:
-            d = devl[i]
-            s = memory_slot(prob, ledger, tl, i, d, data_ready(prob, i, d, devl, finish), devl, insertion)
-            if s == INF:
-                raise ScheduleInfeasible(f"task {prob.tasks[i]!r} does not fit device {prob.names[d]!r}")
-            start[i], finish[i] = s, s + cost[i][d]
-            tl.add(d, s, finish[i])
-            ledger.place(i, d, s, finish[i])
-        return Timing(devl, start, finish)
+        return _memory_decode(prob, order, devl, None, insertion)
     if not insertion:
         avail = [0.0] * p
         for i in order:

@@ -77,7 +77,8 @@ def _topological(graph: nx.DiGraph) -> list[Hashable]:
     try:
         return list(nx.topological_sort(graph))
     except nx.NetworkXUnfeasible:
-        cycle = " -> ".join(repr(u) for u, _ in nx.find_cycle(graph))
+        edges = nx.find_cycle(graph)
+        cycle = " -> ".join([repr(u) for u, _ in edges] + [repr(edges[0][0])])
         raise ScheduleInputError(f"the task graph has a cycle: {cycle}") from None
 
 

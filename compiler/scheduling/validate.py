@@ -96,8 +96,9 @@ def _check_memory(graph: nx.DiGraph, platform: Platform, sched: Schedule) -> Non
     held: dict[str, list[list[float]]] = {d: [] for d in platform.names}
     for t, pl in sched.placements.items():
         held[pl.device].append([pl.start, pl.finish, float(graph.nodes[t].get("memory", 0.0))])
-    for u, v, attrs in graph.edges(data=True):
-        held[sched[u].device].append([sched[u].finish, sched[v].start, float(attrs.get("bytes", 0.0))])
+        out = [(float(a.get("bytes", 0.0)), sched[v].start) for _, v, a in graph.out_edges(t, data=True)]
+        if out:
+            held[pl.device].append([pl.finish, max(s for _, s in out), max(b for b, _ in out)])
     for dev in platform.devices:
         peak = live_peak(held[dev.name], -math.inf, math.inf)
         if peak > dev.memory * (1 + 1e-9):
@@ -113,8 +114,9 @@ def validate(graph: nx.DiGraph, platform: Platform, schedule: Schedule) -> None:
     cost is infinite (placement); ``finish(u) + transfer(u, v) <= start(v)`` on every edge
     (precedence); no two tasks overlap on a device (exclusivity); each task's ``memory``
     fits its device, and at no time does a device hold more live data than its capacity
-    (memory; live data = the ``memory`` of the task running there plus the ``bytes`` of
-    every edge whose producer ran there and whose consumer has not started yet); the
+    (memory; live data = the ``memory`` of the task running there plus the output of every
+    task that ran there and whose last consumer has not started yet, an output being as
+    large as the largest ``bytes`` of its out-edges); the
     recorded makespan is the last finish (metrics). Times compare with a relative
     tolerance of 1e-9.
     """
