@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -11,15 +12,16 @@ from typing import Any
 from planc import __version__
 from planc.compiler.bundle import write_bundle, write_bundle_dir
 from planc.compiler.codegen.cache import Cache
-from planc.compiler.codegen.compile import CompileJob, compile_all
+from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
+from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
 from planc.compiler.deploy import cost_model
-from planc.compiler.ir import GroupTask, PlanGraph
+from planc.compiler.ir import ComputeTask, GroupTask, PlanGraph
 from planc.compiler.manifest import schedule_json, tasks_json, tool_table, type_json
 from planc.compiler.passes import Build, InferTypes, Merge, Schedule, Verify
 from planc.compiler.pipeline import PipelineOptions, PipelineResult, front_check, run_pipeline
 from planc.compiler.targets import Target
-from planc.dsl.diagnostics import DiagnosticError
+from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 from planc.dsl.parser import parse_file
 
 __all__ = ["BuildOptions", "BuildResult", "optimize", "build_bundle", "HEAVY_FLOPS"]
@@ -76,13 +78,15 @@ def optimize(path: str | Path, *, plan: str | None = None, options: BuildOptions
     if any(d.is_error for d in diags):
         raise DiagnosticError(diags)
     ast_plan = _select(module, plan, path)
-    passes = (Build(), Verify(), InferTypes(),
-              Merge(deploy=options.deploy, tuned=options.tuned, max_group=options.max_group),
-              Schedule(deploy=options.deploy, tuned=options.tuned, method=options.method))
-    result = run_pipeline(ast_plan, passes, options.pipeline)
-    if options.targets:
-        result.graph = result.graph.with_info(targets=tuple(options.targets))  # type: ignore[misc]
-    return result
+    front = run_pipeline(ast_plan, (Build(), Verify(), InferTypes()), options.pipeline)
+    graph = front.graph
+    if options.targets:  # --target replaces the plan's targets before anything is placed
+        graph = graph.with_info(targets=tuple(options.targets))
+    back = run_pipeline(graph, (Merge(deploy=options.deploy, tuned=options.tuned, max_group=options.max_group),
+                                Schedule(deploy=options.deploy, tuned=options.tuned, method=options.method)),
+                        options.pipeline)
+    return dataclasses.replace(back, timings=(*front.timings, *back.timings),
+                               diagnostics=(*diags, *front.diagnostics, *back.diagnostics))
 
 
 def _driver(target: Target, group: GroupTask | None) -> str:
@@ -102,8 +106,11 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     targets = tuple(Target.parse(t) for t in (options.targets or graph.info.targets))
     modules = lower_all(graph)
     jobs = [CompileJob(m.name, t, m.mlir) for m in modules for t in targets]
-    built = compile_all(jobs, cache=Cache.default() if options.cache else None, jobs_n=options.jobs,
-                        progress=options.progress, save_temps=options.save_temps)
+    try:
+        built = compile_all(jobs, cache=Cache.default() if options.cache else None, jobs_n=options.jobs,
+                            progress=options.progress, save_temps=options.save_temps)
+    except CompileErrors as e:
+        raise DiagnosticError([_compile_diagnostic(graph, err) for err in e.errors]) from None
     manifest, members = _manifest(path, graph, modules, targets, built, options)
     res = BuildResult(graph, modules, manifest, members, pipeline=result)
     if out is not None:
@@ -112,6 +119,22 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
         res.sha256 = (write_bundle_dir if directory else write_bundle)(out, manifest, members)
         res.path = out
     return res
+
+
+def _compile_diagnostic(graph: PlanGraph, err: IreeCompileError) -> Diagnostic:
+    """An IREE failure as a diagnostic at the model's declaration, naming model, task and target."""
+    group = next((t for t in graph.walk() if isinstance(t, GroupTask) and t.name == err.module_name), None)
+    members = list(group.members) if group is not None else []
+    models = [graph.info.model(m.model) for m in members if isinstance(m, ComputeTask)]
+    what = ", ".join(f"'{m.name}'" for m in models) or f"module '{err.module_name}'"
+    tasks = ", ".join(m.name for m in members)
+    stderr = "\n".join(err.stderr.strip().splitlines()[:12])
+    return Diagnostic.error(
+        "E0501", f"IREE cannot compile model {what} for target {err.target.value}",
+        models[0].span if models else None, label=f"used by task(s) {tasks}" if tasks else "",
+        notes=((f"iree-compile said:\n{stderr}", None),),
+        help="rerun with --save-temps DIR to keep IREE's input, command and intermediate files; "
+             "or drop the target with --target")
 
 
 def _versions() -> dict[str, str]:
