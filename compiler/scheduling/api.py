@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 import networkx as nx
@@ -26,7 +28,7 @@ EXACT_MAX_TASKS = 16   # method "exact" refuses bigger graphs unless given a bud
 _BASELINES: dict[Method, Callable[[Problem], Timing]] = {Method.HEFT: heft, Method.PEFT: peft, Method.GREEDY: greedy}
 
 
-def _ours(prob: Problem, objective: Objective, seed: int, budget_s: float | None) -> Timing:
+def _ours(prob: Problem, objective: Objective, seed: int, budget_s: float | None, polish: bool = True) -> Timing:
     # HEFT and PEFT are members of the optimizer's portfolio; greedy is offered on top.
     extra = []
     if prob.n <= 2000:
@@ -34,18 +36,24 @@ def _ours(prob: Problem, objective: Objective, seed: int, budget_s: float | None
             extra.append(greedy(prob))
         except ScheduleInfeasible:
             pass
-    return optimize(prob, objective, SearchOptions(seed=seed, budget_s=budget_s), extra)
+    options = SearchOptions(seed=seed, budget_s=budget_s)
+    if not polish:
+        options = dataclasses.replace(options, polish_tasks=0)
+    return optimize(prob, objective, options, extra)
 
 
 def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | None) -> Timing:
     if prob.n > EXACT_MAX_TASKS and budget_s is None:
         raise ScheduleInputError(f"method 'exact' takes graphs of at most {EXACT_MAX_TASKS} tasks without a "
                                  f"budget_s (got {prob.n}); use method 'ours' or give budget_s")
+    t0 = time.perf_counter()
     try:
-        incumbent: Timing | None = _ours(prob, objective, seed, None if budget_s is None else budget_s / 4)
+        incumbent: Timing | None = _ours(prob, objective, seed, None if budget_s is None else budget_s / 4,
+                                         polish=False)
     except ScheduleInfeasible:
         incumbent = None  # the heuristics' memory reservations are conservative; search anyway
-    result = exact(prob, objective, incumbent, budget_s=budget_s)
+    left = None if budget_s is None else max(budget_s - (time.perf_counter() - t0), 0.0)
+    result = exact(prob, objective, incumbent, budget_s=left)
     if not result.proven:
         log.warning("exact search stopped by its budget after %d nodes: the schedule is not proven optimal",
                     result.nodes)
