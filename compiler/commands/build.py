@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from planc.compiler.build import BuildOptions, build_bundle, optimize
@@ -15,7 +16,7 @@ from planc.compiler.pipeline import PassFailed, PipelineError, PipelineOptions
 from planc.compiler.targets import parse_targets
 from planc.dsl.diagnostics import DiagnosticError, render_all
 
-__all__ = ["run_build", "options_from_args", "format_schedule"]
+__all__ = ["format_schedule", "options_from_args", "report_errors", "run_build"]
 
 
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
@@ -53,30 +54,13 @@ def _source(path: str) -> dict[str, str]:
         return {}
 
 
-def run_build(args: argparse.Namespace) -> int:
+def report_errors(path: str, action: Callable[[], int]) -> int:
+    """Runs `action`; bad input (diagnostics, pipeline, profile, lowering, IREE compile errors)
+    is printed the way `planc compile` prints it and gives exit status 1."""
     try:
-        options = options_from_args(args)
-        if args.emit == "bundle":
-            if args.output is None:
-                print("planc: error: --emit bundle needs -o NAME.planb (or -o DIR/)", file=sys.stderr)
-                return 2
-            res = build_bundle(args.file, args.output, plan=args.plan, options=options)
-            n = len(res.manifest["modules"])
-            print(f"wrote {res.path} ({n} module{'s' * (n != 1)} x {len(res.manifest['targets'])} targets, "
-                  f"sha256 {res.sha256[:12]})", file=sys.stderr)
-            return 0
-        result = optimize(args.file, plan=args.plan, options=options)
-        if args.emit == "schedule":
-            text = format_schedule(result.graph)
-        else:
-            text = "\n".join(f"// module {m.name}: {', '.join(m.members)}\n{m.mlir}" for m in lower_all(result.graph))
-        if args.output is not None:
-            args.output.write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
-        return 0
+        return action()
     except (PassFailed, DiagnosticError) as e:
-        print(render_all(e.diagnostics, _source(args.file)), file=sys.stderr)
+        print(render_all(e.diagnostics, _source(path)), file=sys.stderr)
         if isinstance(e, PassFailed):
             print(f"  = note: {e.context}", file=sys.stderr)
         return 1
@@ -86,3 +70,30 @@ def run_build(args: argparse.Namespace) -> int:
     except (PipelineError, ProfileError, StableHLOError, ValueError) as e:
         print(f"planc: error: {e}", file=sys.stderr)
         return 1
+
+
+def run_build(args: argparse.Namespace) -> int:
+    return report_errors(args.file, lambda: _run_build(args))
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    if args.emit == "bundle":
+        if args.output is None:
+            print("planc: error: --emit bundle needs -o NAME.planb (or -o DIR/)", file=sys.stderr)
+            return 2
+        res = build_bundle(args.file, args.output, plan=args.plan, options=options)
+        n = len(res.manifest["modules"])
+        print(f"wrote {res.path} ({n} module{'s' * (n != 1)} x {len(res.manifest['targets'])} targets, "
+              f"sha256 {res.sha256[:12]})", file=sys.stderr)
+        return 0
+    result = optimize(args.file, plan=args.plan, options=options)
+    if args.emit == "schedule":
+        text = format_schedule(result.graph)
+    else:
+        text = "\n".join(f"// module {m.name}: {', '.join(m.members)}\n{m.mlir}" for m in lower_all(result.graph))
+    if args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
