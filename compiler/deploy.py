@@ -11,7 +11,8 @@ from planc.compiler.ir import (
     BuiltinTask, ComputeTask, CostFacts, GateTask, GroupTask, InputTask, LoopTask, OutputTask, PlanGraph,
     Task, ToolTask, ValueType,
 )
-from planc.compiler.profiles import load_profile
+from planc.compiler.profiles import ProfileError, load_profile
+from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 from planc.compiler.scheduling import Device, Link, Platform
 
 __all__ = [
@@ -38,10 +39,15 @@ def default_deployment(targets: tuple[str, ...]) -> str:
 
 def cost_model(graph: PlanGraph, deploy: str = "", tuned: str = "") -> CostModel:
     """The roofline over the deployment (named, a file, or the default for the plan's targets),
-    wrapped by measured corrections when a tuned profile is given."""
-    model: CostModel = RooflineModel(load_profile(), deploy or default_deployment(graph.info.targets))
-    if tuned:
-        model = TunedModel(model, load_tuning(tuned))
+    wrapped by measured corrections when a tuned profile is given. A bad deployment or profile
+    is a diagnostic at the plan (E0601), not a crash of the pass."""
+    try:
+        model: CostModel = RooflineModel(load_profile(), deploy or default_deployment(graph.info.targets))
+        if tuned:
+            model = TunedModel(model, load_tuning(tuned))
+    except ProfileError as e:
+        raise DiagnosticError([Diagnostic.error("E0601", f"cannot use deployment or profile: {e}",
+                                                graph.info.span)]) from None
     return model
 
 
@@ -121,11 +127,34 @@ def platform_of(model: CostModel) -> Platform:
     return Platform(devices, links=links, pue=dep.pue)
 
 
+# Device kind -> the other targets whose code it also runs (an AVX-512 CPU runs AVX2 code, an
+# sm90 GPU runs sm80 code; every CPU runs the portable vmvx variant).
+COMPATIBLE: dict[str, frozenset[str]] = {
+    "x86_64-avx512": frozenset({"x86_64-avx2", "vmvx"}),
+    "x86_64-avx2": frozenset({"vmvx"}),
+    "aarch64-neon": frozenset({"vmvx"}),
+    "cuda-sm90": frozenset({"cuda-sm80"}),
+}
+
+
+def runs_on(device_kind: str, targets: tuple[str, ...]) -> bool:
+    """Whether a device of this kind can run a module compiled for one of `targets`."""
+    return not targets or any(t == device_kind or t in COMPATIBLE.get(device_kind, ()) for t in targets)
+
+
 @dataclass(frozen=True, slots=True)
 class Runnable:
-    """Which deployment devices a plan's modules can run on: those whose kind is a target."""
+    """Which deployment devices a plan's modules can run on (see `runs_on`)."""
 
     @staticmethod
     def of(graph: PlanGraph, model: CostModel) -> dict[str, bool]:
-        targets = set(graph.info.targets)
-        return {d.name: (not targets or d.kind in targets) for d in model.deployment.devices}
+        ok = {d.name: runs_on(d.kind, graph.info.targets) for d in model.deployment.devices}
+        if not any(ok.values()):
+            dep = model.deployment
+            kinds = ", ".join(f"{d.name}={d.kind}" for d in dep.devices)
+            raise DiagnosticError([Diagnostic.error(
+                "E0602", f"deployment '{dep.name}' has no device that can run this plan's targets",
+                graph.info.span, label=f"targets {', '.join(graph.info.targets)}",
+                notes=((f"the deployment's devices: {kinds}", None),),
+                help="add a matching target to the plan, or pick another deployment with --deploy")])
+        return ok

@@ -68,6 +68,8 @@ CODES: dict[str, str] = {
     "E0403": "unreachable task",
     "E0404": "loop body not closed",
     "E0501": "IREE compile failed",
+    "E0601": "bad deployment or profile",
+    "E0602": "no device for the plan's targets",
     "E9999": "internal error",
     "W0001": "clause has no effect",
     "W0002": "duplicate target",

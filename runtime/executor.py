@@ -86,6 +86,10 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     workers: int = 4
     run_id: str = "run"
+    # Shared across runs of one Runner: the thread pool and per-graph/per-task precomputation.
+    pool: cf.ThreadPoolExecutor | None = None
+    graphs: dict = field(default_factory=dict)
+    needs: dict = field(default_factory=dict)
 
 
 class Engine:
@@ -104,53 +108,66 @@ class Engine:
         self._pool: cf.ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------- graph
+    def _compiled(self, tasks: list[Mapping[str, Any]]) -> "_Graph":
+        key = id(tasks)
+        g = self.s.graphs.get(key)
+        if g is None or g.tasks is not tasks:
+            g = self.s.graphs[key] = _Graph(tasks)
+        return g
+
     def run_graph(self, tasks: list[Mapping[str, Any]], env: dict[str, Any], iteration: tuple[int, ...] = ()) -> None:
-        producer = {r: t["name"] for t in tasks for r in t["results"]}
-        names = {t["name"] for t in tasks}
-        deps: dict[str, set[str]] = {}
-        for t in tasks:
-            d = {producer[v] for v in needs(t) if v in producer}
-            d |= {a for a in t.get("after", ()) if a in names}
-            d |= {producer[a] for a in t.get("after", ()) if a in producer}
-            d.discard(t["name"])
-            deps[t["name"]] = d
-        pending = list(tasks)
-        done: set[str] = set()
-        inflight: dict[cf.Future, str] = {}
-        while pending or inflight:
-            ready = [t for t in pending if deps[t["name"]] <= done]
-            for t in ready:
-                pending.remove(t)
-            if not inflight and len(ready) == 1:
-                self.run_task(ready[0], env, iteration)
-                done.add(ready[0]["name"])
-                continue
-            if not ready and not inflight:
-                raise RunFailed(pending[0]["name"], "waits for tasks that never run (a dependency cycle)")
-            pool = self._get_pool()
-            for t in ready:
-                inflight[pool.submit(self.run_task, t, env, iteration)] = t["name"]
-            finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
-            for fut in finished:
-                name = inflight.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    for other in inflight:
-                        other.cancel()
-                    cf.wait(list(inflight))
-                    raise exc
-                done.add(name)
+        """Run every task once its dependencies are done. Tasks that block (tools, gates,
+        loops) go to the thread pool; compute runs inline on this thread, one ready task
+        after another (a heavy group uses IREE's own task pool), so chains pay no hand-off."""
+        g = self._compiled(tasks)
+        indeg = list(g.indeg)
+        ready = [i for i, d in enumerate(indeg) if d == 0]
+        inflight: dict[cf.Future, int] = {}
+        done = 0
+
+        def finish(i: int) -> None:
+            nonlocal done
+            done += 1
+            for j in g.succ[i]:
+                indeg[j] -= 1
+                if indeg[j] == 0:
+                    ready.append(j)
+
+        while ready or inflight:
+            inline = [i for i in ready if not g.blocking[i]]
+            if len(inline) < len(ready):
+                pool = self._get_pool()
+                for i in ready:
+                    if g.blocking[i]:
+                        inflight[pool.submit(self.run_task, tasks[i], env, iteration)] = i
+            ready.clear()
+            for i in inline:
+                self.run_task(tasks[i], env, iteration)
+                finish(i)
+            if inflight:
+                finished, _ = cf.wait(list(inflight), timeout=None if not ready else 0,
+                                      return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    i = inflight.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None:
+                        for other in inflight:
+                            other.cancel()
+                        cf.wait(list(inflight))
+                        raise exc
+                    finish(i)
+        if done != len(tasks):
+            stuck = next(tasks[i]["name"] for i, d in enumerate(indeg) if d > 0)
+            raise RunFailed(stuck, "waits for tasks that never run (a dependency cycle)")
 
     def _get_pool(self) -> cf.ThreadPoolExecutor:
         with self._lock:
-            if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(max_workers=self.s.workers, thread_name_prefix="planrt")
-            return self._pool
+            if self.s.pool is None:
+                self.s.pool = cf.ThreadPoolExecutor(max_workers=self.s.workers, thread_name_prefix="planrt")
+            return self.s.pool
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Nothing to release per run: the pool belongs to the services (one per Runner)."""
 
     # ----------------------------------------------------------------- tasks
     def run_task(self, task: Mapping[str, Any], env: dict[str, Any], iteration: tuple[int, ...]) -> None:
@@ -161,19 +178,30 @@ class Engine:
             if saved is not None:
                 env.update(saved)
                 return
-        if any(env.get(v) is SKIPPED for v in needs(task) - self._fallbacks(task)):
+        if any(env.get(v) is SKIPPED for v in self._needs(task)):
             self._skip(task, env)
             return
         if task.get("when") is not None and task["kind"] != "gate":
             if not E.evaluate_bool(task["when"], _Scalars(env)):
                 self._skip(task, env)
                 return
-        start = self.s.clock.now()
+        now = self.s.clock.now
+        start = now()
         kind = task["kind"]
         if kind == "compute":
             outs = self.s.compute(task, [env[a] for a in task["args"]])
+            elapsed = now() - start
+            # The hot path: no lock (a task name is only ever timed by one thread at a time).
+            self.task_seconds[name] = self.task_seconds.get(name, 0.0) + elapsed
             results = dict(zip(task["results"], outs))
-        elif kind == "builtin":
+            if self.s.tracer is not None:
+                self.s.tracer.add_slice(name, start, elapsed, category=kind, lane=str(task["module"]),
+                                        args={"iteration": list(iteration)} if iteration else None)
+            env.update(results)
+            if journal is not None:
+                journal.record(task, iteration, results)
+            return
+        if kind == "builtin":
             x = env[task["args"][0]].to_host()
             dtype = (task.get("type") or {}).get("dtype") or _dtype_name(x)
             results = {task["results"][0]: Value.from_host(BUILTIN_OPS[task["op"]](x), dtype)}
@@ -186,21 +214,24 @@ class Engine:
             return
         else:
             raise RunFailed(name, f"unknown task kind '{kind}'")
-        elapsed = self.s.clock.now() - start
-        with self._lock:
-            self.task_seconds[name] = self.task_seconds.get(name, 0.0) + elapsed
+        elapsed = now() - start
+        self.task_seconds[name] = self.task_seconds.get(name, 0.0) + elapsed
         if self.s.tracer is not None:
-            lane = "tools" if kind in ("tool", "gate") else task.get("module", "host")
+            lane = "tools" if kind in ("tool", "gate") else "host"
             self.s.tracer.add_slice(name, start, elapsed, category=kind, lane=str(lane),
                                     args={"iteration": list(iteration)} if iteration else None)
         env.update(results)
         if journal is not None:
             journal.record(task, iteration, results)
 
-    @staticmethod
-    def _fallbacks(task: Mapping[str, Any]) -> set[str]:
-        fb = (task.get("policy") or {}).get("fallback")
-        return {fb} if fb else set()
+    def _needs(self, task: Mapping[str, Any]) -> tuple[str, ...]:
+        """What a task reads, less its fallback (a skipped fallback does not skip the task); cached."""
+        key = id(task)
+        hit = self.s.needs.get(key)
+        if hit is None or hit[0] is not task:
+            fb = (task.get("policy") or {}).get("fallback")
+            hit = self.s.needs[key] = (task, tuple(sorted(needs(task) - {fb})))
+        return hit[1]
 
     def _skip(self, task: Mapping[str, Any], env: dict[str, Any]) -> None:
         with self._lock:
@@ -255,6 +286,26 @@ class Engine:
             carries = {c["name"]: inner[c["next"]] for c in task["carries"]}
         with self._lock:
             self.iterations[name] = count
+
+
+class _Graph:
+    """A task list's dependency structure, computed once: successors and in-degrees by index."""
+
+    def __init__(self, tasks: list[Mapping[str, Any]]):
+        self.tasks = tasks
+        index = {t["name"]: i for i, t in enumerate(tasks)}
+        producer = {r: i for i, t in enumerate(tasks) for r in t["results"]}
+        self.succ: list[list[int]] = [[] for _ in tasks]
+        self.blocking = [t["kind"] in ("tool", "gate", "loop") for t in tasks]
+        self.indeg = [0] * len(tasks)
+        for j, t in enumerate(tasks):
+            deps = {producer[v] for v in needs(t) if v in producer}
+            deps |= {index[a] for a in t.get("after", ()) if a in index}
+            deps |= {producer[a] for a in t.get("after", ()) if a in producer}
+            deps.discard(j)
+            for i in sorted(deps):
+                self.succ[i].append(j)
+            self.indeg[j] = len(deps)
 
 
 def _dtype_name(a: np.ndarray) -> str:

@@ -22,6 +22,10 @@ DTYPES: dict[str, tuple[str, object]] = {
 }
 
 
+_VariantList = rt.VmVariantList
+_BufferView = rt.HalBufferView
+
+
 class ModuleError(RuntimeError):
     """A module failed to load or to run; names the module and the driver."""
 
@@ -94,19 +98,21 @@ class LoadedModule:
             raise ModuleError(f"module '{name}' has no function 'main'")
         self.function = fn
         self._n_out = len(outputs)
+        self._out_range = range(len(outputs))
         self._lock = threading.Lock()  # one VM context is not re-entrant
 
     def invoke(self, views: list) -> list:
-        args = rt.VmVariantList(len(views))
+        args = _VariantList(len(views))
         for v in views:
             args.push_ref(v)
-        ret = rt.VmVariantList(self._n_out)
+        ret = _VariantList(self._n_out)
         try:
             with self._lock:
                 self.context.invoke(self.function, args, ret)
         except RuntimeError as e:
             raise ModuleError(f"module '{self.name}' failed on driver '{self.device.driver}': {e}") from e
-        return [ret.get_as_ref(i).deref(rt.HalBufferView) for i in range(self._n_out)]
+        get = ret.get_as_ref
+        return [get(i).deref(_BufferView) for i in self._out_range]
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         """Convenience host-to-host call (tests, tuning); the executor uses invoke()."""

@@ -90,6 +90,7 @@ class Runner:
                                               [t["dtype"] for t in mod["inputs"]],
                                               [t["dtype"] for t in mod["outputs"]])
         self._tools_dir: tempfile.TemporaryDirectory | None = None
+        self._shared = Services(compute=None)  # pool and precomputed graphs, reused by every run
 
     # ------------------------------------------------------------------ public
     def run(self, inputs: Mapping[str, Any]) -> tuple[RunResult, RunDir | None]:
@@ -112,6 +113,9 @@ class Runner:
         return self._execute(arrays, run_dir, state)
 
     def close(self) -> None:
+        if self._shared.pool is not None:
+            self._shared.pool.shutdown(wait=True)
+            self._shared.pool = None
         if self._tools_dir is not None:
             self._tools_dir.cleanup()
             self._tools_dir = None
@@ -132,13 +136,12 @@ class Runner:
         tracer = Tracer(cfg.clock) if cfg.trace else None
         tools = self._tool_runner(run_dir)
         run_id = run_dir.run_id if run_dir is not None else (cfg.run_id or "run")
-        audit = AuditLog(run_dir.audit_path if run_dir is not None else
-                         Path(tempfile.mkdtemp(prefix="planrt-audit-")) / "audit.jsonl", clock=cfg.clock)
-        ctx = _Context(self, run_dir, state, tools, GateKeeper(cfg.gates, audit, clock=cfg.clock),
-                       BreakerRegistry(cfg.clock), random.Random(cfg.seed), tracer)
+        ctx = _Context(self, run_dir, state, tools, BreakerRegistry(cfg.clock), random.Random(cfg.seed), tracer)
+        shared = self._shared
         engine = Engine(Services(compute=cfg.compute or ctx.compute, tool=ctx.tool, gate=ctx.gate,
                                  journal=ctx if run_dir is not None else None, tracer=tracer,
-                                 clock=cfg.clock, workers=cfg.workers, run_id=run_id))
+                                 clock=cfg.clock, workers=cfg.workers, run_id=run_id,
+                                 pool=shared.pool, graphs=shared.graphs, needs=shared.needs))
         env: dict[str, Any] = {n: Value.from_host(a, _input_dtype(self.manifest, n)) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None
         try:
@@ -146,7 +149,7 @@ class Runner:
         except RunFailed as e:
             status, error = RunStatus.FAILED, str(e)
         finally:
-            engine.close()
+            shared.pool = engine.s.pool  # created on first use, kept for the next run
             if tools is not None:
                 tools.close()
         if status is RunStatus.COMPLETED and engine.rejected_by:
@@ -174,16 +177,27 @@ class _Context:
     """The engine's services for one run (compute, tools, gates, journal), sharing its state."""
 
     def __init__(self, runner: Runner, run_dir: RunDir | None, state: RunState | None, tools: ToolRunner | None,
-                 gates: GateKeeper, breakers: BreakerRegistry, rng: random.Random, tracer: Tracer | None):
+                 breakers: BreakerRegistry, rng: random.Random, tracer: Tracer | None):
         self.r, self.run_dir, self.state, self.tools = runner, run_dir, state, tools
-        self.gates, self.breakers, self.rng, self.tracer = gates, breakers, rng, tracer
+        self.breakers, self.rng, self.tracer = breakers, rng, tracer
+        self._gates: GateKeeper | None = None
+
+    @property
+    def gates(self) -> GateKeeper:
+        """The gate keeper and its audit log, made when a gate first asks (most runs never do)."""
+        if self._gates is None:
+            cfg = self.r.config
+            path = (self.run_dir.audit_path if self.run_dir is not None
+                    else Path(tempfile.mkdtemp(prefix="planrt-audit-")) / "audit.jsonl")
+            self._gates = GateKeeper(cfg.gates, AuditLog(path, clock=cfg.clock), clock=cfg.clock)
+        return self._gates
 
     # compute -------------------------------------------------------------
     def compute(self, task: Mapping[str, Any], args: list[Value]) -> list[Value]:
         mod = self.r.modules[task["module"]]
         dev = mod.device
-        views = mod.invoke([a.on(dev) for a in args])
-        return [Value(t, view=v, device=dev) for t, v in zip(mod.sig.outputs, views)]
+        views = mod.invoke([a.view if a.device is dev else a.on(dev) for a in args])
+        return [Value(t, v, dev) for t, v in zip(mod.sig.outputs, views)]
 
     # tools ---------------------------------------------------------------
     def tool(self, task: Mapping[str, Any], args: list[Any], key: str, env: dict[str, Any]) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ class _Skipped:
 SKIPPED: Any = _Skipped()  # the value of a skipped task, and of everything that needs it
 
 
-@dataclass
+@dataclass(slots=True)
 class Value:
     """A tensor that lives on a device, on the host, or both; or an opaque JSON value.
 
@@ -30,7 +30,6 @@ class Value:
     view: Any = None
     device: Device | None = None
     host: Any = None
-    _lock: Any = field(default=None, repr=False)
 
     @classmethod
     def from_host(cls, array: Any, dtype: str | None) -> Value:

@@ -118,7 +118,7 @@ def test_png_and_svg_separately(tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (_argv("defects/defects.plan", None, "edge-x86-gpx"), "did you mean 'edge-x86-gpu'?"),
-    (_argv("sensors/sensors.plan", "vib_screen", "server-2gpu"), "cannot schedule plan on deployment 'server-2gpu'"),
+    (_argv("sensors/sensors.plan", "vib_screen", "portable"), "has no device that can run this plan's targets"),
     (["explain", str(EXAMPLES / "sensors/sensors.plan"), "--deploy", "edge-avx2"], "choose one with --plan"),
     (_argv("defects/defects.plan", None, "edge-avx2", "--method", "fastest"), "unknown method 'fastest'"),
     (_argv("defects/defects.plan", None, "edge-avx2", "--profile", "/nonexistent/tuned.toml"), "no such file"),

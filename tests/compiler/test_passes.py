@@ -47,7 +47,8 @@ def test_parse_pipeline_with_options() -> None:
 
 
 def test_unknown_pass_lists_the_known_ones() -> None:
-    with pytest.raises(PipelineError, match=r"unknown pass 'merg', expected one of: build, infer-types, verify"):
+    with pytest.raises(PipelineError, match=r"unknown pass 'merg', expected one of: build, infer-types, merge, "
+                                            r"schedule, verify"):
         parse_pipeline("build,merg")
 
 
