@@ -1,0 +1,29 @@
+"""Suite-wide hooks: the emulation tier's per-example table at the end of the run (works under xdist)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    rows, setup, seconds = [], None, 0.0
+    for report in terminalreporter.stats.get("passed", []):
+        props = dict(report.user_properties)
+        if "emulation" in props:
+            rows.append(props["emulation"])
+        setup = props.get("emulation-setup", setup)
+        if "emulation" in report.keywords:
+            seconds += report.duration
+    if not rows and setup is None:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("emulated targets (tests/emulation)")
+    if setup is not None:
+        how = "cached" if setup["cached"] else f"built in {setup['built_s']:.1f}s"
+        write(f"set-up: {how}; first call {setup['first_call_s']:.2f}s, cached call {setup['cached_call_s']:.3f}s")
+    write(f"{'target':<34} {'plan':<11} {'match':<6} {'variants':<14} {'planrt wall':>11} {'run (median)':>13}")
+    for r in sorted(rows, key=lambda r: (r["target"], r["plan"])):
+        run = "-" if r["run_ms"] is None else f"{r['run_ms']:.1f} ms"
+        write(f"{r['target']:<34} {r['plan']:<11} {'yes':<6} {','.join(r['variants']):<14} "
+              f"{r['wall_s']:>10.1f}s {run:>13}")
+    write(f"emulation tier: {len(rows)} example runs matched JAX; test time {seconds:.1f}s (call phases)")
