@@ -104,10 +104,11 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     result = optimize(path, plan=plan, options=options)
     graph = result.graph
     targets = tuple(Target.parse(t) for t in (options.targets or graph.info.targets))
-    modules = lower_all(graph)
+    store = Cache.default() if options.cache else None
+    modules = lower_all(graph, store=store)
     jobs = [CompileJob(m.name, t, m.mlir) for m in modules for t in targets]
     try:
-        built = compile_all(jobs, cache=Cache.default() if options.cache else None, jobs_n=options.jobs,
+        built = compile_all(jobs, cache=store, jobs_n=options.jobs,
                             progress=options.progress, save_temps=options.save_temps)
     except CompileErrors as e:
         raise DiagnosticError([_compile_diagnostic(graph, err) for err in e.errors]) from None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
+from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.group import Member, builtin_fn, compose
 from planc.compiler.codegen.stablehlo import export_stablehlo, normalize
 from planc.compiler.ir import (
@@ -78,7 +81,53 @@ def lower_group(graph: PlanGraph, group: GroupTask, types: dict[str, ValueType],
                          tuple(m.name for m in group.members))
 
 
-def lower_all(graph: PlanGraph, cache: ModelCache | None = None) -> list[LoweredModule]:
+def lowering_key(graph: PlanGraph, group: GroupTask, types: dict[str, ValueType]) -> str:
+    """Content key of a group's StableHLO: the wiring and types of its members, the bytes of
+    every model file, weights file and sibling .py file they load, and the jax version.
+    Any change to what tracing could see changes the key."""
+    import jax
+
+    h = hashlib.sha256(f"planc-lowering-v1 jax={jax.__version__} name={group.name}".encode())
+    files: set[Path] = set()
+    for m in group.members:
+        args = [str(a) for a in m.args if isinstance(a, ValueRef)]
+        h.update(repr((m.kind, getattr(m, "model", None), getattr(getattr(m, "op", None), "value", None),
+                       args, [str(v) for v in m.values()], [str(types[a]) for a in args])).encode())
+        if isinstance(m, ComputeTask):
+            decl = graph.info.model(m.model)
+            h.update(f"{decl.kind.value}:{decl.function}".encode())
+            files.add(decl.path)
+            files.update(decl.path.parent.glob("*.py"))
+            if decl.weights is not None:
+                files.add(decl.weights)
+    h.update(repr(([str(a) for a in group.args], [str(v) for v in group.exports])).encode())
+    for f in sorted(files):
+        h.update(f.name.encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()  # the "planc-lowering-v1" prefix keeps these apart from module keys
+
+
+def lower_all(graph: PlanGraph, cache: ModelCache | None = None, *, store: Cache | None = None) -> list[LoweredModule]:
+    """Every group's module; with `store`, StableHLO comes from the content-addressed cache
+    when nothing it depends on changed (a warm rebuild then skips JAX tracing)."""
     types = value_types(graph)
     cache = cache or ModelCache()
-    return [lower_group(graph, g, types, cache) for g in groups(graph)]
+    out = []
+    for g in groups(graph):
+        key = lowering_key(graph, g, types) if store is not None else ""
+        hit = store.get(key) if store is not None else None
+        if hit is not None:
+            out.append(_module(g, hit.decode(), types))
+            continue
+        mod = lower_group(graph, g, types, cache)
+        if store is not None:
+            store.put(key, mod.mlir.encode())
+        out.append(mod)
+    return out
+
+
+def _module(group: GroupTask, text: str, types: dict[str, ValueType]) -> LoweredModule:
+    inputs = tuple(str(a) for a in group.args if isinstance(a, ValueRef))
+    outputs = tuple(str(v) for v in group.exports)
+    return LoweredModule(group.name, text, inputs, outputs, tuple(types[a] for a in inputs),  # type: ignore[misc]
+                         tuple(types[o] for o in outputs), tuple(m.name for m in group.members))
