@@ -5,13 +5,16 @@
 Plans are generated (fixed seed) with a realistic mixture of constructs: targets, inputs,
 models, tools, tasks with policies and guards, gates, loops with carries, comments and outputs;
 every generated plan checks clean. Baselines run in the same process on the same text:
-lark's LALR parser on the same grammar building only its parse tree (no AST, no spans), and
-lark's Earley parser (1k lines only; it is far slower).
+lark's LALR parser on the same grammar building only its parse tree (no AST, no spans), once
+as lark runs by default and once with the cyclic GC paused as planc's parse does, and lark's
+Earley parser (1k lines only; it is far slower). Times are CPU seconds of this process
+(time.process_time), medians, runs interleaved: the machine may be shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -85,47 +88,61 @@ def _medians(fns: list[Callable[[], object]], runs: int) -> list[float]:
     """Median time of each function; runs interleave, so load from elsewhere hits all alike."""
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
+        for fn, ts in zip(fns, times, strict=True):
+            t = time.process_time()
             fn()
-            ts.append(time.perf_counter() - t)
+            ts.append(time.process_time() - t)
     return [statistics.median(ts) for ts in times]
 
 
+def _measure(size: int, runs: int, bare: Lark, earley: Lark) -> tuple:
+    """One row: lines, runs, and median seconds of each contender on one generated file."""
+    text = generate(size)
+    n = text.count("\n") + 1
+    module = parse(text, "bench.plan")
+    assert not [d for d in check(module) if d.is_error], "generated plans must check clean"
+    runs = runs if n <= 20_000 else max(3, runs // 2)
+    t_bare, t_nogc, t_parse, t_check = _medians(
+        [lambda: bare.parse(text), lambda: _without_gc(lambda: bare.parse(text)),
+         lambda: parse(text, "bench.plan"), lambda: check(module)], runs)
+    t_earley = _medians([lambda: earley.parse(text)], 3)[0] if n <= 2_000 else None
+    return n, runs, t_bare, t_nogc, t_parse, t_parse + t_check, t_earley
+
+
+def _without_gc(fn: Callable[[], object]) -> None:
+    gc.disable()
+    try:
+        fn()
+    finally:
+        gc.enable()
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--runs", type=int, default=5)
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated line counts")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per size (halved above 20k lines)")
     args = ap.parse_args(argv)
     bare = Lark.open(str(_GRAMMAR), parser="lalr", maybe_placeholders=True)
     earley = Lark.open(str(_GRAMMAR), parser="earley", propagate_positions=True, maybe_placeholders=True)
     grammar()  # build ours before timing
-    rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        text = generate(size)
-        n = text.count("\n") + 1
-        module = parse(text, "bench.plan")
-        assert not [d for d in check(module) if d.is_error], "generated plan must check clean"
-        runs = args.runs if n <= 20_000 else max(3, args.runs // 2)
-        t_bare, t_parse, t_check = _medians(
-            [lambda: bare.parse(text), lambda: parse(text, "bench.plan"), lambda: check(module)], runs)
-        t_earley = _medians([lambda: earley.parse(text)], 3)[0] if n <= 2_000 else None
-        rows.append((n, runs, t_bare, t_parse, t_parse + t_check, t_earley))
+    rows = [_measure(int(s), args.runs, bare, earley) for s in args.sizes.split(",")]
     _table(rows)
     return 0
 
 
+def _rate(t: float, n: int) -> str:
+    return f"{t * 1000:.1f} ms ({n / t / 1000:.0f}k lines/s)"
+
+
 def _table(rows: list[tuple]) -> None:
-    print("| lines | runs | lark LALR tree only | planc parse | parse / LALR | planc parse+check "
-          "| lark Earley | Earley / parse |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, runs, bare, ours, both, earley in rows:
-        def rate(t: float) -> str:
-            return f"{t * 1000:.1f} ms ({n / t / 1000:.0f}k lines/s)"
-        e = rate(earley) if earley else "n/a"
+    print("| lines | runs | lark LALR tree | lark LALR tree, GC paused | planc parse | planc / LALR "
+          "| planc / LALR GC paused | planc parse+check | lark Earley | Earley / planc |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, runs, bare, nogc, ours, both, earley in rows:
+        e = _rate(earley, n) if earley else "n/a"
         er = f"{earley / ours:.1f}x" if earley else "n/a"
-        print(f"| {n} | {runs} | {rate(bare)} | {rate(ours)} | {ours / bare:.2f}x | {rate(both)} "
-              f"| {e} | {er} |")
+        print(f"| {n} | {runs} | {_rate(bare, n)} | {_rate(nogc, n)} | {_rate(ours, n)} | {ours / bare:.2f}x "
+              f"| {ours / nogc:.2f}x | {_rate(both, n)} | {e} | {er} |")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 from planc.dsl.ast import Module
 from planc.dsl.check import check
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, Severity, render_all
-from planc.dsl.parser import parse, read_source
+from planc.dsl.parser import decode_source, parse, read_source
 
 __all__ = ["add_parser", "run", "check_path", "FileResult", "display_path"]
 
@@ -40,10 +40,13 @@ def display_path(path: str) -> str:
 
 
 def check_path(path: str, *, run_checks: bool = True) -> FileResult:
-    """Read, parse and (unless run_checks is False) check one file; never raises DiagnosticError."""
-    name = display_path(path)
+    """Read ('-' is stdin), parse and (unless run_checks is False) check one file.
+
+    Never raises DiagnosticError: every problem is in the result's diagnostics.
+    """
+    name = "<stdin>" if path == "-" else display_path(path)
     try:
-        text = read_source(path)
+        text = decode_source(sys.stdin.buffer.read(), name) if path == "-" else read_source(path)
     except DiagnosticError as e:
         return FileResult(name, e.diagnostics)
     try:
@@ -59,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "check", help="parse and check .plan files",
         description="Parse and check .plan files: names, values, policies, cycles. Prints every "
                     "problem of every file; exits 1 if any file has an error (warnings alone exit 0).")
-    p.add_argument("files", nargs="+", metavar="FILE", help=".plan files to check")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".plan files to check ('-' for stdin)")
     p.add_argument("--json", action="store_true",
                    help="print diagnostics as a JSON array on stdout (for editors and CI)")
     return p

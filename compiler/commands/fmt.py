@@ -13,7 +13,6 @@ from typing import Any
 from planc.compiler.commands.check import check_path, display_path
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, render_all
 from planc.dsl.format import format_module
-from planc.dsl.parser import decode_source, parse
 
 __all__ = ["add_parser", "run", "write_atomic"]
 
@@ -47,12 +46,6 @@ def write_atomic(path: str, text: str) -> None:
 
 def _format(path: str) -> tuple[str | None, str | None, list[Diagnostic]]:
     """(old text, new text, diagnostics) of one file; '-' is stdin."""
-    if path == "-":
-        try:
-            old = decode_source(sys.stdin.buffer.read(), "<stdin>")
-            return old, format_module(parse(old, "<stdin>")), []
-        except DiagnosticError as e:
-            return None, None, list(e.diagnostics)
     result = check_path(path, run_checks=False)
     if result.module is None:
         return result.text, None, list(result.diagnostics)

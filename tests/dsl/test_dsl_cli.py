@@ -155,3 +155,5 @@ def test_installed_script_in_a_subprocess(tmp_path) -> None:
     assert res.returncode == 1 and json.loads(res.stdout)[0]["code"] == "E0103"
     fmt = subprocess.run([planc, "fmt", "-"], input=UGLY, capture_output=True, text=True, timeout=60)
     assert fmt.returncode == 0 and fmt.stdout == format_module(parse(UGLY)) and fmt.stderr == ""
+    piped = subprocess.run([planc, "check", "-"], input=BAD, capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 1 and "--> <stdin>:5:12" in piped.stderr

@@ -17,8 +17,8 @@ SEEDS = [p.read_bytes() for p in EXAMPLES]
 N_BYTE = 2600
 N_TOKEN = 2600
 
-_TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"|#[^\n]*|\d+(?:\.\d+)?(?:ms|s|m|h)?|[A-Za-z_]\w*|\.\.|[<>=!]=|\s+|.',
-                    re.S)
+_TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"|#[^\n]*|\d+(?:\.\d+)?(?:ms|s|m|h)?|[A-Za-z_]\w*'
+                    rb"|\.\.|[<>=!]=|\s+|.", re.S)
 _VOCAB = [
     b"plan", b"target", b"objective", b"input", b"model", b"tool", b"task", b"gate", b"loop", b"carry",
     b"output", b"when", b"retry", b"backoff", b"timeout", b"breaker", b"per", b"on", b"failure", b"cost",
