@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from planc.runtime.bundle import BundleError, load_bundle
+from planc.runtime.cluster import ClusterError
 from planc.runtime.gates import AutoApprove, DecisionsDir, Interactive
 from planc.runtime.host import HostSpecError, NoVariantError
 from planc.runtime.journal import RunDir
-from planc.runtime.run import InputError, RunConfig, Runner
+from planc.runtime.run import ENGINES, InputError, RunConfig, Runner
 from planc.runtime.runstate import JournalError
 
 __all__ = ["add_parser", "run", "add_resume_parser", "resume"]
@@ -28,6 +29,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", metavar="FILE", help="write a Chrome trace (opens in Perfetto)")
     p.add_argument("--seed", type=int, default=0, help="seed for retry jitter")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="where compute runs: local (default) or ray, a Ray cluster (docs/ray.md); "
+                        "resume defaults to the engine the run started with")
+    p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster's head (default: $RAY_ADDRESS)")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -72,7 +77,17 @@ def _inputs(specs: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _config(args: argparse.Namespace, root: Path | None, run_id: str | None) -> RunConfig:
+def _engine(args: argparse.Namespace, run_dir: RunDir | None = None) -> tuple[str, str | None]:
+    """The engine and cluster address: the flags, else (resume) what the run started with."""
+    recorded: dict[str, Any] = {}
+    if run_dir is not None and (run_dir.path / "engine.json").is_file():
+        recorded = json.loads((run_dir.path / "engine.json").read_text())
+    engine = args.engine or recorded.get("engine") or "local"
+    return engine, args.address or (recorded.get("address") if engine == recorded.get("engine") else None)
+
+
+def _config(args: argparse.Namespace, root: Path | None, run_id: str | None,
+            run_dir: RunDir | None = None) -> RunConfig:
     gates: Any
     if args.auto_approve:
         gates = AutoApprove()
@@ -80,13 +95,16 @@ def _config(args: argparse.Namespace, root: Path | None, run_id: str | None) -> 
         gates = DecisionsDir(args.decisions)
     else:
         gates = Interactive()
-    return RunConfig(run_root=root, run_id=run_id, gates=gates, seed=args.seed, trace=bool(args.trace))
+    engine, address = _engine(args, run_dir)
+    return RunConfig(run_root=root, run_id=run_id, gates=gates, seed=args.seed, trace=bool(args.trace),
+                     engine=engine, address=address)
 
 
 def _report(args: argparse.Namespace, runner: Runner, result: Any, run_dir: RunDir | None) -> int:
     summary = {
         "status": result.status.value, "error": result.error, "rejected_by": result.rejected_by,
         "run_dir": str(run_dir.path) if run_dir else None, "variants": runner.variants,
+        **({"placement": runner.engine.placement()} if runner.engine is not None else {}),
         "iterations": result.iterations, "skipped": result.skipped,
         "task_seconds": {k: round(v, 6) for k, v in sorted(result.task_seconds.items())},
         "outputs": {k: _describe(v) for k, v in result.outputs.items()},
@@ -134,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                     run_dir.close()
         finally:
             runner.close()
-    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError) as e:
+    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
         return _fail(str(e))
 
 
@@ -146,13 +164,13 @@ def resume(args: argparse.Namespace) -> int:
     try:
         path = args.bundle or (run_dir.path / "bundle.path").read_text().strip()
         bundle = load_bundle(path)
-        runner = Runner(bundle, _config(args, None, None))
+        runner = Runner(bundle, _config(args, None, None, run_dir))
         try:
             result = runner.resume(run_dir)
             return _report(args, runner, result, run_dir)
         finally:
             runner.close()
-    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, OSError) as e:
+    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
         return _fail(str(e))
     finally:
         run_dir.close()

@@ -86,6 +86,7 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     workers: int = 4
     run_id: str = "run"
+    remote_compute: bool = False  # compute waits on other machines (the Ray engine): run it on the pool too
     # Shared across runs of one Runner: the thread pool and per-graph/per-task precomputation.
     pool: cf.ThreadPoolExecutor | None = None
     graphs: dict = field(default_factory=dict)
@@ -134,11 +135,12 @@ class Engine:
                     ready.append(j)
 
         while ready or inflight:
-            inline = [i for i in ready if not g.blocking[i]]
+            blocking = g.remote_blocking if self.s.remote_compute else g.blocking
+            inline = [i for i in ready if not blocking[i]]
             if len(inline) < len(ready):
                 pool = self._get_pool()
                 for i in ready:
-                    if g.blocking[i]:
+                    if blocking[i]:
                         inflight[pool.submit(self.run_task, tasks[i], env, iteration)] = i
             ready.clear()
             for i in inline:
@@ -297,6 +299,7 @@ class _Graph:
         producer = {r: i for i, t in enumerate(tasks) for r in t["results"]}
         self.succ: list[list[int]] = [[] for _ in tasks]
         self.blocking = [t["kind"] in ("tool", "gate", "loop") for t in tasks]
+        self.remote_blocking = [b or t["kind"] == "compute" for b, t in zip(self.blocking, tasks)]
         self.indeg = [0] * len(tasks)
         for j, t in enumerate(tasks):
             deps = {producer[v] for v in needs(t) if v in producer}

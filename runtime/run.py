@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import tempfile
@@ -24,7 +25,7 @@ from planc.runtime.tools import ReturnType, ToolCall, ToolRunner
 from planc.runtime.trace import Tracer
 from planc.runtime.values import SKIPPED, Value, to_json
 
-__all__ = ["RunConfig", "Runner", "InputError", "check_inputs"]
+__all__ = ["ENGINES", "RunConfig", "Runner", "InputError", "check_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class RunConfig:
     host: Host | None = None
     tool_env: Mapping[str, str] | None = None
     compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
+    engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray_engine.py)
+    address: str | None = None  # the Ray cluster's head for engine "ray" (None: $RAY_ADDRESS or auto)
 
 
 def check_inputs(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -80,7 +83,11 @@ class Runner:
         self.variants: dict[str, str] = {}
         self.devices: dict[str, Device] = {}
         self.modules: dict[str, LoadedModule] = {}
-        for name, mod in sorted(self.manifest["modules"].items() if self.config.compute is None else ()):
+        self.engine = _remote_engine(bundle, self.config)
+        if self.engine is not None:
+            self.variants = self.engine.variants
+        local = self.config.compute is None and self.engine is None
+        for name, mod in sorted(self.manifest["modules"].items() if local else ()):
             target = choose_variant(mod["variants"], self.host, module=name)
             variant = mod["variants"][target]
             driver = variant.get("driver") or "local-sync"
@@ -101,6 +108,9 @@ class Runner:
             run_dir = RunDir.create(self.config.run_root, self.bundle.sha256, arrays,
                                     run_id=self.config.run_id, clock=self.config.clock)
             (run_dir.path / "bundle.path").write_text(str(Path(self.bundle.path).resolve()))
+            if self.engine is not None:  # `planrt resume` continues on the same engine
+                (run_dir.path / "engine.json").write_text(json.dumps(
+                    {"engine": self.config.engine, "address": self.config.address}))
         return self._execute(arrays, run_dir, None), run_dir
 
     def resume(self, run_dir: RunDir) -> RunResult:
@@ -113,6 +123,9 @@ class Runner:
         return self._execute(arrays, run_dir, state)
 
     def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
         if self._shared.pool is not None:
             self._shared.pool.shutdown(wait=True)
             self._shared.pool = None
@@ -138,10 +151,12 @@ class Runner:
         run_id = run_dir.run_id if run_dir is not None else (cfg.run_id or "run")
         ctx = _Context(self, run_dir, state, tools, BreakerRegistry(cfg.clock), random.Random(cfg.seed), tracer)
         shared = self._shared
-        engine = Engine(Services(compute=cfg.compute or ctx.compute, tool=ctx.tool, gate=ctx.gate,
+        compute = cfg.compute or (self.engine.service(tracer) if self.engine is not None else ctx.compute)
+        engine = Engine(Services(compute=compute, tool=ctx.tool, gate=ctx.gate,
                                  journal=ctx if run_dir is not None else None, tracer=tracer,
                                  clock=cfg.clock, workers=cfg.workers, run_id=run_id,
-                                 pool=shared.pool, graphs=shared.graphs, needs=shared.needs))
+                                 pool=shared.pool, graphs=shared.graphs, needs=shared.needs,
+                                 remote_compute=self.engine is not None))
         env: dict[str, Any] = {n: Value.from_host(a, _input_dtype(self.manifest, n)) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None
         try:
@@ -161,6 +176,20 @@ class Runner:
         if run_dir is not None:
             run_dir.record_run_finished(status.value, error=error)
         return result
+
+
+ENGINES = ("local", "ray")
+
+
+def _remote_engine(bundle: Bundle, config: RunConfig) -> Any:
+    """The engine that computes off this process (None: the local engine)."""
+    if config.engine not in ENGINES:
+        raise ValueError(f"unknown engine '{config.engine}', expected one of: {', '.join(ENGINES)}")
+    if config.engine == "local" or config.compute is not None:
+        return None
+    from planc.runtime.ray_engine import RayEngine  # lazy: Ray is an optional extra
+
+    return RayEngine(bundle, address=config.address)
 
 
 def _input_dtype(manifest: Mapping[str, Any], name: str) -> str:
