@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 from planc.compiler.cost_model import ComputeFacts, CostModel
-from planc.compiler.scheduling.merge_dp import Plan, Pricing, exact_dp, exhaustive_plan, quotient_order
+from planc.compiler.scheduling.merge_dp import (
+    Plan,
+    Pricing,
+    count_downsets,
+    exact_dp,
+    exhaustive_plan,
+    quotient_order,
+)
 from planc.compiler.scheduling.merge_orders import order_dp, polish, segments, topo_orders
 
 __all__ = [
@@ -123,7 +130,7 @@ class MergeOptions:
 
     max_group: int = 64
     exact_max_tasks: int = 16
-    exact_budget: int = 300_000
+    exact_budget: int = 100_000
     orders: int = 6
     refine: int = 2
     work_budget: int = 30_000
@@ -216,7 +223,7 @@ def merge(problem: MergeProblem, model: CostModel, *, options: MergeOptions = Me
     p = _pricing(problem, model, options.max_group, options.group_cost)
     if p.n == 0:
         return MergeResult((), 0.0, 0.0, 0.0, True, 0)
-    if p.n <= options.exact_max_tasks:
+    if p.n <= options.exact_max_tasks and count_downsets(p, options.exact_budget // 64) is not None:
         plan = exact_dp(p, options.exact_budget)
         if plan is not None:
             return _result(p, plan, exact=True, orders=0)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from planc.compiler.cost_model import ComputeFacts, CostModel, merge_facts
 
-__all__ = ["INF", "GroupCostFn", "Plan", "Pricing", "exact_dp", "exhaustive_plan", "quotient_order"]
+__all__ = ["INF", "GroupCostFn", "Plan", "Pricing", "count_downsets", "exact_dp", "exhaustive_plan", "quotient_order"]
 
 INF = math.inf
 # A partition with placement: (member indices in topological order, device index) per group.
@@ -108,29 +108,46 @@ class Pricing:
 
 # ----------------------------------------------------------------- exact, over down-sets
 
-def _groups_from(p: Pricing, done: int) -> list[int]:
-    """Every group G that can follow the down-set `done`: done | G is again a down-set."""
+def count_downsets(p: Pricing, cap: int) -> int | None:
+    """How many down-sets (sets closed under predecessors) the graph has; None above `cap`."""
+    seen, frontier = {0}, [0]
+    while frontier:
+        nxt = []
+        for s in frontier:
+            for v in range(p.n):
+                if not s >> v & 1 and p.pred_mask[v] & ~s == 0 and (t := s | 1 << v) not in seen:
+                    seen.add(t)
+                    nxt.append(t)
+                    if len(seen) > cap:
+                        return None
+        frontier = nxt
+    return len(seen)
+
+
+def _groups_from(p: Pricing, done: int, limit: int) -> list[int] | None:
+    """Every group G that can follow the down-set `done` (done | G is again a down-set);
+    None when there are more than `limit`."""
     n, out = p.n, []
     big = float(p.capacity.max())
     all_dev = (1 << len(p.devices)) - 1
     allow_bits = [sum(1 << d for d in range(len(p.devices)) if p.allowed[v, d]) for v in range(n)]
 
-    def rec(g: int, excl: int, allow: int, mem: float, size: int) -> None:
+    def rec(g: int, excl: int, allow: int, mem: float, size: int) -> bool:
         taken = done | g
         v = next((v for v in range(n) if not (taken | excl) >> v & 1 and p.pred_mask[v] & ~taken == 0), -1)
         if v < 0:
             if g:
                 out.append(g)
-            return
+            return len(out) <= limit
         if p.facts[v] is None:
             if g == 0:
                 out.append(1 << v)
         elif size < p.max_group and allow & allow_bits[v] and mem + p.memory[v] <= big:
-            rec(g | 1 << v, excl, allow & allow_bits[v], mem + float(p.memory[v]), size + 1)
-        rec(g, excl | 1 << v, allow, mem, size)
+            if not rec(g | 1 << v, excl, allow & allow_bits[v], mem + float(p.memory[v]), size + 1):
+                return False
+        return rec(g, excl | 1 << v, allow, mem, size)
 
-    rec(0, 0, all_dev, 0.0, 0)
-    return out
+    return out if rec(0, 0, all_dev, 0.0, 0) else None
 
 
 def _members(mask: int) -> tuple[int, ...]:
@@ -156,13 +173,16 @@ def exact_dp(p: Pricing, budget: int) -> Plan | None:
     for size in range(n):
         for s, states in layers[size].items():
             front = frontier(s)
-            for g in _groups_from(p, s):
+            groups = _groups_from(p, s, budget - work)
+            if groups is None:
+                return None
+            for g in groups:
                 t = s | g
                 gm = _members(g)
                 incoming = [(k, front.index(u)) for u in front for v, k in p.succ[u] if g >> v & 1]
                 new_front = frontier(t)
                 keep = [front.index(u) if not g >> u & 1 else -1 for u in new_front]
-                work += len(states) * D
+                work += D * (4 + len(states))  # pricing a group costs a few state updates
                 if work > budget:
                     return None
                 target = layers[t.bit_count()].setdefault(t, {})

@@ -7,7 +7,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from planc.compiler.profiles import (
     DTYPE_FALLBACK,
     DeviceClass,
@@ -70,7 +69,7 @@ def test_cpu_peaks_follow_cores_clock_pipes_lanes():
 def test_every_device_and_link_number_cites_a_source():
     text = shipped_profile_path().read_text()
     for section in re.split(r"\n(?=\[(?:devices|links)\.)", text)[1:]:
-        numbers = re.findall(r"^(\w+)\s*=\s*[\d{]", section, flags=re.M)
+        numbers = re.findall(r"^(\w+)\s*=\s*[\d{]", section, flags=re.MULTILINE)
         comments = [line for line in section.splitlines() if line.lstrip().startswith("#")]
         assert numbers and len(comments) >= 2, section.splitlines()[0]
 
@@ -188,8 +187,8 @@ def test_load_profile_with_extra_files_and_defaults(tmp_path):
      "deployments.d.pue", "at least 1.0"),
     ("schema = 1\n[deployments.d]\npue = 1\nhost = \"c\"\ndevices = { c = \"vmvx\", g = \"cuda-sm80\" }\n",
      "deployments.d.links", "no route from 'c' to 'g'"),
-    ("schema = 1\n[deployments.d]\npue = 1\nhost = \"c\"\ndevices = { c = \"vmvx\", g = \"cuda-sm80\" }\n"
-     "links = [{ a = \"c\", b = \"g\", link = \"pcie9\" }]\n", "deployments.d.links[0].link", "unknown link 'pcie9'"),
+    (("schema = 1\n[deployments.d]\npue = 1\nhost = \"c\"\ndevices = { c = \"vmvx\", g = \"cuda-sm80\" }\n"
+      "links = [{ a = \"c\", b = \"g\", link = \"pcie9\" }]\n"), "deployments.d.links[0].link", "unknown link 'pcie9'"),
     ("schema = 1\n[deployments.d]\npue = 1\nhost = \"c\"\n", "deployments.d.devices", "missing"),
     ("schema = 1\n[devices]\nx = 3\n", "devices.x", "expected a table"),
     ("schema = [1\n", "-", "not valid TOML"),
