@@ -4,7 +4,7 @@
 docs/scheduling.md for the model, the algorithms and the objectives.
 """
 
-from planc.compiler.scheduling.api import AUTO_EXACT_TASKS, EXACT_MAX_TASKS, schedule
+from planc.compiler.scheduling.api import AUTO_EXACT_NODES, AUTO_EXACT_TASKS, EXACT_MAX_TASKS, schedule
 from planc.compiler.scheduling.examples import arabnejad_2014, topcuoglu_2002
 from planc.compiler.scheduling.generator import DagParams, random_dag
 from planc.compiler.scheduling.listsched import ScheduleInfeasible
@@ -14,6 +14,7 @@ from planc.compiler.scheduling.schedule import Method, Objective, Placement, Sch
 from planc.compiler.scheduling.validate import Constraint, ScheduleViolation, validate
 
 __all__ = [
+    "AUTO_EXACT_NODES",
     "AUTO_EXACT_TASKS",
     "EXACT_MAX_TASKS",
     "Constraint",

@@ -18,11 +18,12 @@ from planc.compiler.scheduling.platform import Platform
 from planc.compiler.scheduling.problem import Problem, ScheduleInputError, compile_problem
 from planc.compiler.scheduling.schedule import Method, Objective, Schedule
 
-__all__ = ["AUTO_EXACT_TASKS", "EXACT_MAX_TASKS", "schedule"]
+__all__ = ["AUTO_EXACT_NODES", "AUTO_EXACT_TASKS", "EXACT_MAX_TASKS", "schedule"]
 
 log = logging.getLogger(__name__)
 
-AUTO_EXACT_TASKS = 10  # method "auto" proves optimality up to this many tasks
+AUTO_EXACT_TASKS = 10  # method "auto" searches exactly up to this many tasks...
+AUTO_EXACT_NODES = 300_000  # ...within this many branch-and-bound nodes (a few seconds)
 EXACT_MAX_TASKS = 16   # method "exact" refuses bigger graphs unless given a budget
 
 _BASELINES: dict[Method, Callable[[Problem], Timing]] = {Method.HEFT: heft, Method.PEFT: peft, Method.GREEDY: greedy}
@@ -42,7 +43,8 @@ def _ours(prob: Problem, objective: Objective, seed: int, budget_s: float | None
     return optimize(prob, objective, options, extra)
 
 
-def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | None) -> Timing:
+def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | None,
+           max_nodes: int | None = None) -> Timing:
     if prob.n > EXACT_MAX_TASKS and budget_s is None:
         raise ScheduleInputError(f"method 'exact' takes graphs of at most {EXACT_MAX_TASKS} tasks without a "
                                  f"budget_s (got {prob.n}); use method 'ours' or give budget_s")
@@ -53,10 +55,11 @@ def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | Non
     except ScheduleInfeasible:
         incumbent = None  # the heuristics' memory reservations are conservative; search anyway
     left = None if budget_s is None else max(budget_s - (time.perf_counter() - t0), 0.0)
-    result = exact(prob, objective, incumbent, budget_s=left)
+    result = exact(prob, objective, incumbent, budget_s=left, max_nodes=max_nodes)
     if not result.proven:
-        log.warning("exact search stopped by its budget after %d nodes: the schedule is not proven optimal",
-                    result.nodes)
+        log.log(logging.INFO if max_nodes else logging.WARNING,
+                "exact search stopped by its budget after %d nodes: the schedule is not proven optimal",
+                result.nodes)
     return result.timing
 
 
@@ -84,7 +87,8 @@ def schedule(
         method: ``heft``, ``peft``, ``greedy`` (baselines; they minimize latency whatever
             the objective), ``exact`` (branch and bound, optimal; small graphs), ``ours``
             (portfolio + iterated local search; never worse than HEFT or PEFT on the
-            objective) or ``auto`` (``exact`` up to AUTO_EXACT_TASKS tasks, else ``ours``).
+            objective) or ``auto`` (``exact`` up to AUTO_EXACT_TASKS tasks, stopped after
+            AUTO_EXACT_NODES nodes with the best schedule found; else ``ours``).
         seed: seeds ``ours``' random search; the same inputs and seed give the same result.
         budget_s: wall-clock cap for ``ours`` and ``exact`` (None: an evaluation budget
             that scales with the graph, and an unbounded exact search).
@@ -100,12 +104,13 @@ def schedule(
     objective = Objective.parse(objective)
     method = Method.parse(method)
     prob = compile_problem(graph, platform)
-    if method is Method.AUTO:
+    auto = method is Method.AUTO
+    if auto:
         method = Method.EXACT if prob.n <= AUTO_EXACT_TASKS else Method.OURS
     if method in _BASELINES:
         timing = _BASELINES[method](prob)
     elif method is Method.EXACT:
-        timing = _exact(prob, objective, seed, budget_s)
+        timing = _exact(prob, objective, seed, budget_s, AUTO_EXACT_NODES if auto else None)
     else:
         timing = _ours(prob, objective, seed, budget_s)
     return Schedule.build(prob, timing, objective, method)

@@ -40,7 +40,7 @@ class SearchOptions:
     budget_s: float | None = None
     max_evals: int | None = None
     polish_tasks: int = 12
-    polish_nodes: int = 300_000
+    polish_nodes: int = 100_000
 
     def evals_for(self, n: int) -> int:
         if self.max_evals is not None:
@@ -185,24 +185,39 @@ def _portfolio(search: _Search) -> None:
         search.decode(dev, assignment_order(prob, dev))
 
 
-def _moves(search: _Search, dev: list[int], timing: Timing) -> list[tuple[int, int]]:
-    """Candidate moves around the critical chain, shuffled: ``(i, d)`` puts task ``i`` on
-    device ``d``; ``(i, -1 - j)`` schedules ``i`` before ``j``, the task that delays it on
-    its device."""
+MOVE, HOIST, SWAP, GATHER = 0, 1, 2, 3
+Move = tuple[int, int, int]
+
+
+def _moves(search: _Search, dev: list[int], timing: Timing) -> list[Move]:
+    """Candidate moves around the critical chain, shuffled: ``(MOVE, i, d)`` puts task ``i``
+    on device ``d``; ``(HOIST, i, j)`` schedules ``i`` before ``j``, the task delaying it on
+    its device; ``(SWAP, i, j)`` exchanges the devices of ``i`` and a task elsewhere;
+    ``(GATHER, i, d)`` puts ``i`` and its neighbours on ``d`` (saving their transfers)."""
     prob, rng = search.prob, search.rng
     crit = critical_tasks(prob, timing)
     if search.objective is Objective.THROUGHPUT:
         crit = sorted(set(crit) | set(bottleneck_tasks(prob, dev)))
     elif search.objective is not Objective.LATENCY:
         crit = sorted(set(crit) | set(rng.sample(range(prob.n), min(prob.n, 8))))
-    moves = [(i, d) for i in crit for d in range(prob.p) if d != dev[i] and prob.cost[i][d] < INF]
+    cost = prob.cost
+    moves = [(MOVE, i, d) for i in crit for d in range(prob.p) if d != dev[i] and cost[i][d] < INF]
+    moves += [(GATHER, i, d) for i in crit for d in range(prob.p)
+              if cost[i][d] < INF and any(dev[j] != d for j in _neighbours(prob, i))]
     ends = {(timing.dev[j], timing.finish[j]): j for j in crit}
     for i in crit:
         j = ends.get((timing.dev[i], timing.start[i]))
         if j is not None and j != i:
-            moves.append((i, -1 - j))
+            moves.append((HOIST, i, j))
+        for j in rng.sample(range(prob.n), min(prob.n, 6)):
+            if dev[j] != dev[i] and cost[i][dev[j]] < INF and cost[j][dev[i]] < INF:
+                moves.append((SWAP, i, j))
     rng.shuffle(moves)
     return moves
+
+
+def _neighbours(prob: Problem, i: int) -> list[int]:
+    return [j for j, _ in prob.preds[i]] + [j for j, _ in prob.succs[i]]
 
 
 def _hoist(prob: Problem, order: list[int], i: int, j: int) -> list[int] | None:
@@ -214,23 +229,36 @@ def _hoist(prob: Problem, order: list[int], i: int, j: int) -> list[int] | None:
     return order[:pj] + [i] + order[pj:pi] + order[pi + 1:]
 
 
-def _try(search: _Search, dev: list[int], order: list[int], move: tuple[int, int],
+def _try(search: _Search, dev: list[int], order: list[int], move: Move,
          score: Score) -> tuple[Score, Timing | None]:
     """Evaluate one move on ``dev`` in place; ``dev`` is restored unless it improves."""
-    i, d = move
-    if d < 0:
-        hoisted = _hoist(search.prob, order, i, -1 - d)
+    kind, i, x = move
+    if kind == HOIST:
+        hoisted = _hoist(search.prob, order, i, x)
         return search.decode(dev, hoisted, score) if hoisted is not None else (WORST, None)
-    old, dev[i] = dev[i], d
+    prob = search.prob
+    if kind == MOVE:
+        undo = [(i, dev[i])]
+        dev[i] = x
+    elif kind == SWAP:
+        undo = [(i, dev[i]), (x, dev[x])]
+        dev[i], dev[x] = dev[x], dev[i]
+    else:
+        undo = [(j, dev[j]) for j in [i, *_neighbours(prob, i)]]
+        for j, _ in undo:
+            if prob.cost[j][x] < INF:
+                dev[j] = x
     s2, t2 = search.decode(dev, order, score)
     if t2 is None or not better(s2, score):
-        dev[i] = old
+        for t, d in undo:
+            dev[t] = d
     return s2, t2
 
 
 def _descend(search: _Search, dev: list[int], timing: Timing, score: Score) -> tuple[list[int], Timing, Score]:
-    """First-improvement local search: move a critical task to another device or ahead of
-    the task delaying it, or reorder by bottom levels, until nothing helps."""
+    """First-improvement local search: move a critical task to another device, swap its
+    device with another task's, or put it ahead of the task delaying it, or reorder by
+    bottom levels, until nothing helps."""
     prob = search.prob
     improved = True
     while improved and not search.out_of_budget():
@@ -295,7 +323,9 @@ def optimize(prob: Problem, objective: Objective, options: SearchOptions,
        PEFT's optimistic cost, plus an exact-transfer lookahead), single-device schedules,
        and objective-specific placements (least energy, balanced load).
     2. Iterated local search from the best of them: move a task on the critical chain
-       to another device, or reorder by real bottom levels, until no move helps;
+       to another device, swap it with a task elsewhere, gather it with its neighbours,
+       hoist it ahead of the task delaying it, or reorder by real bottom levels, until
+       no move helps;
        then perturb a few placements and descend again; keep the best. The number of
        evaluations scales down with graph size (``SearchOptions``).
     3. Graphs of at most ``polish_tasks`` tasks: a node-limited branch and bound seeded
