@@ -61,7 +61,7 @@ def build_examples(out: Path) -> dict[str, Example]:
 
     e2e = _e2e()
     examples = {}
-    plans = [(file, plan, plan, CPU_TARGETS) for file, plan in e2e.PLANS]
+    plans: list[tuple[str, str, str, tuple[str, ...]]] = [(f, p, p, CPU_TARGETS) for f, p in e2e.PLANS]
     plans.append(("sensors/sensors.plan", "vib_screen", "x86_only", ("x86_64-avx512",)))
     for file, plan, name, targets in plans:
         built = build_bundle(e2e.EXAMPLES / file, out / f"{name}.planb", plan=plan,
