@@ -30,8 +30,9 @@ class SearchOptions:
     Attributes:
         seed: seeds the random perturbations; the same seed gives the same schedule.
         budget_s: wall-clock cap on the search (None: only the evaluation budget applies).
-        max_evals: schedule evaluations of the local search (None: ``400_000 / n`` clipped
-            to [6, 4000]; one evaluation costs about ``n`` list-scheduling steps).
+        max_evals: schedule evaluations of the local search (None: ``4e8 / n**2`` clipped
+            to [8, 4000]: 4000 up to 316 tasks, 400 at 1000, 8 at 10 000; one evaluation
+            costs about ``n`` list-scheduling steps).
         polish_tasks: graphs of at most this many tasks get a branch-and-bound polish.
         polish_nodes: node limit of that polish.
     """
@@ -45,7 +46,7 @@ class SearchOptions:
     def evals_for(self, n: int) -> int:
         if self.max_evals is not None:
             return self.max_evals
-        return int(min(4000, max(6, 400_000 // max(n, 1))))
+        return int(min(4000, max(8, 400_000_000 // max(n, 1) ** 2)))
 
 
 def assignment_order(prob: Problem, dev: Sequence[int]) -> list[int]:
