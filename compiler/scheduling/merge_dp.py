@@ -142,9 +142,9 @@ def _groups_from(p: Pricing, done: int, limit: int) -> list[int] | None:
         if p.facts[v] is None:
             if g == 0:
                 out.append(1 << v)
-        elif size < p.max_group and allow & allow_bits[v] and mem + p.memory[v] <= big:
-            if not rec(g | 1 << v, excl, allow & allow_bits[v], mem + float(p.memory[v]), size + 1):
-                return False
+        elif (size < p.max_group and allow & allow_bits[v] and mem + p.memory[v] <= big
+              and not rec(g | 1 << v, excl, allow & allow_bits[v], mem + float(p.memory[v]), size + 1)):
+            return False
         return rec(g, excl | 1 << v, allow, mem, size)
 
     return out if rec(0, 0, all_dev, 0.0, 0) else None

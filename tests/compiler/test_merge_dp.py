@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -113,8 +114,9 @@ def problems(draw, *, chain: bool, max_tasks: int):
     return model, MergeProblem.build(tasks, edges)
 
 
-def solve_both(model, problem, options=MergeOptions()):
+def solve_both(model, problem, options: MergeOptions | None = None):
     """(dp, exhaustive) results, or None when neither has a legal solution."""
+    options = options or MergeOptions()
     try:
         reference = exhaustive_merge(problem, model, options=options)
     except MergeError:
@@ -183,7 +185,7 @@ def facts(flops: float = 1e6, nbytes: float = 1e5, dtype: str = "f32") -> Comput
 
 def chain(nodes, nbytes: float = 1e4) -> MergeProblem:
     names = [f"t{i}" for i in range(len(nodes))]
-    return MergeProblem.build(list(zip(names, nodes)), [(a, b, nbytes) for a, b in zip(names, names[1:])])
+    return MergeProblem.build(list(zip(names, nodes)), [(a, b, nbytes) for a, b in itertools.pairwise(names)])
 
 
 def test_a_chain_of_small_tasks_becomes_one_module():
