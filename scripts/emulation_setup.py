@@ -298,9 +298,13 @@ def _load(root: Path, started: float) -> Emulation | None:
     ready = root / "ready.json"
     if not ready.is_file():
         return None
-    data = json.loads(ready.read_text())
-    data.update(cached=True, seconds=round(time.perf_counter() - started, 3))
-    emu = Emulation(**data)
+    try:
+        data = json.loads(ready.read_text())
+        data.update(cached=True, seconds=round(time.perf_counter() - started, 3))
+        emu = Emulation(**data)
+    except (ValueError, TypeError) as e:  # a torn or older record: build again
+        log.warning("ignoring %s: %s", ready, e)
+        return None
     return emu if Path(emu.python).is_file() and Path(emu.qemu_aarch64).is_file() else None
 
 
@@ -348,14 +352,13 @@ def ensure(cache_dir: Path | None = None) -> Emulation:
     emu = _load(root, started)
     if emu is not None:
         return emu
-    qemu = _qemu()
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same key
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building (or installing qemu)
         emu = _load(root, started)
         if emu is not None:
             return emu
-        built = _build(cache, root, sources, wheel_pins(), qemu, started)
+        built = _build(cache, root, sources, wheel_pins(), _qemu(), started)
     return Emulation(**{**asdict(built), "seconds": round(time.perf_counter() - started, 3)})
 
 
