@@ -247,8 +247,17 @@ class _Context:
                             attempt=a.number, timeout=a.timeout, returns=rt)
             return self.tools.call(call)
 
+        def report(r) -> None:  # one trace slice per attempt; failures journaled
+            if self.tracer is not None:
+                args = {"attempt": r.number, **({"error": str(r.error)} if r.error else {}),
+                        **({"next_delay_s": r.next_delay} if r.next_delay is not None else {})}
+                self.tracer.add_slice(f"{name}#{r.number}", r.start, r.duration, category="attempt",
+                                      lane=f"tool {tool}", args=args)
+            if r.error is not None and self.run_dir is not None:
+                self.run_dir.record_tool_failed(key, attempt=r.number, error=str(r.error))
+
         outcome = call_with_policy(attempt, policy, clock=self.r.config.clock, rng=self.rng,
-                                   breaker=self.breakers.get(tool, policy))
+                                   breaker=self.breakers.get(tool, policy), on_attempt=report)
         if outcome.kind is OutcomeKind.OK:
             if self.run_dir is not None:
                 self.run_dir.record_tool_completed(key, to_json(outcome.value))

@@ -109,3 +109,27 @@ def test_runtime_installs_alone(tmp_path: Path) -> None:
 
     out = _run([str(planrt), "--help"], cwd=tmp_path)
     assert out.returncode == 0 and "planrt" in out.stdout, out.stdout + out.stderr
+
+    # And it runs a real compiled bundle there, with the same numbers as here.
+    import numpy as np
+
+    from planc.compiler.build import BuildOptions, build_bundle
+    from planc.runtime.bundle import load_bundle
+    from planc.runtime.run import RunConfig, Runner
+
+    real = tmp_path / "defects.planb"
+    build_bundle(REPO / "examples/defects/defects.plan", real, options=BuildOptions(progress=None))
+    frame = np.random.default_rng(3).random((1, 64, 64, 3), dtype=np.float32)
+    np.save(tmp_path / "frame.npy", frame)
+    env = {**os.environ, "PLANC_NOTIFY_LOG": str(tmp_path / "notify.log")}
+    out = _run([str(planrt), "run", str(real), "-i", f"frame={tmp_path / 'frame.npy'}", "--auto-approve",
+                "--run-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "out")], cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    runner = Runner(load_bundle(real), RunConfig(tool_env={"PATH": os.environ["PATH"],
+                                                           "PLANC_NOTIFY_LOG": str(tmp_path / "n2.log")}))
+    try:
+        here, _ = runner.run({"frame": frame})
+    finally:
+        runner.close()
+    for name in ("label", "worst"):
+        np.testing.assert_array_equal(np.load(tmp_path / "out" / f"{name}.npy"), here.outputs[name])
