@@ -173,35 +173,35 @@ class Engine:
 
     # ----------------------------------------------------------------- tasks
     def run_task(self, task: Mapping[str, Any], env: dict[str, Any], iteration: tuple[int, ...]) -> None:
-        name = task["name"]
+        kind, name, reads, guard, args, results_names = self._step(task)
         journal = self.s.journal
-        if task["kind"] != "loop" and journal is not None:
+        if journal is not None and kind != "loop":
             saved = journal.finished(task, iteration)
             if saved is not None:
                 env.update(saved)
                 return
-        if any(env.get(v) is SKIPPED for v in self._needs(task)):
-            self._skip(task, env)
-            return
-        if task.get("when") is not None and task["kind"] != "gate":
-            if not E.evaluate_bool(task["when"], _Scalars(env)):
+        for v in reads:
+            if env.get(v) is SKIPPED:
                 self._skip(task, env)
                 return
+        if guard is not None and kind != "gate" and not E.evaluate_bool(guard, _Scalars(env)):
+            self._skip(task, env)
+            return
         now = self.s.clock.now
         start = now()
-        kind = task["kind"]
         if kind == "compute":
-            outs = self.s.compute(task, [env[a] for a in task["args"]])
+            outs = self.s.compute(task, [env[a] for a in args])
             elapsed = now() - start
             # The hot path: no lock (a task name is only ever timed by one thread at a time).
-            self.task_seconds[name] = self.task_seconds.get(name, 0.0) + elapsed
-            results = dict(zip(task["results"], outs))
+            ts = self.task_seconds
+            ts[name] = ts.get(name, 0.0) + elapsed
+            for r, o in zip(results_names, outs):
+                env[r] = o
             if self.s.tracer is not None:
                 self.s.tracer.add_slice(name, start, elapsed, category=kind, lane=str(task["module"]),
                                         args={"iteration": list(iteration)} if iteration else None)
-            env.update(results)
             if journal is not None:
-                journal.record(task, iteration, results)
+                journal.record(task, iteration, dict(zip(results_names, outs)))
             return
         if kind == "builtin":
             x = env[task["args"][0]].to_host()
@@ -226,13 +226,15 @@ class Engine:
         if journal is not None:
             journal.record(task, iteration, results)
 
-    def _needs(self, task: Mapping[str, Any]) -> tuple[str, ...]:
-        """What a task reads, less its fallback (a skipped fallback does not skip the task); cached."""
-        key = id(task)
-        hit = self.s.needs.get(key)
+    def _step(self, task: Mapping[str, Any]) -> tuple:
+        """(kind, name, reads, guard, args, results) of a task, computed once per Runner.
+        `reads` leaves out the fallback: a skipped fallback does not skip the task."""
+        hit = self.s.needs.get(id(task))
         if hit is None or hit[0] is not task:
             fb = (task.get("policy") or {}).get("fallback")
-            hit = self.s.needs[key] = (task, tuple(sorted(needs(task) - {fb})))
+            step = (task["kind"], task["name"], tuple(sorted(needs(task) - {fb})), task.get("when"),
+                    tuple(task["args"]), tuple(task["results"]))
+            hit = self.s.needs[id(task)] = (task, step)
         return hit[1]
 
     def _skip(self, task: Mapping[str, Any], env: dict[str, Any]) -> None:
