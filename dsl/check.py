@@ -92,7 +92,8 @@ class _PlanCheck:
                     kw = "target" if isinstance(stmt, A.Target) else "objective"
                     self._err("E0118", f"'{kw}' is given twice in plan '{self.plan.name.name}'", stmt.span,
                               label="second one", notes=((f"first '{kw}' here", seen[type(stmt)].span),),
-                              help=f"list everything in one '{kw}' statement")
+                              help="list all targets in one 'target' statement" if kw == "target"
+                              else "a plan has one objective")
                 seen.setdefault(type(stmt), stmt)
             self._stmt(stmt)
         self._outputs()
