@@ -178,7 +178,7 @@ def leave_one_out(measurements: Iterable[Measurement], profile: Profile, *,
 
 def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
     """Mean absolute percentage error, as a fraction (0.1 is 10 %)."""
-    if not measured:
+    if len(measured) == 0:
         return math.nan
     p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
     return float(np.mean(np.abs(p - m) / m))
