@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planc import __version__
 from planc.compiler.bundle import write_bundle, write_bundle_dir
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
@@ -24,7 +23,9 @@ from planc.compiler.targets import Target
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 from planc.dsl.parser import parse_file
 
-__all__ = ["BuildOptions", "BuildResult", "optimize", "build_bundle", "HEAVY_FLOPS"]
+from planc import __version__
+
+__all__ = ["HEAVY_FLOPS", "BuildOptions", "BuildResult", "build_bundle", "optimize"]
 
 log = logging.getLogger(__name__)
 

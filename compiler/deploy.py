@@ -8,16 +8,31 @@ from dataclasses import dataclass
 
 from planc.compiler.cost_model import ComputeFacts, CostModel, RooflineModel, TunedModel, load_tuning
 from planc.compiler.ir import (
-    BuiltinTask, ComputeTask, CostFacts, GateTask, GroupTask, InputTask, LoopTask, OutputTask, PlanGraph,
-    Task, ToolTask, ValueType,
+    BuiltinTask,
+    ComputeTask,
+    CostFacts,
+    GateTask,
+    GroupTask,
+    InputTask,
+    LoopTask,
+    OutputTask,
+    PlanGraph,
+    Task,
+    ToolTask,
+    ValueType,
 )
 from planc.compiler.profiles import ProfileError, load_profile
-from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 from planc.compiler.scheduling import Device, Link, Platform
+from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
 __all__ = [
-    "DEFAULT_GUARD_PROB", "default_deployment", "cost_model", "task_facts", "task_cost", "platform_of",
+    "DEFAULT_GUARD_PROB",
+    "cost_model",
+    "default_deployment",
     "expected_iterations",
+    "platform_of",
+    "task_cost",
+    "task_facts",
 ]
 
 # A guarded task without `prob` is expected to run half the time; a loop without

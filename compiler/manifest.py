@@ -6,12 +6,25 @@ from pathlib import Path
 from typing import Any
 
 from planc.compiler.ir import (
-    OUTPUT, BuiltinTask, Const, GateTask, GroupTask, InputTask, LoopTask, PlanGraph, PlanSchedule, Task,
-    ToolDecl, ToolKind, ToolTask, ValueRef, ValueType,
+    OUTPUT,
+    BuiltinTask,
+    Const,
+    GateTask,
+    GroupTask,
+    InputTask,
+    LoopTask,
+    PlanGraph,
+    PlanSchedule,
+    Task,
+    ToolDecl,
+    ToolKind,
+    ToolTask,
+    ValueRef,
+    ValueType,
 )
 from planc.dsl import ast as A
 
-__all__ = ["expr_json", "type_json", "tasks_json", "tool_table", "schedule_json"]
+__all__ = ["expr_json", "schedule_json", "tasks_json", "tool_table", "type_json"]
 
 
 def type_json(t: ValueType) -> dict[str, Any] | None:

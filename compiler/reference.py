@@ -6,11 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-
-from planc.compiler.codegen.group import Member, builtin_fn, compose
-from planc.compiler.codegen.lower import groups, value_types
-from planc.compiler.ir import BuiltinTask, ComputeTask, ModelKind, PlanGraph, ValueRef
-from planc.compiler.models import load_jax_model
+from planc.compiler.codegen.group import compose
+from planc.compiler.codegen.lower import groups, member, value_types
+from planc.compiler.ir import PlanGraph, ValueRef
 
 __all__ = ["jax_compute"]
 
@@ -23,13 +21,12 @@ def jax_compute(graph: PlanGraph, mlir_reference: Mapping[str, Callable[..., Any
     StableHLO file cannot run in JAX); without one, a plan with mlir models cannot be
     referenced."""
     import jax
-
     from planc.runtime.values import Value
 
     types = value_types(graph)
     fns: dict[str, tuple[Callable[..., Any], list[str]]] = {}
     for g in groups(graph):
-        members = [_member(graph, m, types, mlir_reference or {}) for m in g.members]
+        members = [member(graph, m, types, mlir_reference=mlir_reference) for m in g.members]
         inputs = [str(a) for a in g.args if isinstance(a, ValueRef)]
         outputs = [str(v) for v in g.exports]
         dtypes = [types[o].dtype.value for o in outputs]  # type: ignore[union-attr]
@@ -41,19 +38,3 @@ def jax_compute(graph: PlanGraph, mlir_reference: Mapping[str, Callable[..., Any
         return [Value.from_host(np.asarray(o), d) for o, d in zip(outs, dtypes)]
 
     return compute
-
-
-def _member(graph: PlanGraph, m, types, mlir_reference) -> Member:
-    args = tuple(str(a) for a in m.args if isinstance(a, ValueRef))
-    results = tuple(str(v) for v in m.values())
-    if isinstance(m, BuiltinTask):
-        return Member(m.name, builtin_fn(m.op.value), args, results)
-    assert isinstance(m, ComputeTask)
-    decl = graph.info.model(m.model)
-    if decl.kind is ModelKind.MLIR:
-        if m.model not in mlir_reference:
-            raise KeyError(f"no JAX reference for mlir model '{m.model}'")
-        return Member(m.name, mlir_reference[m.model], args, results)
-    return Member(m.name, load_jax_model(decl, [types[a] for a in args], facts=False).fn, args, results)
-
-

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
-__all__ = ["Member", "compose", "builtin_fn"]
+__all__ = ["Member", "builtin_fn", "compose"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.group import Member, builtin_fn, compose
 from planc.compiler.codegen.stablehlo import export_stablehlo, normalize
 from planc.compiler.ir import (
-    BuiltinTask, ComputeTask, GroupTask, LoopTask, ModelKind, PlanGraph, ValueRef, ValueType,
+    BuiltinTask,
+    ComputeTask,
+    GroupTask,
+    LoopTask,
+    ModelKind,
+    PlanGraph,
+    ValueRef,
+    ValueType,
 )
 from planc.compiler.models import ModelCache, load_jax_model
 from planc.dsl.ast import TensorType
 
-__all__ = ["LoweredModule", "value_types", "groups", "lower_group", "lower_all"]
+__all__ = ["LoweredModule", "groups", "lower_all", "lower_group", "lowering_key", "member", "value_types"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +61,20 @@ def groups(graph: PlanGraph) -> list[GroupTask]:
     return [t for t in graph.walk() if isinstance(t, GroupTask)]
 
 
-def _member(graph: PlanGraph, m, types: dict[str, ValueType], cache: ModelCache) -> Member:
+def member(graph: PlanGraph, m, types: dict[str, ValueType], cache: ModelCache | None = None,
+           mlir_reference: Mapping[str, Callable[..., Any]] | None = None) -> Member:
+    """A group member as a JAX function of its argument values. An mlir model has none, unless
+    `mlir_reference` names a JAX function standing in for it (reference runs)."""
     args = tuple(str(a) for a in m.args if isinstance(a, ValueRef))
     results = tuple(str(v) for v in m.values())
     if isinstance(m, BuiltinTask):
         return Member(m.name, builtin_fn(m.op.value), args, results)
     assert isinstance(m, ComputeTask)
     decl = graph.info.model(m.model)
+    if decl.kind is ModelKind.MLIR:
+        if m.model not in (mlir_reference or {}):
+            raise KeyError(f"no JAX function for mlir model '{m.model}'")
+        return Member(m.name, mlir_reference[m.model], args, results)  # type: ignore[index]
     loaded = load_jax_model(decl, [types[a] for a in args], cache=cache, facts=False)
     return Member(m.name, loaded.fn, args, results)
 
@@ -75,7 +91,7 @@ def lower_group(graph: PlanGraph, group: GroupTask, types: dict[str, ValueType],
     if isinstance(first, ComputeTask) and graph.info.model(first.model).kind is ModelKind.MLIR:
         text = normalize(graph.info.model(first.model).path.read_text(encoding="utf-8"), name=group.name)
     else:
-        members = [_member(graph, m, types, cache) for m in group.members]
+        members = [member(graph, m, types, cache) for m in group.members]
         text = export_stablehlo(compose(members, inputs, outputs), list(in_types), name=group.name)
     return LoweredModule(group.name, text, inputs, outputs, in_types, out_types,  # type: ignore[arg-type]
                          tuple(m.name for m in group.members))

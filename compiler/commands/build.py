@@ -33,8 +33,8 @@ def format_schedule(graph) -> str:
     if s is None:
         return "(no schedule)\n"
     kinds = dict(s.devices)
-    rows = [f"plan {graph.info.name} on {s.deployment} ({', '.join(f'{n}={k}' for n, k in s.devices)}), "
-            f"objective {s.objective}, method {s.method}",
+    devices = ", ".join(f"{n}={k}" for n, k in s.devices)
+    rows = [f"plan {graph.info.name} on {s.deployment} ({devices}), objective {s.objective}, method {s.method}",
             f"{'task':<16} {'device':<8} {'kind':<14} {'start':>12} {'finish':>12}"]
     for slot in sorted(s.slots, key=lambda x: (x.start, x.device, x.task)):
         if slot.finish == slot.start and slot.task.startswith("<"):

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from planc.compiler.build import BuildOptions, build_bundle
 from planc.compiler.commands.build import format_schedule
 
-__all__ = ["add_parser", "run", "example_dir"]
+__all__ = ["add_parser", "example_dir", "run"]
 
 
 def example_dir() -> Path:

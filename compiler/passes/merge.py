@@ -8,7 +8,16 @@ from typing import ClassVar
 from planc.compiler.cost_model import CostModel, merge_facts
 from planc.compiler.deploy import Runnable, cost_model, task_cost, task_facts
 from planc.compiler.ir import (
-    BuiltinTask, ComputeTask, CostFacts, GroupTask, LoopTask, ModelKind, PlanGraph, Task, ValueRef, expr_refs,
+    BuiltinTask,
+    ComputeTask,
+    CostFacts,
+    GroupTask,
+    LoopTask,
+    ModelKind,
+    PlanGraph,
+    Task,
+    ValueRef,
+    expr_refs,
 )
 from planc.compiler.scheduling.merge import Barrier, Compute, MergeOptions, MergeProblem, merge
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import networkx as nx
-
 from planc.compiler.deploy import Runnable, cost_model, platform_of, task_cost
 from planc.compiler.ir import GroupTask, PlanGraph, PlanSchedule, Slot
 from planc.compiler.scheduling import schedule
