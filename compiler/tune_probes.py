@@ -1,5 +1,4 @@
-"""Probe modules `planc tune` times beside a bundle's own, so that dispatch overhead, bandwidth
-and peak are each seen by at least one module whatever the bundle holds."""
+"""Probe modules `planc tune` times beside a bundle's own, so the fit sees dispatch, bandwidth and peak."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ tuning on this host fixes the numbers and the recompiled plan merges it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -151,7 +152,10 @@ def test_tuning_fixes_a_wrong_datasheet_and_the_merge(scenario, capsys):
 
 def test_module_times_apply_only_to_the_group_they_were_measured_for(scenario, capsys):
     d, before, _ = scenario
-    assert _tune(d, capsys, "--no-probes")[0] == 0
+    rc, out, _ = _tune(d, capsys, "--no-probes", "--json")
+    summary = json.loads(out)
+    assert rc == 0 and set(summary["devices"]) == set(KINDS) and summary["measurements"] == 2 * len(before.modules)
+    assert summary["summary"]["mape_after"] < summary["summary"]["mape_before"]
     tuning = load_tuning(d / "tuned.toml")
     model = TunedModel(RooflineModel(load_profile(), str(d / "wrong.toml")), tuning)
     g = next(t for t in before.graph.walk() if isinstance(t, GroupTask) and t.name == "g0")
