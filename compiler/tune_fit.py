@@ -15,7 +15,10 @@ from planc.compiler.profiles import Deployment, DeviceInstance, DeviceSpec, Prof
 if TYPE_CHECKING:
     from planc.compiler.tune import Measurement
 
-__all__ = ["FitResult", "KindFit", "fit", "fit_spec", "kendall_tau", "leave_one_out", "mape", "predict"]
+__all__ = [
+    "FitResult", "KindFit", "base_spec", "direct", "fit", "fit_spec", "kendall_tau", "leave_one_out", "mape",
+    "predict",
+]
 
 # The fit pulls each parameter (in log space) toward the profile's value with this weight,
 # so that a parameter the measurements cannot see (bandwidth when every module is compute
@@ -105,6 +108,11 @@ def fit_spec(ms: Sequence[Measurement], spec: DeviceSpec) -> tuple[DeviceSpec, f
     return fitted, rms
 
 
+def direct(measurements: Iterable[Measurement]) -> list[Measurement]:
+    """The measurements the fit uses: a module timed by planc tune drops its trace measurement."""
+    return [m for ms in _by_kind(measurements).values() for m in ms]
+
+
 def _by_kind(measurements: Iterable[Measurement]) -> dict[str, list[Measurement]]:
     """Measurements per target; a module timed by planc tune drops its trace measurement."""
     chosen: dict[tuple[str, str], Measurement] = {}
@@ -163,14 +171,17 @@ def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping
 
 def leave_one_out(measurements: Iterable[Measurement], profile: Profile, *,
                   previous: Tuning | None = None, min_modules: int = MIN_MODULES) -> dict[tuple[str, str], float]:
-    """For every measured (module, kind): the fitted roofline's prediction when that module
-    was left out of the fit. Kinds with too few modules to fit without one are left out."""
+    """For every measured (module, kind) of the plan: the fitted roofline's prediction when
+    that module was left out of the fit (probes always stay in: they are what pins the
+    parameters). Kinds with too few modules to fit without one are left out."""
     out: dict[tuple[str, str], float] = {}
     for kind, ms in _by_kind(measurements).items():
         spec = base_spec(profile, kind, previous)
         if spec is None or len(ms) - 1 < min_modules:
             continue
         for i, m in enumerate(ms):
+            if m.source == "probe":
+                continue
             fitted, _ = fit_spec(ms[:i] + ms[i + 1:], spec)
             out[(m.module, kind)] = predict(m.facts, fitted)
     return out

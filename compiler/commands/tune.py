@@ -31,7 +31,7 @@ from planc.compiler.tune import (
     tool_latencies,
     trace_measurements,
 )
-from planc.compiler.tune_fit import FitResult, base_spec, leave_one_out
+from planc.compiler.tune_fit import FitResult, base_spec, direct, leave_one_out
 from planc.compiler.tune_probes import probe_cases
 from planc.dsl.diagnostics import DiagnosticError, render_all
 from planc.runtime.bundle import load_bundle
@@ -96,7 +96,7 @@ def _tune(args: argparse.Namespace) -> int:
     if not args.no_probes:
         cases += probe_cases(sorted({c.target for c in cases}))
     measured = measure(cases, repeat=args.repeat, warmup=args.warmup, seed=args.seed)
-    measured += trace_measurements(times, bundle.manifest, host, facts)
+    measured = tuple(direct(measured + trace_measurements(times, bundle.manifest, host, facts)))
     result = fit(measured, profile, tools=tool_latencies(times), previous=previous)
     before = {k: s for k in sorted({m.target for m in measured}) if (s := base_spec(profile, k, previous))}
     rep = report(measured, before, result, leave_one_out(measured, profile, previous=previous))
