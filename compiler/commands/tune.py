@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.cost_model import Tuning, load_tuning
 from planc.compiler.pipeline import PassFailed
 from planc.compiler.profiles import Profile, ProfileError, load_profile
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except (DiagnosticError, PassFailed) as e:
         print(render_all(e.diagnostics, {}), file=sys.stderr)
         return 1
-    except (BundleError, TuneError, ProfileError, NoVariantError, OSError, ValueError) as e:
+    except (BundleError, TuneError, ProfileError, NoVariantError, CompileErrors, OSError, ValueError) as e:
         print(f"planc: error: {e}", file=sys.stderr)
         return 1
 
