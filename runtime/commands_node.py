@@ -63,8 +63,8 @@ def ray_start_argv(spec: NodeStart, python: str = sys.executable) -> list[str]:
 
 # ------------------------------------------------------------------ processes
 
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, process group) for every process (Linux /proc)."""
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, state) for every process (Linux /proc)."""
     table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -74,21 +74,21 @@ def _proc_table() -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+        table[int(entry.name)] = (int(fields[1]), int(fields[2]), fields[0])
     return table
 
 
 def node_processes(pgid: int) -> set[int]:
-    """The processes of the node started in process group `pgid`: the group, and every
+    """The live processes of the node started in process group `pgid`: the group, and every
     descendant of it (Ray's workers put themselves in process groups of their own)."""
     table = _proc_table()
-    found = {pid for pid, (_, group) in table.items() if group == pgid}
+    found = {pid for pid, (_, group, _) in table.items() if group == pgid}
     grew = True
     while grew:
-        more = {pid for pid, (parent, _) in table.items() if parent in found} - found
+        more = {pid for pid, (parent, _, _) in table.items() if parent in found} - found
         grew = bool(more)
         found |= more
-    return found
+    return {pid for pid in found if table[pid][2] != "Z"}  # a zombie is dead, only not yet reaped
 
 
 def stop_processes(pids: set[int], *, grace: float = 5.0) -> None:
