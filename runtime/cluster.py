@@ -165,13 +165,22 @@ def describe_nodes(nodes: Iterable[Node]) -> str:
 
 
 def _needs(variants: Mapping[str, Mapping[str, Any]]) -> str:
-    parts = []
-    for name in sorted(variants):
-        reqs = variants[name].get("requires")
-        if reqs is None:
-            reqs = sorted(KNOWN_TARGETS.get(name, (0, frozenset()))[1])
-        parts.append(f"{name} ({', '.join(reqs) or 'any CPU'})")
-    return "; ".join(parts) or "(no variants)"
+    return "; ".join(f"{name} ({_requirement(name, variants[name])})" for name in sorted(variants)) or "(no variants)"
+
+
+def _requirement(name: str, variant: Mapping[str, Any]) -> str:
+    """A variant's needs in the labels' terms: `x86_64 cpu-isa=avx512`, `cuda sm_80 or newer`."""
+    reqs = variant.get("requires")
+    need = set(reqs if reqs is not None else KNOWN_TARGETS.get(name, (0, frozenset()))[1])
+    sms = sorted(r for r in need if r.startswith("sm_"))
+    if "cuda" in need:
+        return f"cuda {sms[0] if sms else ''} or newer".replace("  ", " ")
+    arch = next((a for a in ("x86_64", "aarch64", "riscv64") if a in need), None)
+    if arch is None:
+        return ", ".join(sorted(need)) or "any CPU"
+    isa = cpu_isa(Host(arch, frozenset(need - {arch})))
+    extra = sorted(need - {arch} - _isa_features(arch, isa))
+    return f"{arch} cpu-isa={isa}" + (f" +{','.join(extra)}" if extra else "")
 
 
 def _runs(node: Node, variants: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,21 +139,36 @@ def _describe(v: Any) -> Any:
     return v
 
 
+@contextlib.contextmanager
+def _stdout_for(config: RunConfig) -> Iterator[Callable[[], Any]]:
+    """Ray's driver prints cluster notices (a node died) on stdout: with the Ray engine they go
+    to stderr, and planrt's own output (the summary, --json) stays alone on stdout."""
+    if config.engine == "local":
+        yield contextlib.nullcontext
+        return
+    real = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield lambda: contextlib.redirect_stdout(real)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         bundle = load_bundle(args.bundle)
         inputs = _inputs(args.input)
         root = None if args.no_journal else Path(args.run_dir)
-        runner = Runner(bundle, _config(args, root, args.run_id))
-        try:
-            result, run_dir = runner.run(inputs)
+        config = _config(args, root, args.run_id)
+        with _stdout_for(config) as own_stdout:
+            runner = Runner(bundle, config)
             try:
-                return _report(args, runner, result, run_dir)
+                result, run_dir = runner.run(inputs)
+                try:
+                    with own_stdout():
+                        return _report(args, runner, result, run_dir)
+                finally:
+                    if run_dir is not None:
+                        run_dir.close()
             finally:
-                if run_dir is not None:
-                    run_dir.close()
-        finally:
-            runner.close()
+                runner.close()
     except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
         return _fail(str(e))
 
@@ -164,12 +181,15 @@ def resume(args: argparse.Namespace) -> int:
     try:
         path = args.bundle or (run_dir.path / "bundle.path").read_text().strip()
         bundle = load_bundle(path)
-        runner = Runner(bundle, _config(args, None, None, run_dir))
-        try:
-            result = runner.resume(run_dir)
-            return _report(args, runner, result, run_dir)
-        finally:
-            runner.close()
+        config = _config(args, None, None, run_dir)
+        with _stdout_for(config) as own_stdout:
+            runner = Runner(bundle, config)
+            try:
+                result = runner.resume(run_dir)
+                with own_stdout():
+                    return _report(args, runner, result, run_dir)
+            finally:
+                runner.close()
     except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
         return _fail(str(e))
     finally:

@@ -54,7 +54,8 @@ class ModuleHost:
         mod = self.modules[name]
         start = time.perf_counter()
         outs = mod(*arrays)
-        meta = {"pid": os.getpid(), "seconds": time.perf_counter() - start, "target": self.targets[name]}
+        meta = {"pid": os.getpid(), "seconds": time.perf_counter() - start, "target": self.targets[name],
+                "host": self.host.source, "planrt_host": os.environ.get("PLANRT_HOST")}
         return (meta, *outs)
 
     def ping(self, x: Any = None) -> int:

@@ -332,7 +332,8 @@ class RayEngine:
             tracer.add_slice(task, tracer.clock.now() - elapsed, elapsed, category="ray", lane=f"ray:{slot.node.name}",
                              args={"module": slot.module, "node": slot.node.name, "node_id": slot.node.node_id,
                                    "cpu_isa": slot.node.isa, "device": slot.device, "variant": rec.target,
-                                   "pid": rec.pid, "remote_seconds": rec.seconds})
+                                   "pid": rec.pid, "remote_seconds": rec.seconds,
+                                   "worker_host": meta.get("planrt_host") or meta.get("host")})
 
 
 def _schedule(manifest: Mapping[str, Any], deployment: str | None) -> Mapping[str, Any] | None:
