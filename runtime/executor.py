@@ -136,11 +136,12 @@ class Engine:
 
         while ready or inflight:
             blocking = g.remote_blocking if self.s.remote_compute else g.blocking
-            inline = [i for i in ready if not blocking[i]]
+            # A blocking task that its guard or a skipped input skips is settled here, not on the pool.
+            inline = [i for i in ready if not blocking[i] or self._settled(tasks[i], env)]
             if len(inline) < len(ready):
                 pool = self._get_pool()
                 for i in ready:
-                    if blocking[i]:
+                    if i not in inline:
                         inflight[pool.submit(self.run_task, tasks[i], env, iteration)] = i
             ready.clear()
             for i in inline:
@@ -225,6 +226,16 @@ class Engine:
         env.update(results)
         if journal is not None:
             journal.record(task, iteration, results)
+
+    def _settled(self, task: Mapping[str, Any], env: dict[str, Any]) -> bool:
+        """Whether running `task` would do nothing that blocks: it will be skipped, or it is a
+        gate whose guard is false (it passes its value through without asking)."""
+        kind, _, reads, guard, _, _ = self._step(task)
+        if kind == "loop" or (self.s.journal is not None and kind == "tool"):
+            return False
+        if any(env.get(v) is SKIPPED for v in reads):
+            return True
+        return guard is not None and not E.evaluate_bool(guard, _Scalars(env))
 
     def _step(self, task: Mapping[str, Any]) -> tuple:
         """(kind, name, reads, guard, args, results) of a task, computed once per Runner.
