@@ -38,7 +38,7 @@ from emulation_sources import AptSource, codename, debian_sources, sources_text
 
 __all__ = [
     "EXIT_UNREACHABLE", "EXIT_UNSUPPORTED", "Emulation", "SetupError", "Unreachable", "Unsupported",
-    "apt_options", "cache_key", "default_cache_dir", "ensure", "main",
+    "apt_options", "cache_key", "default_cache_dir", "ensure", "main", "network_trouble",
 ]
 
 log = logging.getLogger("emulation_setup")
@@ -152,11 +152,12 @@ def _run(argv: list[str], what: str, *, cwd: Path | None = None, timeout: float 
 
 def _raise(what: str, argv: list[str], out: str) -> None:
     tail = "\n".join(out.strip().splitlines()[-15:])
-    kind = Unreachable if _network_trouble(out) else SetupError
+    kind = Unreachable if network_trouble(out) else SetupError
     raise kind(f"{what} failed: {' '.join(argv)}\n{tail}")
 
 
-def _network_trouble(out: str) -> bool:
+def network_trouble(out: str) -> bool:
+    """Whether apt's or pip's output says a server could not be reached."""
     return any(marker in out for marker in _NETWORK_MARKERS)
 
 
@@ -205,7 +206,7 @@ def _resolve(state: Path) -> dict[str, str]:
     try:
         out = _run(argv, "resolving arm64 packages")
     except SetupError as e:
-        if _network_trouble(update_out):
+        if network_trouble(update_out):
             raise Unreachable(f"Debian's archive cannot be reached:\n{update_out[-1500:]}") from e
         raise
     found = {}

@@ -22,11 +22,18 @@ def emulation() -> emulation_setup.Emulation:
     try:
         return emulation_setup.ensure()
     except emulation_setup.Unreachable as e:
-        pytest.skip(f"emulation tier NOT RUN: package registries unreachable ({e})")
+        pytest.skip(f"emulation tier NOT RUN: package registries unreachable: {_brief(e)}")
     except emulation_setup.Unsupported as e:
         pytest.skip(f"emulation tier NOT RUN: {e}")
     except emulation_setup.SetupError as e:
         pytest.fail(f"emulation set-up failed: {e}", pytrace=False)
+
+
+def _brief(e: Exception) -> str:
+    """The first line of a set-up error and the line that says what failed to connect."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    cause = next((line for line in lines[1:] if emulation_setup.network_trouble(line)), "")
+    return " / ".join(filter(None, [lines[0] if lines else "", cause]))
 
 
 @pytest.fixture(scope="session")
