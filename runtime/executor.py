@@ -185,7 +185,7 @@ class Engine:
             if env.get(v) is SKIPPED:
                 self._skip(task, env)
                 return
-        if guard is not None and kind != "gate" and not E.evaluate_bool(guard, _Scalars(env)):
+        if guard is not None and kind != "gate" and not guard(_Scalars(env)):
             self._skip(task, env)
             return
         now = self.s.clock.now
@@ -235,7 +235,7 @@ class Engine:
             return False
         if any(env.get(v) is SKIPPED for v in reads):
             return True
-        return guard is not None and not E.evaluate_bool(guard, _Scalars(env))
+        return guard is not None and not guard(_Scalars(env))
 
     def _step(self, task: Mapping[str, Any]) -> tuple:
         """(kind, name, reads, guard, args, results) of a task, computed once per Runner.
@@ -243,7 +243,8 @@ class Engine:
         hit = self.s.needs.get(id(task))
         if hit is None or hit[0] is not task:
             fb = (task.get("policy") or {}).get("fallback")
-            step = (task["kind"], task["name"], tuple(sorted(needs(task) - {fb})), task.get("when"),
+            guard = E.compile_guard(task["when"]) if task.get("when") is not None else None
+            step = (task["kind"], task["name"], tuple(sorted(needs(task) - {fb})), guard,
                     tuple(task["args"]), tuple(task["results"]))
             hit = self.s.needs[id(task)] = (task, step)
         return hit[1]
@@ -271,8 +272,8 @@ class Engine:
 
     def _gate(self, task, env, iteration) -> dict[str, Any]:
         value = env[task["args"][0]]
-        guard = task.get("when")
-        if guard is not None and not E.evaluate_bool(guard, _Scalars(env)):
+        guard = self._step(task)[3]
+        if guard is not None and not guard(_Scalars(env)):
             return {task["results"][0]: value}  # a false guard passes without asking
         if self.s.gate is None:
             raise RunFailed(task["name"], "no gate decision source configured")

@@ -87,6 +87,12 @@ def evaluate_bool(expr: Any, values: Mapping[str, Any]) -> bool:
     return bool(evaluate(expr, values))
 
 
+def compile_guard(expr: Any) -> Callable[[Mapping[str, Any]], bool]:
+    """Check `expr` once and return a guard function over values (the executor's hot path)."""
+    _check(expr, "expression")
+    return lambda values: bool(_eval(expr, values))
+
+
 def _eval(expr: Mapping[str, Any], values: Mapping[str, Any]) -> bool | int | float:
     if "ref" in expr:
         name = _name(expr)

@@ -97,6 +97,7 @@ class Runner:
                                               [t["dtype"] for t in mod["inputs"]],
                                               [t["dtype"] for t in mod["outputs"]])
         self._tools_dir: tempfile.TemporaryDirectory | None = None
+        self._shared_tools: ToolRunner | None = None
         self._shared = Services(compute=None)  # pool and precomputed graphs, reused by every run
 
     # ------------------------------------------------------------------ public
@@ -135,14 +136,21 @@ class Runner:
 
     # ---------------------------------------------------------------- internal
     def _tool_runner(self, run_dir: RunDir | None) -> ToolRunner | None:
+        """Tools run in the run directory's work/ (a fresh runner per journaled run); runs without
+        a journal share one runner, so python tool workers stay warm between runs."""
         if not self.manifest.get("tools"):
             return None
         if self._tools_dir is None:
             self._tools_dir = tempfile.TemporaryDirectory(prefix="planrt-tools-")
             self.bundle.extract_tools(self._tools_dir.name)
+        if run_dir is None and self._shared_tools is not None:
+            return self._shared_tools
         cwd = run_dir.work_dir if run_dir is not None else Path(self._tools_dir.name)
-        return ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name, cwd=cwd,
-                                        env=self.config.tool_env)
+        runner = ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name, cwd=cwd,
+                                          env=self.config.tool_env)
+        if run_dir is None:
+            self._shared_tools = runner
+        return runner
 
     def _execute(self, arrays: dict[str, np.ndarray], run_dir: RunDir | None, state: RunState | None) -> RunResult:
         cfg = self.config
@@ -165,7 +173,7 @@ class Runner:
             status, error = RunStatus.FAILED, str(e)
         finally:
             shared.pool = engine.s.pool  # created on first use, kept for the next run
-            if tools is not None:
+            if tools is not None and tools is not self._shared_tools:
                 tools.close()
         if status is RunStatus.COMPLETED and engine.rejected_by:
             status = RunStatus.REJECTED
