@@ -132,7 +132,7 @@ class RayValue(Value):
     origin: Any = None  # (task, args, index): how to compute it again if its node dies
 
     def to_host(self) -> Any:
-        if self.host is None:
+        if self.host is None:  # type: ignore[has-type]
             self.host = self.engine.fetch(self)
         return self.host
 
@@ -237,7 +237,7 @@ class RayEngine:
             if slot.node.node_id not in self._lost:
                 return slot
             try:
-                load = {}
+                load: dict[str, int] = {}
                 for s in self.slots.values():
                     load[s.node.node_id] = load.get(s.node.node_id, 0) + 1
                 slot = place(self.modules, live_nodes(self.ray, self._lost), self.schedule,

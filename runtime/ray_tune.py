@@ -11,6 +11,7 @@ follows the schedule's placement node by node.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -66,7 +67,7 @@ def _median_time(fn: Callable[[], Any], n: int) -> float:
 
 def _kinds(node: Node) -> tuple[str, tuple[str, ...]]:
     assert node.host is not None
-    every = {t: {} for t in KNOWN_TARGETS}
+    every: dict[str, dict[str, Any]] = {t: {} for t in KNOWN_TARGETS}
     cpu = ranked_variants(every, node.host, device="cpu")
     gpu = ranked_variants(every, node.host, device="gpu")
     return (cpu[0] if cpu else "vmvx"), tuple(gpu[:1] * len(node.host.cuda))
@@ -94,7 +95,7 @@ def measure(address: str | None = None, *, calls: int = 200) -> EngineCosts:
         costs = []
         for node, _ in usable:
             actor = actors[node.name]
-            dispatch = _median_time(lambda a=actor: ray.get(a.ping.remote()), calls)
+            dispatch = _median_time(functools.partial(_ping, ray, actor), calls)
             cpu, gpus = _kinds(node)
             costs.append(NodeCost(node.name, cpu, gpus, float(node.labels.get(LABEL_MEMORY, "8")), dispatch))
         links = []
@@ -108,6 +109,10 @@ def measure(address: str | None = None, *, calls: int = 200) -> EngineCosts:
         for a in actors.values():
             ray.kill(a)
         ray.shutdown()
+
+
+def _ping(ray: Any, actor: Any) -> Any:
+    return ray.get(actor.ping.remote())
 
 
 def _link(ray: Any, src: Any, dst: Any, dispatch: float) -> tuple[float, float]:
