@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -65,20 +66,22 @@ def memory_slot(prob: Problem, ledger: Ledger, tl: Timeline, i: int, d: int, rea
 
 def _memory_decode(prob: Problem, order: Sequence[int], fixed: list[int] | None,
                    oct_table: Sequence[Sequence[float]] | None, insertion: bool) -> Timing:
-    """List scheduling under memory capacities: the first task of ``order`` that is ready
-    and fits some device (``fixed[i]`` only, if given) goes next, so a task blocked by
-    pending data waits while others run and release theirs."""
+    """List scheduling under memory capacities: the earliest task of ``order`` that is
+    ready and fits some device (``fixed[i]`` only, if given) goes next, so a task blocked
+    by pending data waits while others run and release theirs."""
     n, p, cost = prob.n, prob.p, prob.cost
     dev = list(fixed) if fixed is not None else [0] * n
     start, finish = [0.0] * n, [0.0] * n
     tl, ledger = Timeline(p), Ledger(prob)
-    placed = [False] * n
-    todo = list(order)
-    while todo:
-        for k, i in enumerate(todo):
-            if not all(placed[u] for u, _ in prob.preds[i]):
-                continue
-            best: tuple[tuple[float, float], int, float, float] | None = None
+    rank = {t: k for k, t in enumerate(order)}
+    waiting = [len(x) for x in prob.preds]
+    ready = [(rank[i], i) for i in range(n) if not waiting[i]]
+    heapq.heapify(ready)
+    while ready:
+        blocked = []
+        best: tuple[tuple[float, float], int, float, float] | None = None
+        while ready and best is None:
+            k, i = heapq.heappop(ready)
             for d in (fixed[i],) if fixed is not None else range(p):
                 if cost[i][d] == INF:
                     continue
@@ -87,16 +90,21 @@ def _memory_decode(prob: Problem, order: Sequence[int], fixed: list[int] | None,
                 key = (f if oct_table is None else f + oct_table[i][d], f)
                 if s < INF and (best is None or key < best[0]):
                     best = (key, d, s, f)
-            if best is not None:
-                break
-        else:
-            raise ScheduleInfeasible(f"no waiting task fits a device's memory (first: {prob.tasks[todo[0]]!r}): "
-                                     "the pending outputs exceed the capacities")
+            if best is None:
+                blocked.append((k, i))
+        if best is None:
+            raise ScheduleInfeasible(f"no waiting task fits a device's memory (first: "
+                                     f"{prob.tasks[blocked[0][1]]!r}): the pending outputs exceed the capacities")
+        for item in blocked:
+            heapq.heappush(ready, item)
         _, d, s, f = best
-        dev[i], start[i], finish[i], placed[i] = d, s, f, True
+        dev[i], start[i], finish[i] = d, s, f
         tl.add(d, s, f)
         ledger.place(i, d, s, f)
-        del todo[k]
+        for j, _ in prob.succs[i]:
+            waiting[j] -= 1
+            if not waiting[j]:
+                heapq.heappush(ready, (rank[j], j))
     return Timing(dev, start, finish)
 
 

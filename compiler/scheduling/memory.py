@@ -65,14 +65,19 @@ class Ledger:
     def fits(self, i: int, d: int, start: float, finish: float) -> bool:
         """Whether task ``i`` may run on device ``d`` over ``[start, finish)``."""
         prob = self.prob
-        if prob.capacity[d] == math.inf:
+        cap = prob.capacity[d]
+        if cap == math.inf:
+            return True
+        live = [iv for iv in self.held[d] if iv[1] > start]
+        extra = prob.mem[i] + (self.out[i] if prob.succs[i] else 0.0)
+        if sum(iv[2] for iv in live) + extra <= cap:  # even all at once
             return True
         freed = self._released(i, start)
-        held = [[a, freed.get(id(iv), b), x] for iv in self.held[d] for a, b, x in (iv,)]
+        held = [[a, freed.get(id(iv), b), x] for iv in live for a, b, x in (iv,)]
         held.append([start, finish, prob.mem[i]])
         if prob.succs[i]:
             held.append([finish, math.inf, self.out[i]])
-        return live_peak(held, start, math.inf) <= prob.capacity[d]
+        return live_peak(held, start, math.inf) <= cap
 
     def later_starts(self, d: int, after: float) -> list[float]:
         """Times after ``after`` at which data on device ``d`` is released."""

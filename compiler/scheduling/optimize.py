@@ -32,7 +32,8 @@ class SearchOptions:
         budget_s: wall-clock cap on the search (None: only the evaluation budget applies).
         max_evals: schedule evaluations of the local search (None: ``4e8 / n**2`` clipped
             to [8, 4000]: 4000 up to 316 tasks, 400 at 1000, 8 at 10 000; one evaluation
-            costs about ``n`` list-scheduling steps).
+            costs about ``n`` list-scheduling steps; a quarter of that when memory
+            capacities can bind).
         polish_tasks: graphs of at most this many tasks get a branch-and-bound polish.
         polish_nodes: node limit of that polish.
     """
@@ -113,7 +114,8 @@ class _Search:
     def __init__(self, prob: Problem, objective: Objective, options: SearchOptions) -> None:
         self.prob, self.objective, self.options = prob, objective, options
         self.rng = random.Random(options.seed)
-        self.evals_left = options.evals_for(prob.n)
+        # Under binding memory capacities an evaluation costs several times more.
+        self.evals_left = options.evals_for(prob.n) // (4 if prob.memory_limited else 1)
         self.deadline = INF if options.budget_s is None else time.perf_counter() + options.budget_s
         self.best: Timing | None = None
         self.best_score: Score = WORST
@@ -280,6 +282,7 @@ def _descend(search: _Search, dev: list[int], timing: Timing, score: Score) -> t
 
 
 def _perturb(search: _Search, dev: list[int], timing: Timing) -> list[int]:
+    """Random new devices for 2-5 tasks, half of them critical, some with a successor."""
     prob, rng = search.prob, search.rng
     dev = list(dev)
     crit = critical_tasks(prob, timing)
@@ -296,6 +299,7 @@ def _perturb(search: _Search, dev: list[int], timing: Timing) -> list[int]:
 
 
 def _iterated_local_search(search: _Search) -> None:
+    """Descend from the best schedule, then perturb and descend until the budget is spent."""
     assert search.best is not None
     cur = search.best
     dev, timing, score = _descend(search, list(cur.dev), cur, search.best_score)
@@ -326,9 +330,8 @@ def optimize(prob: Problem, objective: Objective, options: SearchOptions,
     2. Iterated local search from the best of them: move a task on the critical chain
        to another device, swap it with a task elsewhere, gather it with its neighbours,
        hoist it ahead of the task delaying it, or reorder by real bottom levels, until
-       no move helps;
-       then perturb a few placements and descend again; keep the best. The number of
-       evaluations scales down with graph size (``SearchOptions``).
+       no move helps; then perturb a few placements and descend again; keep the best.
+       The number of evaluations scales down with graph size (``SearchOptions``).
     3. Graphs of at most ``polish_tasks`` tasks: a node-limited branch and bound seeded
        with the result (often proves it optimal).
     """

@@ -95,6 +95,9 @@ class Platform:
         object.__setattr__(self, "devices", devices)
         object.__setattr__(self, "links", MappingProxyType(dict(self.links)))
 
+    def __hash__(self) -> int:
+        return hash((self.devices, tuple(sorted(self.links.items())), self.default_link, self.pue))
+
     @classmethod
     def uniform(
         cls,

@@ -82,6 +82,15 @@ def _topological(graph: nx.DiGraph) -> list[Hashable]:
         raise ScheduleInputError(f"the task graph has a cycle: {cycle}") from None
 
 
+def _memory_can_bind(cost: list[tuple[float, ...]], mem: list[float], nbytes: list[float],
+                     succs: list[list[tuple[int, int]]], capacity: tuple[float, ...]) -> bool:
+    """Whether some device could ever hold more than its capacity: not if everything that
+    could run there, with every output, fits at once (then schedulers skip the bookkeeping)."""
+    need = [m + max((nbytes[e] for _, e in succs[i]), default=0.0) for i, m in enumerate(mem)]
+    return any(sum(x for i, x in enumerate(need) if cost[i][d] < math.inf) > cap
+               for d, cap in enumerate(capacity))
+
+
 def compile_problem(graph: nx.DiGraph, platform: Platform) -> Problem:
     """Check ``graph`` against ``platform`` and flatten both; raises ScheduleInputError."""
     if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
@@ -127,7 +136,7 @@ def compile_problem(graph: nx.DiGraph, platform: Platform) -> Problem:
         preds[index[v]].append((index[u], e))
         succs[index[u]].append((index[v], e))
     capacity = tuple(d.memory for d in platform.devices)
-    limited = any(c < math.inf for c in capacity) and (any(mem) or any(nbytes))
+    limited = _memory_can_bind(cost, mem, nbytes, succs, capacity)
     return Problem(
         tasks=tuple(order), names=names, cost=tuple(cost), edges=tuple(edges),
         preds=tuple(tuple(x) for x in preds), succs=tuple(tuple(x) for x in succs),
