@@ -37,8 +37,8 @@ def arabnejad_2014() -> tuple[nx.DiGraph, Platform]:
     """The 10-task, 3-processor sample DAG of Arabnejad and Barbosa 2014 (PEFT, Fig. 2).
 
     Its optimistic cost table row for task 1 is (64, 68, 86) and PEFT's schedule length is
-    122 (the values the paper's Table 2 and example give, reproduced by the reference
-    implementation github.com/mackncheesiest/peft, test/test_peft.py).
+    122: the paper's example as reproduced by the PEFT implementation
+    github.com/mackncheesiest/peft (test/test_peft.py, whose costs and edges these are).
     """
     costs = {1: (22, 21, 36), 2: (22, 18, 18), 3: (32, 27, 43), 4: (7, 10, 4), 5: (29, 27, 35),
              6: (26, 17, 24), 7: (14, 25, 30), 8: (29, 23, 36), 9: (15, 21, 8), 10: (13, 16, 33)}
