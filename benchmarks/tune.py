@@ -41,6 +41,7 @@ from planc.compiler.profiles import load_profile
 from planc.compiler.targets import Target
 from planc.compiler.tune import (
     ModuleCase,
+    Report,
     bundle_cases,
     fit,
     format_changes,
@@ -49,7 +50,7 @@ from planc.compiler.tune import (
     plot,
     report,
 )
-from planc.compiler.tune_fit import predict
+from planc.compiler.tune_fit import KindModel, predict
 from planc.compiler.tune_probes import driver_for
 from planc.runtime.bundle import load_bundle
 from planc.runtime.host import detect, ranked_variants
@@ -63,7 +64,8 @@ EXAMPLES = [("defects/defects.plan", "defects"), ("agent/agent.plan", "triage"),
 
 
 def _generated() -> list[tuple[str, object, list[tuple[int, ...]]]]:
-    """(name, function, f32 argument shapes): elementwise, reductions, matmuls, MLPs, attention, conv."""
+    """(name, function, f32 argument shapes): elementwise, reductions, softmax, matmuls (power-of-two
+    sizes and others), batched matmuls, MLPs, attention, convolutions; 42 modules."""
     import jax
 
     out: list[tuple[str, object, list[tuple[int, ...]]]] = []
@@ -71,11 +73,17 @@ def _generated() -> list[tuple[str, object, list[tuple[int, ...]]]]:
         out.append((f"axpb_{n}", lambda x: x * 1.5 + 0.5, [(n,)]))
     for n in (1 << 12, 1 << 16, 1 << 20):
         out.append((f"addmul_{n}", lambda x, y: (x + y) * y, [(n,), (n,)]))
+    for n in (1 << 13, 1 << 18):
+        out.append((f"tanh_{n}", lambda x: jnp.tanh(x) * 0.5 + x, [(n,)]))
     for r, c in ((64, 256), (512, 512), (1024, 2048)):
         out.append((f"rowsum_{r}x{c}", lambda x: jnp.sum(x, axis=1), [(r, c)]))
-    for n in (24, 48, 96, 160, 224, 320, 448, 640):
+    for r, c in ((128, 128), (512, 512)):
+        out.append((f"softmax_{r}x{c}", lambda x: jax.nn.softmax(x, axis=-1), [(r, c)]))
+    for n in (24, 32, 48, 64, 96, 128, 160, 224, 256, 320, 448, 512, 640):
         out.append((f"matmul_{n}", lambda a, b: a @ b, [(n, n), (n, n)]))
-    for b, d in ((8, 64), (32, 192), (128, 384), (256, 768)):
+    for b, n in ((8, 64), (4, 128)):
+        out.append((f"bmm_{b}x{n}", lambda a, c: jnp.einsum("bij,bjk->bik", a, c), [(b, n, n), (b, n, n)]))
+    for b, d in ((8, 64), (16, 128), (32, 192), (64, 256), (128, 384), (128, 512), (256, 768)):
         out.append((f"mlp_{b}x{d}", lambda x, w1, w2: jnp.maximum(x @ w1, 0.0) @ w2, [(b, d), (d, d), (d, d)]))
     for s, d in ((32, 32), (128, 64), (256, 128)):
         out.append((f"attn_{s}x{d}", lambda q, k, v: jax.nn.softmax(q @ k.T, axis=-1) @ v, [(s, d)] * 3))
@@ -123,6 +131,35 @@ def split(cases: list[ModuleCase], spec, seed: int) -> tuple[list[ModuleCase], l
     return fit_set, held
 
 
+def splits(measured, spec, profile, n: int) -> str:
+    """Held-out MAPE and Kendall tau (before, after) over `n` seeded splits, and per class of module."""
+    by_name = {m.module: m for m in measured}
+    cases = [ModuleCase(m.module, m.target, m.driver, b"", (), (), m.facts) for m in measured]
+    stats: dict[str, list[float]] = {k: [] for k in ("mb", "ma", "tb", "ta", "mg", "me")}
+    for seed in range(n):
+        _, held = split(cases, spec, seed)
+        names = {c.module for c in held}
+        result = fit([m for m in measured if m.module not in names], profile, overrides=False)
+        rep = report([by_name[c] for c in sorted(names)], {spec.name: KindModel(spec)}, result)
+        for key, value in (("mb", rep.mape("before")), ("ma", rep.mape("after")), ("tb", rep.tau("before")),
+                           ("ta", rep.tau("after"))):
+            stats[key].append(value)
+        gen = Report(tuple(r for r in rep.rows if "." not in r.module))
+        ex = Report(tuple(r for r in rep.rows if "." in r.module))
+        stats["mg"].append(gen.mape("after"))
+        if ex.rows:
+            stats["me"].append(ex.mape("after"))
+
+    def show(key: str, pct: bool) -> str:
+        v = np.array(stats[key])
+        f = (lambda x: f"{100 * x:.1f} %") if pct else (lambda x: f"{x:.3f}")
+        return f"{f(np.median(v))} (range {f(v.min())} .. {f(v.max())})"
+
+    return (f"\nover {n} seeded splits (median, range): held-out MAPE before {show('mb', True)}, "
+            f"after {show('ma', True)}\n  Kendall tau before {show('tb', False)}, after {show('ta', False)}\n"
+            f"  after, generated modules only: MAPE {show('mg', True)}; example modules only: MAPE {show('me', True)}")
+
+
 def accuracy(args: argparse.Namespace, tmp: Path) -> None:
     host = detect()
     best = next(t for t in ranked_variants({t.value: {} for t in Target}, host) if not t.startswith("cuda"))
@@ -133,20 +170,22 @@ def accuracy(args: argparse.Namespace, tmp: Path) -> None:
     fit_set, held = split(cases, spec, args.seed)
     t0 = time.perf_counter()
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
-    measured = measure(cases, repeat=args.repeat, warmup=args.warmup, seed=args.seed, clock=clock)
+    measured = measure(cases, repeat=args.repeat, warmup=args.warmup, rounds=args.rounds, seed=args.seed,
+                       clock=clock)
     held_names = {c.module for c in held}
     result = fit([m for m in measured if m.module not in held_names], profile, overrides=False)
-    rep_held = report([m for m in measured if m.module in held_names], {best: spec}, result)
-    rep_all = report(measured, {best: spec}, result)
+    rep_held = report([m for m in measured if m.module in held_names], {best: KindModel(spec)}, result)
+    rep_all = report(measured, {best: KindModel(spec)}, result)
     print(f"## accuracy on {best} ({len(cases)} modules: {len(cases) - len(_generated())} from examples, "
           f"{len(_generated())} generated; {len(fit_set)} fit, {len(held)} held out; "
-          f"{args.repeat} runs after {args.warmup} warm-ups, measured in {time.perf_counter() - t0:.1f} s)\n")
+          f"{args.repeat} runs in {args.rounds} rounds after {args.warmup} warm-ups each, measured in {time.perf_counter() - t0:.1f} s)\n")
     print(format_changes(result))
     print("\nheld-out modules (not used for fitting):")
     print(format_report(rep_held))
     print(f"\nall modules (fit + held out): MAPE before {100 * rep_all.mape('before'):.1f} %, "
           f"after {100 * rep_all.mape('after'):.1f} %; Kendall before {rep_all.tau('before'):.3f}, "
           f"after {rep_all.tau('after'):.3f}")
+    print(splits(measured, spec, profile, args.splits))
     if args.plot:
         plot(rep_held, args.plot, title=f"held-out modules on {best}")
         print(f"plot: {args.plot}")
@@ -216,14 +255,14 @@ def _placement(res) -> str:
 def decision(args: argparse.Namespace, tmp: Path) -> None:
     plan = write_scenario(tmp / "scenario")
     wrong, tuned = str(plan.parent / "wrong.toml"), str(plan.parent / "tuned.toml")
-    before = build_bundle(plan, tmp / "before.planb", options=BuildOptions(deploy=wrong, progress=None))
+    before = build_bundle(plan, plan.parent / "before.planb", options=BuildOptions(deploy=wrong, progress=None))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = planc(["tune", str(tmp / "before.planb"), "--deploy", wrong, "-o", tuned,
+        rc = planc(["tune", str(plan.parent / "before.planb"), "--deploy", wrong, "-o", tuned,
                     "--repeat", str(args.repeat), "--warmup", str(args.warmup)])
     if rc != 0:
         sys.exit(f"planc tune failed ({rc}):\n{out.getvalue()}")
-    after = build_bundle(plan, tmp / "after.planb", options=BuildOptions(deploy=wrong, tuned=tuned, progress=None))
+    after = build_bundle(plan, plan.parent / "after.planb", options=BuildOptions(deploy=wrong, tuned=tuned, progress=None))
     runners = [Runner(load_bundle(b.path), RunConfig()) for b in (before, after)]
     x = {"x": np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32)}
     seconds: list[list[float]] = [[], []]
@@ -251,9 +290,11 @@ def decision(args: argparse.Namespace, tmp: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--runs", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the split shown in the table")
+    ap.add_argument("--splits", type=int, default=20, help="seeded splits summarized after the table")
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--driver", choices=("local-sync", "local-task", "rule"), default="local-sync",
                     help="driver for the accuracy modules (rule: the bundle writer's, local-task from "
@@ -262,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="wall: perf_counter; thread: the calling thread's CPU time (local-sync runs "
                          "on it), which leaves out time the host's other work took the core")
     ap.add_argument("--skip-decision", action="store_true")
+    ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="planc-tune-bench-") as d:
-        accuracy(args, Path(d))
+        if not args.skip_accuracy:
+            accuracy(args, Path(d))
         if not args.skip_decision:
             decision(args, Path(d))
     return 0

@@ -225,11 +225,16 @@ class RooflineModel:
 class DeviceFit:
     """Roofline parameters of one device kind (or instance) fitted to measurements by
     `planc tune`, in SI units: FLOP/s per dtype, bytes/s, seconds per dispatch. They
-    replace the profile's numbers for that device (dtypes not listed keep the profile's)."""
+    replace the profile's numbers for that device (dtypes not listed keep the profile's).
+
+    `serial` is the fraction of the shorter of compute and memory time that adds to the
+    longer: 0 is the roofline (they overlap perfectly), 1 their sum (a module whose
+    dispatches each either compute or move memory, one after the other)."""
 
     peak_flops: Mapping[str, float]
     mem_bandwidth: float
     dispatch_overhead: float
+    serial: float = 0.0
 
     def apply(self, spec: DeviceSpec) -> DeviceSpec:
         """`spec` with the fitted numbers."""
@@ -269,7 +274,8 @@ class Tuning:
             peaks = ", ".join(f"{dt} = {_toml_float(v / 1e9)}" for dt, v in sorted(fit.peak_flops.items()))
             lines += ["", f"[devices.{json.dumps(name)}]", f"peak_gflops = {{ {peaks} }}",
                       f"mem_bandwidth_gbs = {_toml_float(fit.mem_bandwidth / 1e9)}",
-                      f"dispatch_us = {_toml_float(fit.dispatch_overhead * 1e6)}"]
+                      f"dispatch_us = {_toml_float(fit.dispatch_overhead * 1e6)}",
+                      f"serial = {_toml_float(fit.serial)}"]
         for key, (flops, nbytes) in sorted(self.facts.items()):
             lines += ["", f"[facts.{json.dumps(key)}]", f"flops = {_toml_float(flops)}",
                       f"bytes_accessed = {_toml_float(nbytes)}"]
@@ -309,7 +315,7 @@ def load_tuning(path: str | Path) -> Tuning:
 
 
 _TUNING_KEYS = ("schema", "scale", "compute", "tools", "devices", "facts")
-_FIT_KEYS = ("peak_gflops", "mem_bandwidth_gbs", "dispatch_us")
+_FIT_KEYS = ("peak_gflops", "mem_bandwidth_gbs", "dispatch_us", "serial")
 
 
 def _device_fit(t: Any, where: str, file: str) -> DeviceFit:
@@ -318,7 +324,7 @@ def _device_fit(t: Any, where: str, file: str) -> DeviceFit:
     for key in t:
         if key not in _FIT_KEYS:
             raise ProfileError(file, f"{where}.{key}", f"unknown key (expected one of: {', '.join(_FIT_KEYS)})")
-    for key in _FIT_KEYS:
+    for key in _FIT_KEYS[:3]:
         if key not in t:
             raise ProfileError(file, f"{where}.{key}", "missing")
     peaks = _floats(t["peak_gflops"], f"{where}.peak_gflops", file)
@@ -326,11 +332,13 @@ def _device_fit(t: Any, where: str, file: str) -> DeviceFit:
         if dt not in DTYPES or v <= 0:
             raise ProfileError(file, f"{where}.peak_gflops.{dt}",
                                f"expected a known dtype ({', '.join(DTYPES)}) with a number > 0")
-    scalars = _floats({k: t[k] for k in _FIT_KEYS[1:]}, where, file)
+    scalars = _floats({k: t[k] for k in _FIT_KEYS[1:] if k in t}, where, file)
     if scalars["mem_bandwidth_gbs"] <= 0:
         raise ProfileError(file, f"{where}.mem_bandwidth_gbs", "expected a number > 0")
+    if scalars.get("serial", 0.0) > 1:
+        raise ProfileError(file, f"{where}.serial", f"expected a fraction from 0 to 1, found {scalars['serial']}")
     return DeviceFit(MappingProxyType({dt: v * 1e9 for dt, v in peaks.items()}),
-                     scalars["mem_bandwidth_gbs"] * 1e9, scalars["dispatch_us"] * 1e-6)
+                     scalars["mem_bandwidth_gbs"] * 1e9, scalars["dispatch_us"] * 1e-6, scalars.get("serial", 0.0))
 
 
 def _facts_guard(t: Any, where: str, file: str) -> tuple[float, float]:
@@ -429,8 +437,33 @@ def _fitted(base: CostModel, tuning: Tuning) -> CostModel:
     if not tuning.devices or not isinstance(base, RooflineModel):
         return base
     dep = base.deployment
-    instances = []
+    instances, serial = [], {}
     for d in dep.devices:
         fit = tuning.devices.get(d.name) or tuning.devices.get(d.kind)
         instances.append(DeviceInstance(d.name, fit.apply(d.spec)) if fit is not None else d)
-    return RooflineModel(base.profile, replace(dep, devices=tuple(instances)))
+        serial[d.name] = fit.serial if fit is not None else 0.0
+    return _FittedRoofline(base.profile, replace(dep, devices=tuple(instances)), serial)
+
+
+class _FittedRoofline(RooflineModel):
+    """The roofline over fitted specs, where a fraction `serial[device]` of the shorter of
+    compute and memory time does not overlap the longer (DeviceFit.serial)."""
+
+    def __init__(self, profile: Profile, deployment: Deployment, serial: Mapping[str, float]) -> None:
+        super().__init__(profile, deployment)
+        self._serial = dict(serial)
+
+    def compute_time(self, facts: ComputeFacts, device: str) -> float:
+        spec = self.spec(device)
+        compute = sum(f / spec.peak(dt) for dt, f in facts.by_dtype())
+        memory = facts.bytes_accessed / spec.mem_bandwidth
+        return (spec.dispatch_overhead * facts.dispatches + max(compute, memory)
+                + self._serial.get(device, 0.0) * min(compute, memory))
+
+    def compute_times(self, flops: np.ndarray, bytes_accessed: np.ndarray, dtypes: Sequence[str],
+                      device: str) -> np.ndarray:
+        spec = self.spec(device)
+        compute = (flops / np.array([spec.peak(d) for d in dtypes])).sum(axis=-1)
+        memory = bytes_accessed / spec.mem_bandwidth
+        return (spec.dispatch_overhead + np.maximum(compute, memory)
+                + self._serial.get(device, 0.0) * np.minimum(compute, memory))

@@ -110,31 +110,43 @@ def random_array(sig: TensorSig, rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(shape).astype(np_dtype)
 
 
-def measure(cases: Iterable[ModuleCase], *, repeat: int = 20, warmup: int = 3, seed: int = 0,
+def measure(cases: Iterable[ModuleCase], *, repeat: int = 20, warmup: int = 3, rounds: int = 1, seed: int = 0,
             clock: Callable[[], float] = time.perf_counter) -> tuple[Measurement, ...]:
-    """Times every case: `warmup` untimed calls, then `repeat` timed ones, round-robin over
-    the cases (so a load change on the host touches all of them alike). Each call gets
-    fresh inputs drawn from the declared types, copied to the device before the clock
+    """Times every case: `warmup` untimed calls, then timed ones, one module after the other
+    (as IREE's and TVM's benchmark tools do: the steady-state time of a module whose code
+    and weights are warm). The `repeat` timed calls are split over `rounds` passes over all
+    the cases, so that a change of load on the host touches every module alike. Each call
+    gets fresh inputs drawn from the declared types, copied to the device before the clock
     starts; the time is one `invoke` (the runtime's hot path, results left on the device).
     Raises TuneError naming a module that cannot be loaded or fails."""
-    if repeat < 1 or warmup < 0:
-        raise TuneError(f"--repeat must be >= 1 and --warmup >= 0, found {repeat} and {warmup}")
+    if repeat < 1 or warmup < 0 or not 1 <= rounds <= repeat:
+        raise TuneError(f"--repeat must be >= 1, --warmup >= 0 and --rounds from 1 to --repeat, "
+                        f"found {repeat}, {warmup} and {rounds}")
     cases = tuple(cases)
     devices: dict[str, Device] = {}
     loaded = [_load(c, devices) for c in cases]
     rng = np.random.default_rng(seed)
     times: list[list[float]] = [[] for _ in cases]
-    for r in range(warmup + repeat):
-        for i, (case, module) in enumerate(zip(cases, loaded)):
-            views = [module.device.to_device(random_array(s, rng), s[0]) for s in case.inputs]
-            start = clock()
-            try:
-                module.invoke(views)
-            except ModuleError as e:
-                raise TuneError(f"module '{case.module}' ({case.target}) failed while tuning: {e}") from None
-            if r >= warmup:
-                times[i].append(clock() - start)
+    for r in range(rounds):
+        share = repeat // rounds + (r < repeat % rounds)
+        for case, module, samples in zip(cases, loaded, times):
+            samples += _time(case, module, share, warmup, rng, clock)
     return tuple(_summary(c, t) for c, t in zip(cases, times))
+
+
+def _time(case: ModuleCase, module: LoadedModule, n: int, warmup: int, rng: np.random.Generator,
+          clock: Callable[[], float]) -> list[float]:
+    out = []
+    for r in range(warmup + n):
+        views = [module.device.to_device(random_array(s, rng), s[0]) for s in case.inputs]
+        start = clock()
+        try:
+            module.invoke(views)
+        except ModuleError as e:
+            raise TuneError(f"module '{case.module}' ({case.target}) failed while tuning: {e}") from None
+        if r >= warmup:
+            out.append(clock() - start)
+    return out
 
 
 def _load(case: ModuleCase, devices: dict[str, Device]) -> LoadedModule:

@@ -1,4 +1,4 @@
-"""Fitting the roofline to measured module times: peak, bandwidth and dispatch per device kind."""
+"""Fitting the roofline to measured module times: peak, bandwidth, dispatch and overlap per device kind."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from planc.compiler.cost_model import ComputeFacts, DeviceFit, RooflineModel, Tuning
+from planc.compiler.cost_model import ComputeFacts, DeviceFit, RooflineModel, TunedModel, Tuning
 from planc.compiler.profiles import Deployment, DeviceInstance, DeviceSpec, Profile
 
 if TYPE_CHECKING:
     from planc.compiler.tune import Measurement
 
 __all__ = [
-    "FitResult", "KindFit", "base_spec", "direct", "fit", "fit_spec", "kendall_tau", "leave_one_out", "mape",
-    "predict",
+    "FitResult", "KindFit", "KindModel", "base_model", "direct", "fit", "fit_kind", "kendall_tau", "leave_one_out",
+    "mape", "predict",
 ]
 
 # The fit pulls each parameter (in log space) toward the profile's value with this weight,
@@ -31,13 +31,34 @@ MIN_MODULES = 3
 
 
 @dataclass(frozen=True, slots=True)
+class KindModel:
+    """What the tuned cost model knows about one device kind: its spec (peaks, bandwidth,
+    dispatch overhead) and the non-overlapped fraction `serial` (cost_model.DeviceFit)."""
+
+    spec: DeviceSpec
+    serial: float = 0.0
+
+    def predict(self, facts: ComputeFacts) -> float:
+        """Seconds the compiler's cost model gives `facts` on a device of this kind."""
+        dep = Deployment("tune", (DeviceInstance("dev", self.spec),), "dev")
+        base = RooflineModel(_EMPTY_PROFILE, dep)
+        if self.serial == 0.0:
+            return base.compute_time(facts, "dev")
+        fit = DeviceFit(self.spec.peak_flops, self.spec.mem_bandwidth, self.spec.dispatch_overhead, self.serial)
+        return TunedModel(base, Tuning(devices=MappingProxyType({"dev": fit}))).compute_time(facts, "dev")
+
+    def device_fit(self) -> DeviceFit:
+        return DeviceFit(self.spec.peak_flops, self.spec.mem_bandwidth, self.spec.dispatch_overhead, self.serial)
+
+
+@dataclass(frozen=True, slots=True)
 class KindFit:
-    """One device kind's roofline before and after fitting to `modules` measured modules;
-    `rms_log` is the root mean square of log(predicted / measured) after the fit."""
+    """One device kind before and after fitting to `modules` measured modules; `rms_log` is
+    the root mean square of log(predicted / measured) after the fit."""
 
     kind: str
-    before: DeviceSpec
-    after: DeviceSpec
+    before: KindModel
+    after: KindModel
     modules: int
     rms_log: float
 
@@ -50,15 +71,14 @@ class FitResult:
     skipped: tuple[tuple[str, str], ...]
     tuning: Tuning
 
-    def spec(self, kind: str) -> DeviceSpec | None:
-        """The fitted spec of `kind`, None when it was not fitted."""
+    def model(self, kind: str) -> KindModel | None:
+        """The fitted model of `kind`, None when it was not fitted."""
         return next((k.after for k in self.kinds if k.kind == kind), None)
 
 
-def predict(facts: ComputeFacts, spec: DeviceSpec) -> float:
-    """Seconds the cost model gives `facts` on a device of kind `spec` (RooflineModel's formula)."""
-    dep = Deployment("tune", (DeviceInstance("dev", spec),), "dev")
-    return RooflineModel(_EMPTY_PROFILE, dep).compute_time(facts, "dev")
+def predict(facts: ComputeFacts, spec: DeviceSpec, serial: float = 0.0) -> float:
+    """Seconds the cost model gives `facts` on a device of kind `spec` (see KindModel)."""
+    return KindModel(spec, serial).predict(facts)
 
 
 _EMPTY_PROFILE = Profile(1, MappingProxyType({}), MappingProxyType({}), MappingProxyType({}), 0.1, ())
@@ -71,22 +91,26 @@ def _arrays(ms: Sequence[Measurement], spec: DeviceSpec) -> tuple[np.ndarray, np
     return compute, nbytes, dispatches
 
 
-def fit_spec(ms: Sequence[Measurement], spec: DeviceSpec) -> tuple[DeviceSpec, float]:
-    """Least squares on log time of t = dispatch + max(flops / (s * peak), bytes / bandwidth)
-    over (s, bandwidth, dispatch): every peak is scaled by one factor s, keeping the
-    profile's ratios between dtypes. Returns the fitted spec and its rms log error."""
+def fit_kind(ms: Sequence[Measurement], base: KindModel) -> tuple[KindModel, float]:
+    """Least squares on log time of
+        t = dispatch + max(c, m) + serial * min(c, m),  c = flops / (s * peak), m = bytes / bandwidth
+    over (s, bandwidth, dispatch, serial): every peak is scaled by one factor s, keeping the
+    profile's ratios between dtypes. Returns the fitted model and its rms log error."""
     from scipy.optimize import least_squares
 
+    spec = base.spec
     compute, nbytes, dispatches = _arrays(ms, spec)
     y = np.log([m.median for m in ms])
     fastest = float(min(m.median for m in ms))
-    lo = np.log([1e-9, 1e5, 1e-9])
-    hi = np.log([1e9, 1e15, max(fastest, 2e-9)])
-    prior = np.clip(np.log([1.0, spec.mem_bandwidth, max(spec.dispatch_overhead, 1e-7)]), lo, hi)
+    lo = np.array([*np.log([1e-9, 1e5, 1e-9]), 0.0])
+    hi = np.array([*np.log([1e9, 1e15, max(fastest, 2e-9)]), 1.0])
+    prior = np.clip([0.0, math.log(spec.mem_bandwidth), math.log(max(spec.dispatch_overhead, 1e-7)), base.serial],
+                    lo, hi)
 
     def log_time(theta: np.ndarray) -> np.ndarray:
-        s, bandwidth, dispatch = np.exp(theta)
-        return np.log(dispatch * dispatches + np.maximum(compute / s, nbytes / bandwidth))
+        s, bandwidth, dispatch = np.exp(theta[:3])
+        c, m = compute / s, nbytes / bandwidth
+        return np.log(dispatch * dispatches + np.maximum(c, m) + theta[3] * np.minimum(c, m))
 
     def residual(theta: np.ndarray) -> np.ndarray:
         return np.concatenate([log_time(theta) - y, PRIOR * (theta - prior)])
@@ -95,17 +119,18 @@ def fit_spec(ms: Sequence[Measurement], spec: DeviceSpec) -> tuple[DeviceSpec, f
     data_start = np.log([max(float(np.max(compute / times)), 1e-9), max(float(np.max(nbytes / times)), 1e5),
                          0.5 * fastest])
     best = None
-    for start in (prior, data_start):
-        x0 = np.clip(start, lo + 1e-9, hi - 1e-9)
-        res = least_squares(residual, x0, bounds=(lo, hi), loss="soft_l1", f_scale=ROBUST_SCALE)
-        if best is None or res.cost < best.cost:
-            best = res
+    for start in (prior[:3], data_start):
+        for serial in (0.0, 1.0):
+            x0 = np.clip([*start, serial], lo + 1e-9, hi - 1e-9)
+            res = least_squares(residual, x0, bounds=(lo, hi), loss="soft_l1", f_scale=ROBUST_SCALE)
+            if best is None or res.cost < best.cost:
+                best = res
     assert best is not None
-    s, bandwidth, dispatch = (float(v) for v in np.exp(best.x))
+    s, bandwidth, dispatch = (float(v) for v in np.exp(best.x[:3]))
     peaks = MappingProxyType({dt: v * s for dt, v in spec.peak_flops.items()})
     fitted = replace(spec, peak_flops=peaks, mem_bandwidth=bandwidth, dispatch_overhead=dispatch)
     rms = float(np.sqrt(np.mean((log_time(best.x) - y) ** 2)))
-    return fitted, rms
+    return KindModel(fitted, float(best.x[3])), rms
 
 
 def direct(measurements: Iterable[Measurement]) -> list[Measurement]:
@@ -126,12 +151,13 @@ def _by_kind(measurements: Iterable[Measurement]) -> dict[str, list[Measurement]
     return out
 
 
-def base_spec(profile: Profile, kind: str, previous: Tuning | None = None) -> DeviceSpec | None:
-    """The spec of `kind` the compiler used: the profile's, with a previous tuning's fit applied."""
+def base_model(profile: Profile, kind: str, previous: Tuning | None = None) -> KindModel | None:
+    """What the compiler knew of `kind`: the profile's spec, with a previous tuning's fit applied."""
     spec = profile.devices.get(kind)
-    if spec is not None and previous is not None and kind in previous.devices:
-        spec = previous.devices[kind].apply(spec)
-    return spec
+    if spec is None:
+        return None
+    fit = previous.devices.get(kind) if previous is not None else None
+    return KindModel(fit.apply(spec), fit.serial) if fit is not None else KindModel(spec)
 
 
 def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping[str, float] | None = None,
@@ -151,16 +177,16 @@ def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping
                     continue
                 compute.setdefault(m.module, {})[kind] = m.median
                 facts[m.module] = (m.facts.flops, m.facts.bytes_accessed)
-        spec = base_spec(profile, kind, previous)
-        if spec is None:
+        base = base_model(profile, kind, previous)
+        if base is None:
             skipped.append((kind, "not a device kind of the profile"))
             continue
         if len(ms) < min_modules:
             skipped.append((kind, f"{len(ms)} module(s) measured, {min_modules} needed for a fit"))
             continue
-        after, rms = fit_spec(ms, spec)
-        kinds.append(KindFit(kind, spec, after, len(ms), rms))
-        devices[kind] = DeviceFit(after.peak_flops, after.mem_bandwidth, after.dispatch_overhead)
+        after, rms = fit_kind(ms, base)
+        kinds.append(KindFit(kind, base, after, len(ms), rms))
+        devices[kind] = after.device_fit()
     tuning = Tuning(
         scale=previous.scale if previous else MappingProxyType({}),
         compute=MappingProxyType({k: MappingProxyType(v) for k, v in compute.items()}),
@@ -176,14 +202,14 @@ def leave_one_out(measurements: Iterable[Measurement], profile: Profile, *,
     parameters). Kinds with too few modules to fit without one are left out."""
     out: dict[tuple[str, str], float] = {}
     for kind, ms in _by_kind(measurements).items():
-        spec = base_spec(profile, kind, previous)
-        if spec is None or len(ms) - 1 < min_modules:
+        base = base_model(profile, kind, previous)
+        if base is None or len(ms) - 1 < min_modules:
             continue
         for i, m in enumerate(ms):
             if m.source == "probe":
                 continue
-            fitted, _ = fit_spec(ms[:i] + ms[i + 1:], spec)
-            out[(m.module, kind)] = predict(m.facts, fitted)
+            fitted, _ = fit_kind(ms[:i] + ms[i + 1:], base)
+            out[(m.module, kind)] = fitted.predict(m.facts)
     return out
 
 

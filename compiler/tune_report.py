@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from planc.compiler.profiles import DeviceSpec
-from planc.compiler.tune_fit import FitResult, kendall_tau, mape, predict
+from planc.compiler.tune_fit import FitResult, KindModel, kendall_tau, mape
 
 if TYPE_CHECKING:
     from planc.compiler.tune import Measurement
@@ -53,18 +52,18 @@ class Report:
         return self._stat(which, kendall_tau)
 
 
-def report(measurements: Iterable[Measurement], before: Mapping[str, DeviceSpec], result: FitResult,
+def report(measurements: Iterable[Measurement], before: Mapping[str, KindModel], result: FitResult,
            held_out: Mapping[tuple[str, str], float] | None = None) -> Report:
-    """Rows for every measurement whose kind has a spec in `before` (the profile the compiler
-    used); `after` uses the fitted spec where the kind was fitted, else `before`'s."""
+    """Rows for every measurement whose kind is in `before` (what the compiler used); `after`
+    uses the fitted model where the kind was fitted, else `before`'s."""
     rows = []
     for m in measurements:
-        spec = before.get(m.target)
-        if spec is None:
+        old = before.get(m.target)
+        if old is None:
             continue
-        fitted = result.spec(m.target) or spec
-        rows.append(Row(m.module, m.target, m.driver, m.source, m.median, m.spread, predict(m.facts, spec),
-                        predict(m.facts, fitted), (held_out or {}).get((m.module, m.target))))
+        new = result.model(m.target) or old
+        rows.append(Row(m.module, m.target, m.driver, m.source, m.median, m.spread, old.predict(m.facts),
+                        new.predict(m.facts), (held_out or {}).get((m.module, m.target))))
     return Report(tuple(rows))
 
 
@@ -76,12 +75,14 @@ def format_changes(result: FitResult) -> str:
     """Old and new parameters per fitted device kind, with units; and the kinds left alone."""
     lines = []
     for k in result.kinds:
+        old, new = k.before.spec, k.after.spec
         lines.append(f"device kind {k.kind}: fitted to {k.modules} modules (rms error {_pct(math.expm1(k.rms_log))})")
-        for dt in sorted(k.after.peak_flops):
-            lines.append(_change(f"peak {dt}", k.before.peak(dt) / 1e9, k.after.peak(dt) / 1e9, "GFLOP/s"))
-        lines.append(_change("memory bandwidth", k.before.mem_bandwidth / 1e9, k.after.mem_bandwidth / 1e9, "GB/s"))
-        lines.append(_change("dispatch overhead", k.before.dispatch_overhead * 1e6,
-                             k.after.dispatch_overhead * 1e6, "us"))
+        for dt in sorted(new.peak_flops):
+            lines.append(_change(f"peak {dt}", old.peak(dt) / 1e9, new.peak(dt) / 1e9, "GFLOP/s"))
+        lines.append(_change("memory bandwidth", old.mem_bandwidth / 1e9, new.mem_bandwidth / 1e9, "GB/s"))
+        lines.append(_change("dispatch overhead", old.dispatch_overhead * 1e6, new.dispatch_overhead * 1e6, "us"))
+        lines.append(f"  {'serial fraction':<18} {k.before.serial:>18.3g} -> {k.after.serial:<18.3g} "
+                     f"(0: compute and memory overlap, 1: they add up)")
     for kind, why in result.skipped:
         lines.append(f"device kind {kind}: not fitted ({why}); measured modules are still recorded")
     return "\n".join(lines)

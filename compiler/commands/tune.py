@@ -32,7 +32,7 @@ from planc.compiler.tune import (
     tool_latencies,
     trace_measurements,
 )
-from planc.compiler.tune_fit import FitResult, base_spec, direct, leave_one_out
+from planc.compiler.tune_fit import FitResult, base_model, direct, leave_one_out
 from planc.compiler.tune_probes import probe_cases
 from planc.dsl.diagnostics import DiagnosticError, render_all
 from planc.runtime.bundle import load_bundle
@@ -54,6 +54,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PROFILE", help="the tuned profile to write")
     p.add_argument("--repeat", type=int, default=20, metavar="N", help="timed runs per module variant (default 20)")
     p.add_argument("--warmup", type=int, default=3, metavar="W", help="untimed runs first (default 3)")
+    p.add_argument("--rounds", type=int, default=1, metavar="R",
+                   help="split the timed runs over R passes over all modules (default 1)")
     p.add_argument("--trace", type=Path, action="append", default=[], metavar="FILE",
                    help="a trace from `planrt run --trace FILE` (repeatable): task and tool times")
     p.add_argument("--source", type=Path, metavar="FILE.plan",
@@ -96,10 +98,10 @@ def _tune(args: argparse.Namespace) -> int:
         raise TuneError(f"no module variant of {args.bundle} can run on this host and no trace was given")
     if not args.no_probes:
         cases += probe_cases(sorted({c.target for c in cases}))
-    measured = measure(cases, repeat=args.repeat, warmup=args.warmup, seed=args.seed)
+    measured = measure(cases, repeat=args.repeat, warmup=args.warmup, rounds=args.rounds, seed=args.seed)
     measured = tuple(direct(measured + trace_measurements(times, bundle.manifest, host, facts)))
     result = fit(measured, profile, tools=tool_latencies(times), previous=previous)
-    before = {k: s for k in sorted({m.target for m in measured}) if (s := base_spec(profile, k, previous))}
+    before = {k: b for k in sorted({m.target for m in measured}) if (b := base_model(profile, k, previous))}
     rep = report(measured, before, result, leave_one_out(measured, profile, previous=previous))
     args.output.write_text(result.tuning.to_toml(), encoding="utf-8")
     if args.plot is not None:
@@ -147,9 +149,11 @@ def _finite(x: float) -> float | None:
 
 def _json(args: argparse.Namespace, measured: tuple[Measurement, ...], result: FitResult, rep: Report,
           times: tuple[TaskTimes, ...]) -> dict[str, Any]:
-    def spec(s) -> dict[str, Any]:
+    def spec(k) -> dict[str, Any]:
+        s = k.spec
         return {"peak_gflops": {dt: v / 1e9 for dt, v in sorted(s.peak_flops.items())},
-                "mem_bandwidth_gbs": s.mem_bandwidth / 1e9, "dispatch_us": s.dispatch_overhead * 1e6}
+                "mem_bandwidth_gbs": s.mem_bandwidth / 1e9, "dispatch_us": s.dispatch_overhead * 1e6,
+                "serial": k.serial}
 
     tuning: Tuning = result.tuning
     return {

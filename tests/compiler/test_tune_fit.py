@@ -28,7 +28,7 @@ from planc.compiler.tune import (
     report,
     tool_latencies,
 )
-from planc.compiler.tune_fit import fit_spec, leave_one_out
+from planc.compiler.tune_fit import KindModel, fit_kind, leave_one_out
 from planc.runtime.clock import FakeClock
 from planc.runtime.trace import Tracer
 
@@ -43,12 +43,12 @@ SHAPES = [(1e3, 1e3), (2e4, 3e4), (1e5, 2e6), (3e5, 8e6), (5e6, 4e5), (3e7, 1e6)
 
 
 def _measurements(spec=TRUE, noise: float = 0.0, kind: str = "x86_64-avx512", seed: int = 0,
-                  shapes=SHAPES) -> list[Measurement]:
+                  shapes=SHAPES, serial: float = 0.0) -> list[Measurement]:
     rng = np.random.default_rng(seed)
     out = []
     for i, (flops, nbytes) in enumerate(shapes):
         facts = ComputeFacts(flops, nbytes, "f32", key=f"m{i}")
-        t = predict(facts, spec) * math.exp(rng.normal(0, noise)) if noise else predict(facts, spec)
+        t = predict(facts, spec, serial) * math.exp(rng.normal(0, noise))
         out.append(Measurement(f"m{i}", kind, "local-sync", facts, t, 0.1 * t, 20))
     return out
 
@@ -61,11 +61,13 @@ def test_predict_is_the_cost_models_formula():
         assert predict(facts, AVX512) == model.compute_time(facts, "cpu0")
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.05])
-def test_fit_recovers_known_parameters_from_a_wrong_datasheet(noise):
+@pytest.mark.parametrize("noise, serial", [(0.0, 0.0), (0.0, 1.0), (0.0, 0.4), (0.05, 0.0), (0.05, 1.0)])
+def test_fit_recovers_known_parameters_from_a_wrong_datasheet(noise, serial):
     wrong = replace(AVX512, mem_bandwidth=512e9, dispatch_overhead=0.0)
-    fitted, rms = fit_spec(_measurements(noise=noise), wrong)
+    model, rms = fit_kind(_measurements(noise=noise, serial=serial), KindModel(wrong))
+    fitted = model.spec
     tol = 0.02 if noise == 0 else 0.15
+    assert model.serial == pytest.approx(serial, abs=0.02 if noise == 0 else 0.3)
     assert fitted.peak("f32") == pytest.approx(150e9, rel=tol)
     assert fitted.peak("i8") / fitted.peak("f32") == pytest.approx(AVX512.peak("i8") / AVX512.peak("f32"))
     assert fitted.mem_bandwidth == pytest.approx(40e9, rel=tol)
@@ -75,7 +77,7 @@ def test_fit_recovers_known_parameters_from_a_wrong_datasheet(noise):
 
 def test_an_unseen_parameter_stays_at_the_datasheet():
     compute_bound = [(f, 1.0) for f, _ in SHAPES]  # no module moves memory: bandwidth is not observable
-    fitted, _ = fit_spec(_measurements(shapes=compute_bound), AVX512)
+    fitted = fit_kind(_measurements(shapes=compute_bound), KindModel(AVX512))[0].spec
     assert fitted.mem_bandwidth == pytest.approx(AVX512.mem_bandwidth, rel=0.05)
     assert fitted.peak("f32") == pytest.approx(150e9, rel=0.02)
 
@@ -104,22 +106,39 @@ def test_tuned_profile_round_trips_and_drives_the_model(tmp_path):
     path = tmp_path / "tuned.toml"
     path.write_text(result.tuning.to_toml())
     again = load_tuning(path)
-    assert again.devices["x86_64-avx512"].mem_bandwidth == pytest.approx(result.kinds[0].after.mem_bandwidth)
+    assert again.devices["x86_64-avx512"].mem_bandwidth == pytest.approx(result.kinds[0].after.spec.mem_bandwidth)
     assert dict(again.facts) == dict(result.tuning.facts) and dict(again.tools) == {"notify": 0.02}
     base = RooflineModel(PROFILE, "x86-only")
     tuned = TunedModel(base, again)
     fresh = ComputeFacts(3e6, 1e6, "f32")  # never measured: the fitted roofline prices it
-    assert tuned.compute_time(fresh, "cpu0") == pytest.approx(predict(fresh, result.kinds[0].after))
+    assert tuned.compute_time(fresh, "cpu0") == pytest.approx(result.kinds[0].after.predict(fresh))
     assert tuned.compute_time(fresh, "cpu0") != pytest.approx(base.compute_time(fresh, "cpu0"))
     batch = tuned.compute_times(np.array([[3e6]]), np.array([1e6]), ["f32"], "cpu0")
     assert batch[0] == pytest.approx(tuned.compute_time(fresh, "cpu0"))
     m3 = result.tuning.compute["m3"]["x86_64-avx512"]
     assert tuned.compute_time(ComputeFacts(*SHAPES[3], "f32", key="m3"), "cpu0") == m3  # measured
     other = ComputeFacts(SHAPES[3][0] * 5, SHAPES[3][1], "f32", key="m3")  # same name, another group
-    assert tuned.compute_time(other, "cpu0") == pytest.approx(predict(other, result.kinds[0].after))
+    assert tuned.compute_time(other, "cpu0") == pytest.approx(result.kinds[0].after.predict(other))
+
+
+FIT = 'schema = 1\n[devices.x]\npeak_gflops = { f32 = 1.0 }\nmem_bandwidth_gbs = 1.0\ndispatch_us = 1.0\n'
+
+
+def test_serial_fraction_in_the_tuned_model(tmp_path):
+    base = RooflineModel(PROFILE, "x86-only")
+    fit_ = DeviceFit({"f32": 1e11}, 1e10, 1e-6, serial=0.5)
+    path = tmp_path / "t.toml"
+    path.write_text(Tuning(devices={"x86_64-avx512": fit_}).to_toml())
+    tuned = TunedModel(base, load_tuning(path))
+    facts = ComputeFacts(2e6, 1e5, "f32")  # 20 us of compute, 10 us of memory
+    assert tuned.compute_time(facts, "cpu0") == pytest.approx(1e-6 + 20e-6 + 0.5 * 10e-6)
+    batch = tuned.compute_times(np.array([[2e6], [1e3]]), np.array([1e5, 1e6]), ["f32"], "cpu0")
+    assert batch == pytest.approx([tuned.compute_time(facts, "cpu0"),
+                                   tuned.compute_time(ComputeFacts(1e3, 1e6, "f32"), "cpu0")])
 
 
 @pytest.mark.parametrize("text, key", [
+    (FIT + 'serial = 2.0\n', "devices.x.serial"),
     ('schema = 1\n[devices.x]\npeak_gflops = { f32 = 1.0 }\nmem_bandwidth_gbs = 1.0\n', "devices.x.dispatch_us"),
     ('schema = 1\n[devices.x]\npeak_gflops = { f99 = 1.0 }\nmem_bandwidth_gbs = 1.0\ndispatch_us = 1.0\n',
      "devices.x.peak_gflops.f99"),
@@ -169,7 +188,7 @@ def test_mape_and_leave_one_out():
 def test_report_table_changes_and_plot(tmp_path):
     ms = _measurements(noise=0.05)
     result = fit(ms, PROFILE)
-    rep = report(ms, {"x86_64-avx512": AVX512}, result, leave_one_out(ms, PROFILE))
+    rep = report(ms, {"x86_64-avx512": KindModel(AVX512)}, result, leave_one_out(ms, PROFILE))
     assert rep.mape("after") < 0.1 < rep.mape("before") and rep.tau("after") > 0.9
     table = format_report(rep)
     assert "held-out" in table and "m0" in table and "MAPE" in table
