@@ -84,12 +84,14 @@ def _generated() -> list[tuple[str, object, list[tuple[int, ...]]]]:
     for b, n in ((8, 64), (4, 128)):
         out.append((f"bmm_{b}x{n}", lambda a, c: jnp.einsum("bij,bjk->bik", a, c), [(b, n, n), (b, n, n)]))
     for b, d in ((8, 64), (16, 128), (32, 192), (64, 256), (128, 384), (128, 512), (256, 768)):
-        out.append((f"mlp_{b}x{d}", lambda x, w1, w2: jnp.maximum(x @ w1, 0.0) @ w2, [(b, d), (d, d), (d, d)]))
+        out.append((f"mlp_{b}x{d}", lambda x, w1, w2: jnp.maximum(x @ w1, 0.0) @ w2,
+                    [(b, d), (d, d), (d, d)]))
     for s, d in ((32, 32), (128, 64), (256, 128)):
         out.append((f"attn_{s}x{d}", lambda q, k, v: jax.nn.softmax(q @ k.T, axis=-1) @ v, [(s, d)] * 3))
     for hw, ci, co in ((16, 8, 16), (32, 16, 32)):
         out.append((f"conv_{hw}_{ci}_{co}", lambda x, w: jax.lax.conv_general_dilated(
-            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")), [(1, hw, hw, ci), (3, 3, ci, co)]))
+            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+            [(1, hw, hw, ci), (3, 3, ci, co)]))
     return out
 
 
@@ -99,7 +101,8 @@ def generated_cases(target: Target, driver: str) -> list[ModuleCase]:
     for name, fn, shapes in specs:
         types = [(s, "f32") for s in shapes]
         f = cost_facts(fn, types)  # fused: XLA's traffic after fusion, closest to IREE's dispatches
-        lowered[name] = (export_stablehlo(fn, types, name=name), ComputeFacts(f.flops, f.bytes_accessed, "f32"),
+        facts = ComputeFacts(f.flops, f.bytes_accessed, "f32")
+        lowered[name] = (export_stablehlo(fn, types, name=name), facts,
                          tuple(("f32", s) for s in shapes))
     built = compile_all([CompileJob(n, target, m) for n, (m, _, _) in lowered.items()], cache=Cache.default(),
                         progress=None)
@@ -111,8 +114,9 @@ def example_cases(target: str, out: Path, driver: str) -> list[ModuleCase]:
     host = detect()
     cases = []
     for file, plan in EXAMPLES:
-        res = build_bundle(ROOT / "examples" / file, out / f"{plan}.planb", plan=plan, options=BuildOptions(progress=None))
-        for c in bundle_cases(load_bundle(res.path), host, source=ROOT / "examples" / file, targets=(target,)):
+        source = ROOT / "examples" / file
+        res = build_bundle(source, out / f"{plan}.planb", plan=plan, options=BuildOptions(progress=None))
+        for c in bundle_cases(load_bundle(res.path), host, source=source, targets=(target,)):
             cases.append(ModuleCase(f"{plan}.{c.module}", c.target, c.driver if driver == "rule" else driver,
                                     c.vmfb, c.inputs, c.outputs, c.facts))
     return cases
@@ -157,7 +161,8 @@ def splits(measured, spec, profile, n: int) -> str:
 
     return (f"\nover {n} seeded splits (median, range): held-out MAPE before {show('mb', True)}, "
             f"after {show('ma', True)}\n  Kendall tau before {show('tb', False)}, after {show('ta', False)}\n"
-            f"  after, generated modules only: MAPE {show('mg', True)}; example modules only: MAPE {show('me', True)}")
+            f"  after, generated modules only: MAPE {show('mg', True)}; "
+            f"example modules only: MAPE {show('me', True)}")
 
 
 def accuracy(args: argparse.Namespace, tmp: Path) -> None:
@@ -178,7 +183,8 @@ def accuracy(args: argparse.Namespace, tmp: Path) -> None:
     rep_all = report(measured, {best: KindModel(spec)}, result)
     print(f"## accuracy on {best} ({len(cases)} modules: {len(cases) - len(_generated())} from examples, "
           f"{len(_generated())} generated; {len(fit_set)} fit, {len(held)} held out; "
-          f"{args.repeat} runs in {args.rounds} rounds after {args.warmup} warm-ups each, measured in {time.perf_counter() - t0:.1f} s)\n")
+          f"{args.repeat} runs in {args.rounds} rounds after {args.warmup} warm-ups each, "
+          f"measured in {time.perf_counter() - t0:.1f} s)\n")
     print(format_changes(result))
     print("\nheld-out modules (not used for fitting):")
     print(format_report(rep_held))
@@ -255,14 +261,16 @@ def _placement(res) -> str:
 def decision(args: argparse.Namespace, tmp: Path) -> None:
     plan = write_scenario(tmp / "scenario")
     wrong, tuned = str(plan.parent / "wrong.toml"), str(plan.parent / "tuned.toml")
-    before = build_bundle(plan, plan.parent / "before.planb", options=BuildOptions(deploy=wrong, progress=None))
+    before = build_bundle(plan, plan.parent / "before.planb",
+                          options=BuildOptions(deploy=wrong, progress=None))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         rc = planc(["tune", str(plan.parent / "before.planb"), "--deploy", wrong, "-o", tuned,
                     "--repeat", str(args.repeat), "--warmup", str(args.warmup)])
     if rc != 0:
         sys.exit(f"planc tune failed ({rc}):\n{out.getvalue()}")
-    after = build_bundle(plan, plan.parent / "after.planb", options=BuildOptions(deploy=wrong, tuned=tuned, progress=None))
+    after = build_bundle(plan, plan.parent / "after.planb",
+                         options=BuildOptions(deploy=wrong, tuned=tuned, progress=None))
     runners = [Runner(load_bundle(b.path), RunConfig()) for b in (before, after)]
     x = {"x": np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32)}
     seconds: list[list[float]] = [[], []]
@@ -284,7 +292,8 @@ def decision(args: argparse.Namespace, tmp: Path) -> None:
               f"{m * 1e6:>12.1f}  {_placement(res)}")
     print(f"\nmeasured run latency, median of {args.runs} alternating planrt runs (same process): "
           f"before / after = {med[0] / med[1]:.2f}x; outputs identical: {same}")
-    print("variants run: " + ", ".join(sorted(set(runners[0].variants.values()) | set(runners[1].variants.values()))))
+    ran = set(runners[0].variants.values()) | set(runners[1].variants.values())
+    print("variants run: " + ", ".join(sorted(ran)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -323,7 +323,8 @@ def _device_fit(t: Any, where: str, file: str) -> DeviceFit:
         raise ProfileError(file, where, f"expected a table of {', '.join(_FIT_KEYS)}, found {t!r}")
     for key in t:
         if key not in _FIT_KEYS:
-            raise ProfileError(file, f"{where}.{key}", f"unknown key (expected one of: {', '.join(_FIT_KEYS)})")
+            raise ProfileError(file, f"{where}.{key}",
+                               f"unknown key (expected one of: {', '.join(_FIT_KEYS)})")
     for key in _FIT_KEYS[:3]:
         if key not in t:
             raise ProfileError(file, f"{where}.{key}", "missing")
@@ -336,9 +337,11 @@ def _device_fit(t: Any, where: str, file: str) -> DeviceFit:
     if scalars["mem_bandwidth_gbs"] <= 0:
         raise ProfileError(file, f"{where}.mem_bandwidth_gbs", "expected a number > 0")
     if scalars.get("serial", 0.0) > 1:
-        raise ProfileError(file, f"{where}.serial", f"expected a fraction from 0 to 1, found {scalars['serial']}")
+        raise ProfileError(file, f"{where}.serial",
+                           f"expected a fraction from 0 to 1, found {scalars['serial']}")
     return DeviceFit(MappingProxyType({dt: v * 1e9 for dt, v in peaks.items()}),
-                     scalars["mem_bandwidth_gbs"] * 1e9, scalars["dispatch_us"] * 1e-6, scalars.get("serial", 0.0))
+                     scalars["mem_bandwidth_gbs"] * 1e9, scalars["dispatch_us"] * 1e-6,
+                     scalars.get("serial", 0.0))
 
 
 def _facts_guard(t: Any, where: str, file: str) -> tuple[float, float]:

@@ -177,8 +177,10 @@ def read_traces(paths: Iterable[str | Path], manifest: Mapping[str, Any]) -> tup
             if event.get("ph") != "X":
                 continue
             name, kind, dur = event.get("name"), event.get("cat"), event.get("dur")
-            if not isinstance(name, str) or not isinstance(kind, str) or not isinstance(dur, int | float) or dur < 0:
-                raise TuneError(f"{path}: malformed slice {json.dumps(event)[:120]} (expected name, cat and dur >= 0)")
+            ok = isinstance(name, str) and isinstance(kind, str) and isinstance(dur, int | float) and dur >= 0
+            if not ok:
+                raise TuneError(f"{path}: malformed slice {json.dumps(event)[:120]} "
+                                "(expected name, cat and dur >= 0)")
             found.setdefault((name, kind), []).append(float(dur) * 1e-6)
     return tuple(TaskTimes(name, kind, tuple(d), tools.get(name) if kind == "tool" else None)
                  for (name, kind), d in sorted(found.items()))
@@ -216,7 +218,8 @@ def trace_measurements(times: Iterable[TaskTimes], manifest: Mapping[str, Any], 
                        facts: Mapping[str, ComputeFacts]) -> tuple[Measurement, ...]:
     """Compute slices as measurements of the variant the runtime picks on `host` (the
     trace is assumed to come from this host, or one like it)."""
-    modules = {t["name"]: t["module"] for t in _all_tasks(manifest.get("tasks", [])) if t.get("kind") == "compute"}
+    tasks = _all_tasks(manifest.get("tasks", []))
+    modules = {t["name"]: t["module"] for t in tasks if t.get("kind") == "compute"}
     out = []
     for t in times:
         name = modules.get(t.task)
@@ -224,6 +227,7 @@ def trace_measurements(times: Iterable[TaskTimes], manifest: Mapping[str, Any], 
             continue
         variants = manifest["modules"][name]["variants"]
         target = choose_variant(variants, host, module=name)
-        case = ModuleCase(name, target, variants[target].get("driver") or "local-sync", b"", (), (), facts[name])
+        driver = variants[target].get("driver") or "local-sync"
+        case = ModuleCase(name, target, driver, b"", (), (), facts[name])
         out.append(_summary(case, t.durations, "trace"))
     return tuple(out)

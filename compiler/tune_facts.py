@@ -31,11 +31,13 @@ def source_of(manifest: Mapping[str, Any], bundle_path: Path, source: Path | Non
     path = source if source is not None else (bundle_path.parent / name if name else None)
     if path is None or not path.is_file():
         where = f"{path} does not exist" if path is not None else "the manifest names no source file"
-        raise TuneError(f"cannot find the plan {bundle_path} was built from ({where}); pass --source FILE.plan")
+        raise TuneError(f"cannot find the plan {bundle_path} was built from ({where}); "
+                        "pass --source FILE.plan")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if recorded.get("sha256") and recorded["sha256"] != digest:
         raise TuneError(f"{path} is not the source {bundle_path} was built from (sha256 {digest[:12]}, the "
-                        f"bundle records {str(recorded['sha256'])[:12]}); rebuild the bundle or pass --source")
+                        f"bundle records {str(recorded['sha256'])[:12]}); "
+                        "rebuild the bundle or pass --source")
     return path
 
 
@@ -65,7 +67,8 @@ def _typed_graph(path: Path, plan: str) -> PlanGraph:
         raise DiagnosticError(diags)
     plans = [p for p in module.plans if p.name.name == plan]
     if not plans:
-        raise TuneError(f"{path} has no plan '{plan}' (it has: {', '.join(p.name.name for p in module.plans)})")
+        names = ", ".join(p.name.name for p in module.plans)
+        raise TuneError(f"{path} has no plan '{plan}' (it has: {names})")
     return run_pipeline(plans[0], (Build(), Verify(), InferTypes()), PipelineOptions()).graph
 
 
@@ -87,7 +90,8 @@ def module_facts(graph: PlanGraph, name: str, module: Mapping[str, Any]) -> Comp
         f = task_facts(m, [types.get(str(r)) if isinstance(r, ValueRef) else None for r in m.uses()])
         if f is not None:
             facts.append(f)
-        internal += sum(t.nbytes for v, t in zip(m.values(), m.results) if str(v) not in exported and t is not None)
+        internal += sum(t.nbytes for v, t in zip(m.values(), m.results)
+                        if str(v) not in exported and t is not None)
     if not facts:
         raise TuneError(f"module '{name}' has no compute member")
     merged = merge_facts(facts, 2.0 * internal)

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from planc.compiler.tune import Measurement
 
 __all__ = [
-    "FitResult", "KindFit", "KindModel", "base_model", "direct", "fit", "fit_kind", "kendall_tau", "leave_one_out",
-    "mape", "predict",
+    "FitResult", "KindFit", "KindModel", "base_model", "direct", "fit", "fit_kind", "kendall_tau",
+    "leave_one_out", "mape", "predict",
 ]
 
 # The fit pulls each parameter (in log space) toward the profile's value with this weight,
@@ -44,11 +44,12 @@ class KindModel:
         base = RooflineModel(_EMPTY_PROFILE, dep)
         if self.serial == 0.0:
             return base.compute_time(facts, "dev")
-        fit = DeviceFit(self.spec.peak_flops, self.spec.mem_bandwidth, self.spec.dispatch_overhead, self.serial)
-        return TunedModel(base, Tuning(devices=MappingProxyType({"dev": fit}))).compute_time(facts, "dev")
+        tuning = Tuning(devices=MappingProxyType({"dev": self.device_fit()}))
+        return TunedModel(base, tuning).compute_time(facts, "dev")
 
     def device_fit(self) -> DeviceFit:
-        return DeviceFit(self.spec.peak_flops, self.spec.mem_bandwidth, self.spec.dispatch_overhead, self.serial)
+        s = self.spec
+        return DeviceFit(s.peak_flops, s.mem_bandwidth, s.dispatch_overhead, self.serial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +105,8 @@ def fit_kind(ms: Sequence[Measurement], base: KindModel) -> tuple[KindModel, flo
     fastest = float(min(m.median for m in ms))
     lo = np.array([*np.log([1e-9, 1e5, 1e-9]), 0.0])
     hi = np.array([*np.log([1e9, 1e15, max(fastest, 2e-9)]), 1.0])
-    prior = np.clip([0.0, math.log(spec.mem_bandwidth), math.log(max(spec.dispatch_overhead, 1e-7)), base.serial],
-                    lo, hi)
+    prior = np.clip([0.0, math.log(spec.mem_bandwidth), math.log(max(spec.dispatch_overhead, 1e-7)),
+                     base.serial], lo, hi)
 
     def log_time(theta: np.ndarray) -> np.ndarray:
         s, bandwidth, dispatch = np.exp(theta[:3])
@@ -167,7 +168,8 @@ def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping
     kind (with the facts it was measured for) when `overrides`, and tool latencies.
     Probe measurements inform the fit only. Entries of `previous` not measured again are kept."""
     kinds, skipped = [], []
-    compute: dict[str, dict[str, float]] = {k: dict(v) for k, v in (previous.compute if previous else {}).items()}
+    old = previous.compute if previous else {}
+    compute: dict[str, dict[str, float]] = {k: dict(v) for k, v in old.items()}
     facts: dict[str, tuple[float, float]] = dict(previous.facts) if previous else {}
     devices: dict[str, DeviceFit] = dict(previous.devices) if previous else {}
     for kind, ms in _by_kind(measurements).items():
@@ -195,8 +197,8 @@ def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping
     return FitResult(tuple(kinds), tuple(skipped), tuning)
 
 
-def leave_one_out(measurements: Iterable[Measurement], profile: Profile, *,
-                  previous: Tuning | None = None, min_modules: int = MIN_MODULES) -> dict[tuple[str, str], float]:
+def leave_one_out(measurements: Iterable[Measurement], profile: Profile, *, previous: Tuning | None = None,
+                  min_modules: int = MIN_MODULES) -> dict[tuple[str, str], float]:
     """For every measured (module, kind) of the plan: the fitted roofline's prediction when
     that module was left out of the fit (probes always stay in: they are what pins the
     parameters). Kinds with too few modules to fit without one are left out."""

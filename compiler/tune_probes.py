@@ -58,7 +58,8 @@ def probe_cases(targets: Iterable[str], *, cache: bool = True, probes: tuple[Pro
     for p in probes:
         types = [(s, "f32") for s in p.shapes]
         f = cost_facts(p.fn, types, fused=False)
-        lowered[p.name] = (export_stablehlo(p.fn, types, name=p.name), ComputeFacts(f.flops, f.bytes_accessed, "f32"))
+        facts = ComputeFacts(f.flops, f.bytes_accessed, "f32")
+        lowered[p.name] = (export_stablehlo(p.fn, types, name=p.name), facts)
     jobs = [CompileJob(name, t, mlir) for name, (mlir, _) in lowered.items() for t in wanted]
     built = compile_all(jobs, cache=Cache.default() if cache else None, progress=None)
     return tuple(

@@ -76,11 +76,13 @@ def format_changes(result: FitResult) -> str:
     lines = []
     for k in result.kinds:
         old, new = k.before.spec, k.after.spec
-        lines.append(f"device kind {k.kind}: fitted to {k.modules} modules (rms error {_pct(math.expm1(k.rms_log))})")
+        rms = _pct(math.expm1(k.rms_log))
+        lines.append(f"device kind {k.kind}: fitted to {k.modules} modules (rms error {rms})")
         for dt in sorted(new.peak_flops):
             lines.append(_change(f"peak {dt}", old.peak(dt) / 1e9, new.peak(dt) / 1e9, "GFLOP/s"))
         lines.append(_change("memory bandwidth", old.mem_bandwidth / 1e9, new.mem_bandwidth / 1e9, "GB/s"))
-        lines.append(_change("dispatch overhead", old.dispatch_overhead * 1e6, new.dispatch_overhead * 1e6, "us"))
+        lines.append(_change("dispatch overhead", old.dispatch_overhead * 1e6, new.dispatch_overhead * 1e6,
+                             "us"))
         lines.append(f"  {'serial fraction':<18} {k.before.serial:>18.3g} -> {k.after.serial:<18.3g} "
                      f"(0: compute and memory overlap, 1: they add up)")
     for kind, why in result.skipped:
@@ -105,7 +107,8 @@ def format_report(rep: Report) -> str:
     """The per-module table (microseconds) and the summary lines."""
     held = any(r.held_out is not None for r in rep.rows)
     head = (f"{'module':<18} {'target':<14} {'driver':<10} {'measured us':>12} {'spread':>7} "
-            f"{'before us':>11} {'after us':>10}" + (f" {'held-out us':>11}" if held else "") + f" {'err':>7}")
+            f"{'before us':>11} {'after us':>10}" + (f" {'held-out us':>11}" if held else "")
+            + f" {'err':>7}")
     lines = [head]
     for r in sorted(rep.rows, key=lambda r: (r.target, r.measured)):
         spread = f"{100 * r.spread / r.measured:.0f}%" if r.measured > 0 else "-"
@@ -138,7 +141,8 @@ def plot(rep: Report, path: str | Path, *, title: str = "planc tune: predicted v
     if any(r.held_out is not None for r in rep.rows):
         series.append(("held_out", "fitted, module held out", "tab:green", "^"))
     for which, label, color, marker in series:
-        pts = [(m, getattr(r, which) * 1e6) for m, r in zip(measured, rep.rows) if getattr(r, which) is not None]
+        pts = [(m, getattr(r, which) * 1e6) for m, r in zip(measured, rep.rows)
+               if getattr(r, which) is not None]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=f"{label}: MAPE {_pct(rep.mape(which))}",
                    c=color, marker=marker, alpha=0.8)
     values = [v for r in rep.rows for v in (r.measured, r.before, r.after) if v > 0]

@@ -1,4 +1,4 @@
-"""`planc tune BUNDLE -o PROFILE`: time the bundle's modules here, fit the cost model, save a tuned profile."""
+"""`planc tune BUNDLE -o PROFILE`: time the bundle's modules here, fit the cost model, save the result."""
 
 from __future__ import annotations
 
@@ -51,8 +51,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "overhead (least squares on log time), and write a tuned profile for "
                     "`planc compile --profile` and `planc explain --profile`.")
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle from `planc compile -o NAME.planb`")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="PROFILE", help="the tuned profile to write")
-    p.add_argument("--repeat", type=int, default=20, metavar="N", help="timed runs per module variant (default 20)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="PROFILE",
+                   help="the tuned profile to write")
+    p.add_argument("--repeat", type=int, default=20, metavar="N",
+                   help="timed runs per module variant (default 20)")
     p.add_argument("--warmup", type=int, default=3, metavar="W", help="untimed runs first (default 3)")
     p.add_argument("--rounds", type=int, default=1, metavar="R",
                    help="split the timed runs over R passes over all modules (default 1)")
@@ -126,12 +128,14 @@ def _header(cases, args: argparse.Namespace, manifest: dict[str, Any], profile: 
     targets = sorted({c.target for c in cases})
     line = (f"measured {len(cases)} module variants ({len(modules)} modules + {len(probes)} probes x "
             f"{', '.join(targets) or 'no target'}), "
-            f"{args.repeat} runs each after {args.warmup} warm-ups; before = {', '.join(Path(s).name for s in profile.sources)}")
+            f"{args.repeat} runs each after {args.warmup} warm-ups; "
+            f"before = {', '.join(Path(s).name for s in profile.sources)}")
     used = [p for p in (manifest.get("cost_model") or {}).get("profiles", [])[1:] if p]
     given = {Path(s).name for s in profile.sources}
     missing = [p for p in used if p not in given]
     if missing:
-        line += f"\nnote: the bundle was optimized with {', '.join(missing)}; pass it as --deploy to compare against it"
+        line += (f"\nnote: the bundle was optimized with {', '.join(missing)}; "
+                 "pass it as --deploy to compare against it")
     return line
 
 
@@ -139,7 +143,8 @@ def _trace_table(times: tuple[TaskTimes, ...]) -> str:
     width = max(4, *(len(t.task) for t in times))
     lines = [f"{'task':<{width}}  {'kind':<8} {'tool':<12} {'runs':>5} {'median ms':>10}"]
     for t in times:
-        lines.append(f"{t.task:<{width}}  {t.kind:<8} {t.tool or '-':<12} {len(t.durations):>5} {t.median * 1e3:>10.3f}")
+        lines.append(f"{t.task:<{width}}  {t.kind:<8} {t.tool or '-':<12} {len(t.durations):>5} "
+                     f"{t.median * 1e3:>10.3f}")
     return "\n".join(lines)
 
 
@@ -165,7 +170,7 @@ def _json(args: argparse.Namespace, measured: tuple[Measurement, ...], result: F
         "summary": {f"{stat}_{which}": _finite(getattr(rep, stat)(which))
                     for stat in ("mape", "tau") for which in ("before", "after", "held_out")},
         "tools": dict(tuning.tools),
-        "tasks": [{"task": t.task, "kind": t.kind, "tool": t.tool, "runs": len(t.durations), "median_s": t.median}
-                  for t in times],
+        "tasks": [{"task": t.task, "kind": t.kind, "tool": t.tool, "runs": len(t.durations),
+                   "median_s": t.median} for t in times],
         "measurements": len(measured),
     }

@@ -77,7 +77,8 @@ def _runs_here() -> bool:
     return all(variant_problem(k, {k: {}}, host) is None for k in KINDS)
 
 
-pytestmark.append(pytest.mark.skipif(not _runs_here(), reason="needs a host that runs x86_64-avx2 and -avx512"))
+pytestmark.append(pytest.mark.skipif(not _runs_here(),
+                                     reason="needs a host that runs x86_64-avx2 and -avx512"))
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +91,8 @@ def scenario(tmp_path_factory):
     (d / "tools.py").write_text(TOOLS)
     (d / "wrong.toml").write_text(WRONG)
     np.savez(d / "w.npz", w=(np.random.default_rng(0).standard_normal((128, 128)) / 12).astype(np.float32))
-    before = build_bundle(d / "chain.plan", d / "chain.planb", options=BuildOptions(deploy=str(d / "wrong.toml"),
-                                                                                     progress=None))
+    options = BuildOptions(deploy=str(d / "wrong.toml"), progress=None)
+    before = build_bundle(d / "chain.plan", d / "chain.planb", options=options)
     runner = Runner(load_bundle(before.path), RunConfig(trace=True))
     x = {"x": np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32)}
     for _ in range(3):
@@ -102,7 +103,8 @@ def scenario(tmp_path_factory):
 
 
 def _tune(d: Path, capsys, *extra: str) -> tuple[int, str, str]:
-    rc = planc(["tune", str(d / "chain.planb"), "--deploy", str(d / "wrong.toml"), "-o", str(d / "tuned.toml"),
+    rc = planc(["tune", str(d / "chain.planb"), "--deploy", str(d / "wrong.toml"),
+                "-o", str(d / "tuned.toml"),
                 "--repeat", "5", "--warmup", "1", *extra])
     out = capsys.readouterr()
     return rc, out.out, out.err
@@ -116,7 +118,8 @@ def test_bundle_facts_are_the_merge_passes(scenario):
     for name, g in groups.items():
         want = task_facts(g, [])
         assert facts[name].key == name
-        assert (facts[name].flops, facts[name].bytes_accessed) == pytest.approx((want.flops, want.bytes_accessed))
+        got = (facts[name].flops, facts[name].bytes_accessed)
+        assert got == pytest.approx((want.flops, want.bytes_accessed))
 
 
 def test_tuning_fixes_a_wrong_datasheet_and_the_merge(scenario, capsys):
@@ -154,7 +157,8 @@ def test_module_times_apply_only_to_the_group_they_were_measured_for(scenario, c
     d, before, _ = scenario
     rc, out, _ = _tune(d, capsys, "--no-probes", "--json")
     summary = json.loads(out)
-    assert rc == 0 and set(summary["devices"]) == set(KINDS) and summary["measurements"] == 2 * len(before.modules)
+    assert rc == 0 and set(summary["devices"]) == set(KINDS)
+    assert summary["measurements"] == 2 * len(before.modules)
     assert summary["summary"]["mape_after"] < summary["summary"]["mape_before"]
     tuning = load_tuning(d / "tuned.toml")
     model = TunedModel(RooflineModel(load_profile(), str(d / "wrong.toml")), tuning)

@@ -84,8 +84,8 @@ def test_an_unseen_parameter_stays_at_the_datasheet():
 
 def test_fit_writes_a_tuned_profile():
     ms = _measurements()
-    probe = Measurement("probe_add_16", "x86_64-avx512", "local-sync", ComputeFacts(16, 192, "f32"), 4e-6, 0, 5,
-                        source="probe")
+    probe = Measurement("probe_add_16", "x86_64-avx512", "local-sync", ComputeFacts(16, 192, "f32"),
+                        4e-6, 0, 5, source="probe")
     few = _measurements(kind="x86_64-avx2")[:2]
     unknown = _measurements(kind="riscv-x")[:4]
     previous = Tuning(tools={"old": 0.5}, compute={"kept": {"vmvx": 1.0}}, facts={"kept": (1.0, 2.0)})
@@ -95,7 +95,8 @@ def test_fit_writes_a_tuned_profile():
                                     "riscv-x": "not a device kind of the profile"}
     t = result.tuning
     assert set(t.devices) == {"x86_64-avx512"}
-    assert t.compute["m0"]["x86_64-avx512"] == ms[0].median and t.compute["m0"]["x86_64-avx2"] == few[0].median
+    assert t.compute["m0"]["x86_64-avx512"] == ms[0].median
+    assert t.compute["m0"]["x86_64-avx2"] == few[0].median
     assert "probe_add_16" not in t.compute and t.facts["m3"] == (SHAPES[3][0], SHAPES[3][1])
     assert dict(t.tools) == {"old": 0.5, "notify": 0.02} and t.compute["kept"]["vmvx"] == 1.0
     assert not fit(ms, PROFILE, overrides=False).tuning.compute
@@ -106,7 +107,8 @@ def test_tuned_profile_round_trips_and_drives_the_model(tmp_path):
     path = tmp_path / "tuned.toml"
     path.write_text(result.tuning.to_toml())
     again = load_tuning(path)
-    assert again.devices["x86_64-avx512"].mem_bandwidth == pytest.approx(result.kinds[0].after.spec.mem_bandwidth)
+    fitted = result.kinds[0].after.spec
+    assert again.devices["x86_64-avx512"].mem_bandwidth == pytest.approx(fitted.mem_bandwidth)
     assert dict(again.facts) == dict(result.tuning.facts) and dict(again.tools) == {"notify": 0.02}
     base = RooflineModel(PROFILE, "x86-only")
     tuned = TunedModel(base, again)
@@ -139,7 +141,8 @@ def test_serial_fraction_in_the_tuned_model(tmp_path):
 
 @pytest.mark.parametrize("text, key", [
     (FIT + 'serial = 2.0\n', "devices.x.serial"),
-    ('schema = 1\n[devices.x]\npeak_gflops = { f32 = 1.0 }\nmem_bandwidth_gbs = 1.0\n', "devices.x.dispatch_us"),
+    ('schema = 1\n[devices.x]\npeak_gflops = { f32 = 1.0 }\nmem_bandwidth_gbs = 1.0\n',
+     "devices.x.dispatch_us"),
     ('schema = 1\n[devices.x]\npeak_gflops = { f99 = 1.0 }\nmem_bandwidth_gbs = 1.0\ndispatch_us = 1.0\n',
      "devices.x.peak_gflops.f99"),
     ('schema = 1\n[devices.x]\npeak_gflops = { f32 = 1.0 }\nmem_bandwidth_gbs = 0.0\ndispatch_us = 1.0\n',
