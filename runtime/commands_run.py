@@ -179,7 +179,9 @@ def resume(args: argparse.Namespace) -> int:
     except (JournalError, OSError) as e:
         return _fail(str(e))
     try:
-        path = args.bundle or (run_dir.path / "bundle.path").read_text().strip()
+        path = args.bundle or run_dir.bundle_path
+        if not path:
+            return _fail(f"run {run_dir.path} does not record its bundle; name it with --bundle")
         bundle = load_bundle(path)
         config = _config(args, None, None, run_dir)
         with _stdout_for(config) as own_stdout:

@@ -211,6 +211,7 @@ class RunDir:
         first = journal.records[0] if journal.records else {}
         self.run_id: str = first.get("run", path.name)
         self.bundle_sha256: str = first.get("bundle_sha256", "")
+        self.bundle_path: str | None = first.get("bundle_path")
 
     @property
     def audit_path(self) -> Path:
@@ -229,8 +230,10 @@ class RunDir:
         *,
         run_id: str | None = None,
         clock: Clock | None = None,
+        bundle_path: str | None = None,
     ) -> RunDir:
-        """Make `root/<run_id>` (a fresh id by default), store the inputs and journal `run_started`."""
+        """Make `root/<run_id>` (a fresh id by default), store the inputs and journal `run_started`
+        (with the bundle's path, so `planrt resume` finds it)."""
         clock = clock or SystemClock()
         run_id = run_id or time.strftime(
             "%Y%m%d-%H%M%S", time.gmtime(clock.wall())
@@ -257,7 +260,8 @@ class RunDir:
             refs = {name: write_value(path, name, None, v).to_json() for name, v in inputs.items()}
             journal = Journal(path / JOURNAL, [], clock=clock)
             journal.append(
-                RecordType.RUN_STARTED, run=run_id, bundle_sha256=bundle_sha, inputs=refs, pid=os.getpid()
+                RecordType.RUN_STARTED, run=run_id, bundle_sha256=bundle_sha, inputs=refs, pid=os.getpid(),
+                bundle_path=bundle_path,
             )
             fsync_dir(path)
         except BaseException:

@@ -107,8 +107,8 @@ class Runner:
         run_dir = None
         if self.config.run_root is not None:
             run_dir = RunDir.create(self.config.run_root, self.bundle.sha256, arrays,
-                                    run_id=self.config.run_id, clock=self.config.clock)
-            (run_dir.path / "bundle.path").write_text(str(Path(self.bundle.path).resolve()))
+                                    run_id=self.config.run_id, clock=self.config.clock,
+                                    bundle_path=str(Path(self.bundle.path).resolve()))
             if self.engine is not None:  # `planrt resume` continues on the same engine
                 (run_dir.path / "engine.json").write_text(json.dumps(
                     {"engine": self.config.engine, "address": self.config.address}))
