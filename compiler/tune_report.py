@@ -83,7 +83,7 @@ def format_changes(result: FitResult) -> str:
         lines.append(_change("memory bandwidth", old.mem_bandwidth / 1e9, new.mem_bandwidth / 1e9, "GB/s"))
         lines.append(_change("dispatch overhead", old.dispatch_overhead * 1e6, new.dispatch_overhead * 1e6,
                              "us"))
-        lines.append(f"  {'serial fraction':<18} {k.before.serial:>18.3g} -> {k.after.serial:<18.3g} "
+        lines.append(f"  {'serial fraction':<18} {k.before.serial:>18.2f} -> {k.after.serial:<18.2f} "
                      f"(0: compute and memory overlap, 1: they add up)")
     for kind, why in result.skipped:
         lines.append(f"device kind {kind}: not fitted ({why}); measured modules are still recorded")

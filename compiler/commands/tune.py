@@ -47,8 +47,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "tune", help="measure a bundle's modules on this host and fit the cost model to them",
         description="Time every module variant of BUNDLE that this host can run (median and spread over "
                     "--repeat runs after --warmup, fresh inputs of the declared types each run), read task "
-                    "and tool times from planrt traces, fit each device kind's peak, bandwidth and dispatch "
-                    "overhead (least squares on log time), and write a tuned profile for "
+                    "and tool times from planrt traces, fit each device kind's peak, bandwidth, dispatch "
+                    "overhead and serial fraction (least squares on log time), and write a tuned profile for "
                     "`planc compile --profile` and `planc explain --profile`.")
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle from `planc compile -o NAME.planb`")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PROFILE",
