@@ -159,7 +159,9 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
             members[member] = built[(m.name, t)]
             variants[t.value] = {"path": member, "backend": t.backend.value, "driver": _driver(t, groups.get(m.name)),
                                  "requires": sorted(t.requires), "rank": t.rank}
-        mods[m.name] = {"inputs": [type_json(x) for x in m.input_types],
+        g = groups.get(m.name)
+        facts = {"flops": g.facts.flops, "bytes_accessed": g.facts.bytes_accessed} if g and g.facts else None
+        mods[m.name] = {"facts": facts, "inputs": [type_json(x) for x in m.input_types],
                         "outputs": [type_json(x) for x in m.output_types],
                         "args": list(m.inputs), "results": list(m.outputs),
                         "members": list(m.members), "mlir": f"mlir/{m.name}.mlir", "variants": variants}

@@ -6,7 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from planc.compiler.cost_model import ComputeFacts, CostModel, RooflineModel, TunedModel, load_tuning
+from planc.compiler.cost_model import ComputeFacts, CostModel, RooflineModel
+from planc.compiler.tuned_model import TunedModel, load_tuning
 from planc.compiler.ir import (
     BuiltinTask,
     ComputeTask,

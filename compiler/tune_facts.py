@@ -47,6 +47,8 @@ def bundle_facts(manifest: Mapping[str, Any], bundle_path: Path, source: Path | 
     has them, else recomputed from the plan source (typed IR, members merged as the merge
     pass merges them: one dispatch, intermediates that stay inside not counted)."""
     modules = manifest.get("modules") or {}
+    if source is not None:
+        source_of(manifest, bundle_path, source)  # a --source given is checked, even if unused
     if modules and all(isinstance(m.get("facts"), dict) for m in modules.values()):
         return {name: _recorded(name, m) for name, m in modules.items()}
     path = source_of(manifest, bundle_path, source)

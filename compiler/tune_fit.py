@@ -9,7 +9,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from planc.compiler.cost_model import ComputeFacts, DeviceFit, RooflineModel, TunedModel, Tuning
+from planc.compiler.cost_model import ComputeFacts, RooflineModel
+from planc.compiler.tuned_model import DeviceFit, TunedModel, Tuning
 from planc.compiler.profiles import Deployment, DeviceInstance, DeviceSpec, Profile
 
 if TYPE_CHECKING:

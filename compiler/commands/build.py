@@ -11,7 +11,7 @@ from planc.compiler.build import BuildOptions, build_bundle, optimize
 from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.codegen.lower import lower_all
 from planc.compiler.codegen.stablehlo import StableHLOError
-from planc.compiler.cost_model import ProfileError
+from planc.compiler.profiles import ProfileError
 from planc.compiler.pipeline import PassFailed, PipelineError, PipelineOptions
 from planc.compiler.targets import parse_targets
 from planc.dsl.diagnostics import DiagnosticError, render_all

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from planc.compiler.codegen.compile import CompileErrors
-from planc.compiler.cost_model import Tuning, load_tuning
+from planc.compiler.tuned_model import Tuning, load_tuning
 from planc.compiler.pipeline import PassFailed
 from planc.compiler.profiles import Profile, ProfileError, load_profile
 from planc.compiler.targets import parse_targets

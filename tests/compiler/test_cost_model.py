@@ -15,11 +15,9 @@ from planc.compiler.cost_model import (
     ComputeFacts,
     CostModel,
     RooflineModel,
-    TunedModel,
-    Tuning,
-    load_tuning,
     merge_facts,
 )
+from planc.compiler.tuned_model import TunedModel, Tuning, load_tuning
 from planc.compiler.profiles import ProfileError, load_profile
 from planc.dsl.ast import DType
 

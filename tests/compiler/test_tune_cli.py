@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from planc.compiler.cli import main as planc
-from planc.compiler.cost_model import RooflineModel, TunedModel, load_tuning
+from planc.compiler.cost_model import RooflineModel
+from planc.compiler.tuned_model import TunedModel, load_tuning
 from planc.compiler.deploy import task_facts
 from planc.compiler.ir import GroupTask
 from planc.compiler.profiles import load_profile

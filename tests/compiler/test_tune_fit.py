@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planc.compiler.cost_model import ComputeFacts, DeviceFit, RooflineModel, TunedModel, Tuning, load_tuning
+from planc.compiler.cost_model import ComputeFacts, RooflineModel
+from planc.compiler.tuned_model import DeviceFit, TunedModel, Tuning, load_tuning
 from planc.compiler.profiles import ProfileError, load_profile
 from planc.compiler.tune import (
     Measurement,
