@@ -40,7 +40,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RAY_EXTRA = "pip install 'planc[ray]'"
-READY_TIMEOUT_S = 120.0  # a node's first actor: worker start-up plus loading its modules
+READY_TIMEOUT_S = 120.0
+INLINE_BYTES = 64 * 1024  # a host argument up to this size goes inside the call, not through ray.put  # a node's first actor: worker start-up plus loading its modules
 
 
 class RayNotInstalled(ClusterError):
@@ -130,6 +131,7 @@ class RayValue(Value):
     node_id: str = ""
     engine: Any = None
     origin: Any = None  # (task, args, index): how to compute it again if its node dies
+    siblings: Any = None  # the other outputs of the same call
 
     def to_host(self) -> Any:
         if self.host is None:  # type: ignore[has-type]
@@ -155,8 +157,9 @@ class RayEngine:
         self._blobs: dict[tuple[str, str], Any] = {}
         self._puts: dict[int, tuple[Value, Any]] = {}
         self._remote_cls: Any = None
+        self._max_moves = 2 * len(self.ray.nodes()) + 2  # node losses one call survives
         self.slots: dict[str, Slot] = place(self.modules, live_nodes(self.ray), self.schedule)
-        self._ready(list(self.slots.values()))
+        self._ready(sorted(self.slots))
 
     # ------------------------------------------------------------------ public
     @property
@@ -186,7 +189,7 @@ class RayEngine:
         module, name = task["module"], task["name"]
         types = [t["dtype"] for t in self.modules[module]["outputs"]]
         exc = self.ray.exceptions
-        for _ in range(2 * len(self.ray.nodes()) + 2):
+        for _ in range(self._max_moves):
             slot = self._slot(module, name)
             start = time.perf_counter()
             try:
@@ -194,7 +197,8 @@ class RayEngine:
                 refs = actor.invoke.options(num_returns=1 + len(types)).remote(
                     module, *[self._arg(a, name) for a in args])
                 meta = self.ray.get(refs[0])
-            except (exc.RayActorError, exc.NodeDiedError, exc.WorkerCrashedError, exc.GetTimeoutError) as e:
+            except (exc.RayActorError, exc.ActorUnschedulableError, exc.NodeDiedError, exc.WorkerCrashedError,
+                    exc.GetTimeoutError) as e:
                 self._lose(slot.node, f"{type(e).__name__} while running '{name}'", tracer)
                 continue
             except exc.ObjectLostError:
@@ -204,15 +208,22 @@ class RayEngine:
                 raise RunFailed(name, f"group '{module}' failed on node '{slot.node.name}': "
                                       f"{_cause(e)}") from None
             self._record(name, slot, start, meta, tracer)
-            return [RayValue(dt, ref=r, node_id=slot.node.node_id, engine=self, origin=(task, list(args), i))
+            outs = [RayValue(dt, ref=r, node_id=slot.node.node_id, engine=self, origin=(task, list(args), i))
                     for i, (dt, r) in enumerate(zip(types, refs[1:]))]
+            for v in outs:
+                v.siblings = outs  # fetched together: one round trip for all of a call's outputs
+            return outs
         raise RunFailed(name, f"group '{module}' lost its node too many times; nodes now:\n"
                               f"{describe_nodes(live_nodes(self.ray, self._lost))}")
 
     def fetch(self, value: RayValue) -> np.ndarray:
-        """A value's host copy; rebuilt from its inputs when the node that held it died."""
+        """A value's host copy (with its siblings'); rebuilt from its inputs when the node that held it died."""
         try:
-            return np.array(self.ray.get(value.ref), copy=True)
+            pending = [v for v in value.siblings or [value] if v.host is None and v is not value]
+            arrays = self.ray.get([value.ref, *(v.ref for v in pending)])
+            for v, a in zip(pending, arrays[1:]):
+                v.host = np.array(a, copy=True)
+            return np.array(arrays[0], copy=True)
         except self.ray.exceptions.ObjectLostError:
             self._check_nodes(None)
             task, args, index = value.origin
@@ -225,10 +236,13 @@ class RayEngine:
             if a.node_id not in self._lost:
                 return a.ref
             return a.to_host()  # its node died: the host copy, or a rebuild from its inputs
+        host = np.asarray(a.to_host())
+        if host.nbytes <= INLINE_BYTES:
+            return host  # travels inside the call itself
         with self._lock:
             hit = self._puts.get(id(a))
             if hit is None or hit[0] is not a:
-                hit = self._puts[id(a)] = (a, self.ray.put(np.asarray(a.to_host())))
+                hit = self._puts[id(a)] = (a, self.ray.put(host))
         return hit[1]
 
     def _slot(self, module: str, task: str) -> Slot:
@@ -288,21 +302,30 @@ class RayEngine:
         return actor.load.remote(slot.module, slot.target, dict(variant), blob,
                                  [t["dtype"] for t in mod["inputs"]], [t["dtype"] for t in mod["outputs"]])
 
-    def _ready(self, slots: list[Slot]) -> None:
-        """Creates every actor and loads every module up front, so a bad node fails the start, not the run."""
+    def _ready(self, modules: list[str]) -> None:
+        """Creates every actor and loads every module up front, so a bad node fails the start,
+        not the run. A node that turns out dead meanwhile gives its groups to another node."""
         exc = self.ray.exceptions
-        for slot in slots:
-            try:
-                self._actor(slot)
-            except exc.GetTimeoutError:
-                raise ClusterError(f"node '{slot.node.name}' did not start planrt's worker for '{slot.module}' "
-                                   f"within {self.ready_timeout:.0f} s; is planc installed there, in the same "
-                                   "Python version?") from None
-            except exc.RayTaskError as e:
-                raise ClusterError(f"node '{slot.node.name}' cannot load '{slot.module}': {_cause(e)}") from None
-            except exc.RayActorError as e:
-                raise ClusterError(f"planrt's worker on node '{slot.node.name}' died while loading "
-                                   f"'{slot.module}': {_cause(e)}") from None
+        for module in modules:
+            for _ in range(self._max_moves):
+                try:
+                    slot = self._slot(module, module)
+                except RunFailed as failed:
+                    raise ClusterError(str(failed).split(": ", 1)[1]) from None
+                try:
+                    self._actor(slot)
+                    break
+                except exc.GetTimeoutError:
+                    raise ClusterError(f"node '{slot.node.name}' did not start planrt's worker for '{module}' "
+                                       f"within {self.ready_timeout:.0f} s; is planc installed there, in the same "
+                                       "Python version?") from None
+                except exc.RayTaskError as e:
+                    raise ClusterError(f"node '{slot.node.name}' cannot load '{module}': {_cause(e)}") from None
+                except (exc.RayActorError, exc.ActorUnschedulableError) as e:
+                    if any(i.get("NodeID") == slot.node.node_id and i.get("Alive") for i in self.ray.nodes()):
+                        raise ClusterError(f"planrt's worker on node '{slot.node.name}' died while loading "
+                                           f"'{module}': {_cause(e)}") from None
+                    self._lose(slot.node, "dead when the run started", None)  # the next turn places it again
 
     def _lose(self, node: Node, why: str, tracer: Any) -> None:
         with self._lock:
