@@ -122,7 +122,7 @@ def latency(tmp: Path, address: str, repeat: int) -> list[tuple[str, float, floa
                 finally:
                     runner.close()
             rows.append((f"{name}, {'journaled' if journal else 'no journal'}", times["local"], times["ray"]))
-        rows.append((f"{name}: Runner() set-up (ray: join, actors, load)", setup["local"], setup["ray"]))
+        rows.append((f"{name}: set-up (ray: join, actors, load)", setup["local"], setup["ray"]))
     return rows
 
 
@@ -151,11 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([*PLANRT, "node", "stop", "--temp-dir", str(temp)], check=False, capture_output=True)
     for title, rows in sections:
         print(f"\n{title} (median of {args.repeat})")
-        print(f"| {'what':<52} | {'local':>12} | {'ray':>12} | {'ray/local':>9} |")
-        print(f"|{'-' * 54}|{'-' * 14}|{'-' * 14}|{'-' * 11}|")
+        print(f"| {'what':<62} | {'local':>12} | {'ray':>12} | {'ray/local':>9} |")
+        print(f"|{'-' * 64}|{'-' * 14}|{'-' * 14}|{'-' * 11}|")
         for what, local, ray in rows:
             ratio = f"{ray / local:>8.1f}x" if local > 0 else f"{'-':>9}"
-            print(f"| {what:<52} | {_fmt(local)} | {_fmt(ray)} | {ratio} |")
+            print(f"| {what:<62} | {_fmt(local)} | {_fmt(ray)} | {ratio} |")
     return 0
 
 
