@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from planc.compiler.cost_model import ComputeFacts, CostModel, RooflineModel
-from planc.compiler.tuned_model import TunedModel, load_tuning
 from planc.compiler.ir import (
     BuiltinTask,
     ComputeTask,
@@ -24,6 +23,7 @@ from planc.compiler.ir import (
 )
 from planc.compiler.profiles import ProfileError, load_profile
 from planc.compiler.scheduling import Device, Link, Platform
+from planc.compiler.tuned_model import TunedModel, load_tuning
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
 __all__ = [
@@ -164,7 +164,7 @@ class Runnable:
 
     @staticmethod
     def of(graph: PlanGraph, model: CostModel) -> dict[str, bool]:
-        ok = {d.name: runs_on(d.kind, graph.info.targets) for d in model.deployment.devices}
+        ok = {d.name: runs_on(d.spec.target.value, graph.info.targets) for d in model.deployment.devices}
         if not any(ok.values()):
             dep = model.deployment
             kinds = ", ".join(f"{d.name}={d.kind}" for d in dep.devices)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from planc.runtime.bundle import BundleError, load_bundle
 from planc.runtime.cluster import ClusterError
 from planc.runtime.gates import AutoApprove, DecisionsDir, Interactive
@@ -20,7 +19,7 @@ from planc.runtime.journal import RunDir
 from planc.runtime.run import ENGINES, InputError, RunConfig, Runner
 from planc.runtime.runstate import JournalError
 
-__all__ = ["add_parser", "run", "add_resume_parser", "resume"]
+__all__ = ["add_parser", "add_resume_parser", "resume", "run"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -81,9 +80,7 @@ def _inputs(specs: list[str]) -> dict[str, np.ndarray]:
 
 def _engine(args: argparse.Namespace, run_dir: RunDir | None = None) -> tuple[str, str | None]:
     """The engine and cluster address: the flags, else (resume) what the run started with."""
-    recorded: dict[str, Any] = {}
-    if run_dir is not None and (run_dir.path / "engine.json").is_file():
-        recorded = json.loads((run_dir.path / "engine.json").read_text())
+    recorded: dict[str, Any] = run_dir.engine if run_dir is not None else {}
     engine = args.engine or recorded.get("engine") or "local"
     return engine, args.address or (recorded.get("address") if engine == recorded.get("engine") else None)
 

@@ -212,6 +212,7 @@ class RunDir:
         self.run_id: str = first.get("run", path.name)
         self.bundle_sha256: str = first.get("bundle_sha256", "")
         self.bundle_path: str | None = first.get("bundle_path")
+        self.engine: dict[str, Any] = dict(first.get("engine") or {})  # e.g. {"engine": "ray", "address": ...}
 
     @property
     def audit_path(self) -> Path:
@@ -231,6 +232,7 @@ class RunDir:
         run_id: str | None = None,
         clock: Clock | None = None,
         bundle_path: str | None = None,
+        engine: Mapping[str, Any] | None = None,
     ) -> RunDir:
         """Make `root/<run_id>` (a fresh id by default), store the inputs and journal `run_started`
         (with the bundle's path, so `planrt resume` finds it)."""
@@ -261,7 +263,7 @@ class RunDir:
             journal = Journal(path / JOURNAL, [], clock=clock)
             journal.append(
                 RecordType.RUN_STARTED, run=run_id, bundle_sha256=bundle_sha, inputs=refs, pid=os.getpid(),
-                bundle_path=bundle_path,
+                bundle_path=bundle_path, engine=dict(engine) if engine else None,
             )
             fsync_dir(path)
         except BaseException:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
-
 from planc.runtime.bundle import Bundle
 from planc.runtime.clock import Clock, SystemClock
 from planc.runtime.executor import Engine, RunFailed, RunResult, RunStatus, Services
@@ -25,7 +24,7 @@ from planc.runtime.tools import ReturnType, ToolCall, ToolRunner
 from planc.runtime.trace import Tracer
 from planc.runtime.values import SKIPPED, Value, to_json
 
-__all__ = ["ENGINES", "RunConfig", "Runner", "InputError", "check_inputs"]
+__all__ = ["ENGINES", "InputError", "RunConfig", "Runner", "check_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +105,11 @@ class Runner:
         arrays = check_inputs(self.manifest, inputs)
         run_dir = None
         if self.config.run_root is not None:
+            engine = {"engine": self.config.engine, "address": self.config.address} if self.engine else None
             run_dir = RunDir.create(self.config.run_root, self.bundle.sha256, arrays,
                                     run_id=self.config.run_id, clock=self.config.clock,
-                                    bundle_path=str(Path(self.bundle.path).resolve()))
-            if self.engine is not None:  # `planrt resume` continues on the same engine
-                (run_dir.path / "engine.json").write_text(json.dumps(
-                    {"engine": self.config.engine, "address": self.config.address}))
+                                    bundle_path=str(Path(self.bundle.path).resolve()),
+                                    engine=engine)  # `planrt resume` continues on the same engine
         return self._execute(arrays, run_dir, None), run_dir
 
     def resume(self, run_dir: RunDir) -> RunResult:

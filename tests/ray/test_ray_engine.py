@@ -128,7 +128,8 @@ def test_no_capable_node_left_fails_clearly_then_resumes(ray_cluster, ray_bundle
     assert f"n0 ({NODE_IPS['n0']}): x86_64 cpu-isa=avx2" in res.stdout
     assert "Traceback" not in err
     run_dir = tmp_path / "runs" / "r"
-    assert json.loads((run_dir / "engine.json").read_text())["engine"] == "ray"
+    started = json.loads((run_dir / "journal.jsonl").read_text().splitlines()[0])
+    assert started["type"] == "run_started" and started["engine"]["engine"] == "ray"
 
     ray_cluster.start("n1", AVX512)  # a capable node is back
     env = _crash_env(tmp_path)
