@@ -187,19 +187,7 @@ class Carry:
 
 def expr_refs(expr: A.Expr | None) -> Iterator[A.Ref]:
     """The value references in a guard or `until` expression, left to right."""
-    if expr is None:
-        return
-    stack: list[A.Expr] = [expr]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, A.Ref):
-            yield e
-        elif isinstance(e, A.Compare):
-            stack += [e.right, e.left]
-        elif isinstance(e, A.BoolOp):
-            stack += reversed(e.operands)
-        elif isinstance(e, A.Not):
-            stack.append(e.operand)
+    return A.expr_refs(expr)
 
 
 def _as_value_ref(ref: A.Ref) -> ValueRef:

@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Union
 
 __all__ = [
-    "Span", "DType", "TensorType", "Ident", "Ref", "Number", "String", "Duration",
-    "Compare", "BoolOp", "Not", "Expr", "When", "Retry", "Backoff", "Timeout",
-    "Breaker", "OnFailure", "Cost", "After", "Prob", "Default", "Clause",
-    "Target", "Objective", "Input", "Model", "Tool", "Task", "Gate", "Carry",
-    "Loop", "Output", "Stmt", "Plan", "Module", "BUILTINS", "DURATION_UNITS",
+    "BUILTINS",
+    "DURATION_UNITS",
+    "After",
+    "Backoff",
+    "BoolOp",
+    "Breaker",
+    "Carry",
+    "Clause",
+    "Compare",
+    "Cost",
+    "DType",
+    "Default",
+    "Duration",
+    "Expr",
+    "Gate",
+    "Ident",
+    "Input",
+    "Loop",
+    "Model",
+    "Module",
+    "Not",
+    "Number",
+    "Objective",
+    "OnFailure",
+    "Output",
+    "Plan",
+    "Prob",
+    "Ref",
+    "Retry",
+    "Span",
+    "Stmt",
+    "String",
+    "Target",
+    "Task",
+    "TensorType",
+    "Timeout",
+    "Tool",
+    "When",
+    "expr_refs",
 ]
 
 
@@ -51,7 +86,7 @@ class DType(enum.Enum):
         return {"f32": 4, "f16": 2, "bf16": 2, "i8": 1, "i32": 4, "i64": 8, "bool": 1}[self.value]
 
     @classmethod
-    def parse(cls, text: str) -> "DType":
+    def parse(cls, text: str) -> DType:
         for member in cls:
             if member.value == text:
                 return member
@@ -127,25 +162,40 @@ class Duration:
 @dataclass(frozen=True, slots=True)
 class Compare:
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
 class BoolOp:
     op: str  # "and" | "or"
-    operands: tuple["Expr", ...]
+    operands: tuple[Expr, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
 class Not:
-    operand: "Expr"
+    operand: Expr
     span: Span = _span()
 
 
 Expr = Union[Compare, BoolOp, Not, Ref, Number]
+
+
+def expr_refs(expr: Expr | None) -> Iterator[Ref]:
+    """The value references in an expression, left to right (none for None)."""
+    stack: list = [] if expr is None else [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Ref):
+            yield e
+        elif isinstance(e, Compare):
+            stack += [e.right, e.left]
+        elif isinstance(e, BoolOp):
+            stack += reversed(e.operands)
+        elif isinstance(e, Not):
+            stack.append(e.operand)
 
 
 # Clauses (policies and modifiers that follow a task, gate or loop).
@@ -285,7 +335,7 @@ class Loop:
     name: Ident
     max_iter: int
     until: Expr
-    body: tuple["Carry | Task | Gate", ...]
+    body: tuple[Carry | Task | Gate, ...]
     expect: Number | None = None
     clauses: tuple[Clause, ...] = ()
     span: Span = _span()

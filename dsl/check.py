@@ -58,18 +58,7 @@ def _a(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
-def _refs(expr: A.Expr) -> Iterator[A.Ref]:
-    stack: list[object] = [expr]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, A.Ref):
-            yield e
-        elif isinstance(e, A.Compare):
-            stack += [e.right, e.left]
-        elif isinstance(e, A.BoolOp):
-            stack += reversed(e.operands)
-        elif isinstance(e, A.Not):
-            stack.append(e.operand)
+_refs = A.expr_refs
 
 
 class _PlanCheck:
