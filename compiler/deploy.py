@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from planc.compiler.cost_model import ComputeFacts, CostModel, RooflineModel
 from planc.compiler.ir import (
@@ -32,6 +31,8 @@ __all__ = [
     "default_deployment",
     "expected_iterations",
     "platform_of",
+    "runnable",
+    "runs_on",
     "task_cost",
     "task_facts",
 ]
@@ -158,19 +159,16 @@ def runs_on(device_kind: str, targets: tuple[str, ...]) -> bool:
     return not targets or any(t == device_kind or t in COMPATIBLE.get(device_kind, ()) for t in targets)
 
 
-@dataclass(frozen=True, slots=True)
-class Runnable:
-    """Which deployment devices a plan's modules can run on (see `runs_on`)."""
-
-    @staticmethod
-    def of(graph: PlanGraph, model: CostModel) -> dict[str, bool]:
-        ok = {d.name: runs_on(d.spec.target.value, graph.info.targets) for d in model.deployment.devices}
-        if not any(ok.values()):
-            dep = model.deployment
-            kinds = ", ".join(f"{d.name}={d.kind}" for d in dep.devices)
-            raise DiagnosticError([Diagnostic.error(
-                "E0602", f"deployment '{dep.name}' has no device that can run this plan's targets",
-                graph.info.span, label=f"targets {', '.join(graph.info.targets)}",
-                notes=((f"the deployment's devices: {kinds}", None),),
-                help="add a matching target to the plan, or pick another deployment with --deploy")])
-        return ok
+def runnable(graph: PlanGraph, model: CostModel) -> dict[str, bool]:
+    """Which deployment devices a plan's modules can run on (see `runs_on`); a diagnostic
+    (E0602) when none can."""
+    ok = {d.name: runs_on(d.spec.target.value, graph.info.targets) for d in model.deployment.devices}
+    if not any(ok.values()):
+        dep = model.deployment
+        kinds = ", ".join(f"{d.name}={d.kind}" for d in dep.devices)
+        raise DiagnosticError([Diagnostic.error(
+            "E0602", f"deployment '{dep.name}' has no device that can run this plan's targets",
+            graph.info.span, label=f"targets {', '.join(graph.info.targets)}",
+            notes=((f"the deployment's devices: {kinds}", None),),
+            help="add a matching target to the plan, or pick another deployment with --deploy")])
+    return ok

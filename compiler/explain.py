@@ -10,7 +10,7 @@ from typing import Any
 
 from planc.compiler.build import BuildOptions, optimize
 from planc.compiler.cost_model import CostModel
-from planc.compiler.deploy import Runnable, cost_model, task_cost
+from planc.compiler.deploy import cost_model, runnable, task_cost
 from planc.compiler.ir import OUTPUT, GroupTask, LoopTask, PlanGraph, Slot
 
 __all__ = ["Explanation", "GroupInfo", "SlotInfo", "SlotKind", "explain", "explain_plan", "format_explanation"]
@@ -141,12 +141,12 @@ def _slot(graph: PlanGraph, slot: Slot, kinds: dict[str, str], model: CostModel)
 
 def _groups(graph: PlanGraph, model: CostModel, loop: str | None = None) -> list[GroupInfo]:
     names = model.deployment.names
-    runnable = Runnable.of(graph, model)
+    usable = runnable(graph, model)
     out: list[GroupInfo] = []
     for n in graph.topo_order():
         t = graph.task(n)
         if isinstance(t, GroupTask):
-            costs = task_cost(graph, t, model, names, runnable)
+            costs = task_cost(graph, t, model, names, usable)
             facts = t.facts
             out.append(GroupInfo(t.name, tuple(m.name for m in t.members), t.device,
                                  tuple((d, costs[d]) for d in names),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import enum
 import logging
-import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,7 +108,7 @@ class Engine:
         self._pool: cf.ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------- graph
-    def _compiled(self, tasks: list[Mapping[str, Any]]) -> "_Graph":
+    def _compiled(self, tasks: list[Mapping[str, Any]]) -> _Graph:
         key = id(tasks)
         g = self.s.graphs.get(key)
         if g is None or g.tasks is not tasks:
@@ -347,7 +346,3 @@ class _Scalars(Mapping):
 
     def __len__(self) -> int:
         return len(self.env)
-
-
-def seeded_rng(seed: int) -> random.Random:
-    return random.Random(seed)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from planc.compiler.cost_model import CostModel, merge_facts
-from planc.compiler.deploy import Runnable, cost_model, task_cost, task_facts
+from planc.compiler.deploy import cost_model, runnable, task_cost, task_facts
 from planc.compiler.ir import (
     BuiltinTask,
     ComputeTask,
@@ -67,15 +67,13 @@ def _mergeable(graph: PlanGraph, t: Task) -> bool:
     return isinstance(t, ComputeTask) and graph.info.model(t.model).kind is ModelKind.JAX
 
 
-def _node(graph: PlanGraph, t: Task, model: CostModel, runnable: dict[str, bool]) -> Compute | Barrier:
+def _node(graph: PlanGraph, t: Task, model: CostModel, usable: dict[str, bool]) -> Compute | Barrier:
     if _mergeable(graph, t):
         facts = task_facts(t, [_type(graph, r) for r in t.uses()])
         assert facts is not None
-        allowed = frozenset(d for d, ok in runnable.items() if ok)
-        if isinstance(t, BuiltinTask):
-            allowed = frozenset(allowed)
+        allowed = frozenset(d for d, ok in usable.items() if ok)
         return Compute(facts, devices=allowed or None)
-    costs = task_cost(graph, t, model, model.deployment.names, runnable)
+    costs = task_cost(graph, t, model, model.deployment.names, usable)
     best = min(costs, key=lambda d: (costs[d], d))
     return Barrier(seconds=costs[best], device=best)
 
@@ -97,14 +95,14 @@ def _loop_live(loop: LoopTask) -> frozenset[str]:
 def merge_graph(graph: PlanGraph, model: CostModel, options: MergeOptions, names: _Names,
                 live: frozenset[str] = frozenset()) -> PlanGraph:
     """Merge one graph; `live` names values read from outside it (a loop body's exports)."""
-    runnable = Runnable.of(graph, model)
+    usable = runnable(graph, model)
     tasks = {n: graph.task(n) for n in graph.topo_order()}
     # Loop bodies first: their groups are independent of the outer graph's.
     for n, t in tasks.items():
         if isinstance(t, LoopTask):
             tasks[n] = replace(t, body=merge_graph(t.body, model, options, names, _loop_live(t)))
     problem = MergeProblem.build(
-        [(n, _node(graph, t, model, runnable)) for n, t in tasks.items()],
+        [(n, _node(graph, t, model, usable)) for n, t in tasks.items()],
         [(u, v, float(graph.edge(u, v).nbytes)) for u, v in graph.nx.edges],
     )
     result = merge(problem, model, options=options)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import networkx as nx
-from planc.compiler.deploy import Runnable, cost_model, platform_of, task_cost
+from planc.compiler.deploy import cost_model, platform_of, runnable, task_cost
 from planc.compiler.ir import GroupTask, PlanGraph, PlanSchedule, Slot
 from planc.compiler.scheduling import schedule
 
@@ -46,12 +46,12 @@ class Schedule:
 
 def task_graph(graph: PlanGraph, model) -> nx.DiGraph:
     """The bare task graph the scheduling library works on: per-device costs, bytes per edge."""
-    runnable = Runnable.of(graph, model)
+    usable = runnable(graph, model)
     names = model.deployment.names
     g = nx.DiGraph()
     for n in graph.topo_order():
         t = graph.task(n)
-        g.add_node(n, cost=task_cost(graph, t, model, names, runnable))
+        g.add_node(n, cost=task_cost(graph, t, model, names, usable))
     for u, v in graph.nx.edges:
         g.add_edge(u, v, bytes=float(graph.edge(u, v).nbytes))
     return g
