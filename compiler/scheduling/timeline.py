@@ -78,7 +78,8 @@ class _Lane:
         else:
             b = max(bisect_right(self.firsts, start) - 1, 0)
             sts, fin = self.starts[b], self.fins[b]
-            k = bisect_left(sts, start)
+            # Ties on the start (zero-length intervals) go where the finishes stay sorted too.
+            k = bisect_right(sts, start) if finish > start else bisect_left(sts, start)
             sts.insert(k, start)
             fin.insert(k, finish)
             self.firsts[b], self.lasts[b] = sts[0], fin[-1]
