@@ -1,8 +1,17 @@
-"""Suite-wide hooks: the emulation tier's per-example table at the end of the run (works under xdist)."""
+"""Suite-wide settings: deterministic property tests, and the emulation tier's table at the end of the run."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (set HYPOTHESIS_PROFILE=explore to search
+# afresh): CI must not fail on a draw that the previous run never saw.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
