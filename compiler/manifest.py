@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from planc.compiler.codegen.lower import value_types
 from planc.compiler.ir import (
     OUTPUT,
     BuiltinTask,
@@ -60,12 +61,15 @@ def _common(t: Task, kind: str) -> dict[str, Any]:
     return d
 
 
-def _task(graph: PlanGraph, t: Task) -> dict[str, Any] | None:
+def _task(graph: PlanGraph, t: Task, types: dict[str, ValueType]) -> dict[str, Any] | None:
     if isinstance(t, (InputTask,)) or t.name == OUTPUT:
         return None
     if isinstance(t, GroupTask):
         d = _common(t, "compute")
         d["module"] = t.name
+        if len(t.members) > 1:
+            d["result_deps"] = result_deps(t)
+            d["arg_types"] = [type_json(types[str(a)]) for a in t.args if isinstance(a, ValueRef)]
         return d
     if isinstance(t, BuiltinTask):
         d = _common(t, "builtin")
@@ -90,18 +94,36 @@ def _task(graph: PlanGraph, t: Task) -> dict[str, Any] | None:
         d = _common(t, "loop")
         d.update(max=t.max_iter, until=expr_json(t.until),
                  carries=[{"name": c.name, "init": str(c.init), "next": str(c.next)} for c in t.carries],
-                 body=tasks_json(t.body))
+                 body=tasks_json(t.body, types))
         if t.expect is not None:
             d["expect"] = t.expect
         return d
     raise TypeError(f"task '{t.name}' of kind '{t.kind}' cannot go into a bundle (was merge run?)")
 
 
-def tasks_json(graph: PlanGraph) -> list[dict[str, Any]]:
+def result_deps(group: GroupTask) -> list[list[int]]:
+    """For each export of a group, the indices of the group's args it depends on. A merged
+    group may hold tasks with different inputs: when one input is skipped, only the exports
+    that need it are skipped (planrt runs the module with zeros in its place)."""
+    args = [str(a) for a in group.args if isinstance(a, ValueRef)]
+    deps: dict[str, set[int]] = {}
+    for m in group.members:
+        need: set[int] = set()
+        for a in m.args:
+            if isinstance(a, ValueRef):
+                name = str(a)
+                need |= {args.index(name)} if name in args else deps.get(name, set())
+        for v in m.values():
+            deps[str(v)] = need
+    return [sorted(deps[str(e)]) for e in group.exports]
+
+
+def tasks_json(graph: PlanGraph, types: dict[str, ValueType] | None = None) -> list[dict[str, Any]]:
     """The tasks in topological order (names break ties), as manifest TASK objects."""
+    types = value_types(graph) if types is None else types
     out = []
     for n in graph.topo_order():
-        d = _task(graph, graph.task(n))
+        d = _task(graph, graph.task(n), types)
         if d is not None:
             out.append(d)
     return out

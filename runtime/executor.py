@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from planc.runtime import expr as E
 from planc.runtime.clock import Clock, SystemClock
+from planc.runtime.modules import numpy_dtype
 from planc.runtime.values import SKIPPED, Value
 
 __all__ = ["BUILTIN_OPS", "Engine", "RunFailed", "RunResult", "RunStatus", "Services", "needs"]
@@ -180,17 +181,24 @@ class Engine:
             if saved is not None:
                 env.update(saved)
                 return
+        partial: list[str] = []
         for v in reads:
             if env.get(v) is SKIPPED:
-                self._skip(task, env)
-                return
+                partial = self._partial(task, env)
+                if not partial:
+                    self._skip(task, env)
+                    return
+                break
         if guard is not None and kind != "gate" and not guard(_Scalars(env)):
             self._skip(task, env)
             return
         now = self.s.clock.now
         start = now()
         if kind == "compute":
-            outs = self.s.compute(task, [env[a] for a in args])
+            if partial:
+                outs = self._compute_partial(task, env, partial)
+            else:
+                outs = self.s.compute(task, [env[a] for a in args])
             elapsed = now() - start
             # The hot path: no lock (a task name is only ever timed by one thread at a time).
             ts = self.task_seconds
@@ -226,13 +234,32 @@ class Engine:
         if journal is not None:
             journal.record(task, iteration, results)
 
+    @staticmethod
+    def _partial(task: Mapping[str, Any], env: dict[str, Any]) -> list[str]:
+        """The results of a merged group that survive its skipped inputs ([] if none do)."""
+        deps = task.get("result_deps")
+        if task["kind"] != "compute" or not deps:
+            return []
+        skipped = {i for i, a in enumerate(task["args"]) if env.get(a) is SKIPPED}
+        return [r for r, d in zip(task["results"], deps) if not skipped.intersection(d)]
+
+    def _compute_partial(self, task: Mapping[str, Any], env: dict[str, Any], keep: list[str]) -> list[Any]:
+        """Run a group with zeros for its skipped inputs; the results that needed them are SKIPPED."""
+        args = []
+        for a, t in zip(task["args"], task["arg_types"]):
+            v = env[a]
+            args.append(Value.from_host(np.zeros(t["shape"], numpy_dtype(t["dtype"])), t["dtype"])
+                        if v is SKIPPED else v)
+        outs = self.s.compute(task, args)
+        return [o if r in keep else SKIPPED for r, o in zip(task["results"], outs)]
+
     def _settled(self, task: Mapping[str, Any], env: dict[str, Any]) -> bool:
         """Whether running `task` would do nothing that blocks: it will be skipped, or it is a
         gate whose guard is false (it passes its value through without asking)."""
         kind, _, reads, guard, _, _ = self._step(task)
         if kind == "loop" or (self.s.journal is not None and kind == "tool"):
             return False
-        if any(env.get(v) is SKIPPED for v in reads):
+        if any(env.get(v) is SKIPPED for v in reads) and not self._partial(task, env):
             return True
         return guard is not None and not guard(_Scalars(env))
 

@@ -63,6 +63,8 @@ def check_inputs(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict
             raise InputError(f"missing input '{name}' ({d['dtype']}{d['shape']})")
         a = np.asarray(inputs[name])
         want = numpy_dtype(d["dtype"])
+        if a.dtype.kind == "V" and a.dtype.itemsize == want.itemsize and want.kind == "V":
+            a = a.view(want)  # a .npy of bf16 loads as raw 2-byte records
         if list(a.shape) != list(d["shape"]):
             raise InputError(f"input '{name}' has shape {list(a.shape)}, the plan declares {d['dtype']}{d['shape']}")
         if a.dtype != want and not np.can_cast(a.dtype, want, casting="same_kind"):
@@ -303,16 +305,17 @@ class _Context:
             return None
         if rec.status is TaskStatus.SKIPPED:
             return {r: SKIPPED for r in task["results"]}
-        return {n: (Value.from_host(v, _dtype_of(v)) if isinstance(v, np.ndarray) else Value(None, host=v))
-                for n, v in rec.values.items()}
+        saved = {n: (Value.from_host(v, _dtype_of(v)) if isinstance(v, np.ndarray) else Value(None, host=v))
+                 for n, v in rec.values.items()}
+        return {r: saved.get(r, SKIPPED) for r in task["results"]}  # a group's skipped results
 
     def record(self, task: Mapping[str, Any], iteration: tuple[int, ...], results: Mapping[str, Any]) -> None:
         assert self.run_dir is not None
         name = task["name"]
-        if any(v is SKIPPED for v in results.values()):
+        if all(v is SKIPPED for v in results.values()):
             self.run_dir.record_task_finished(name, {}, iteration=iteration, status=TaskStatus.SKIPPED)
             return
-        values = {n: (v.to_host() if isinstance(v, Value) else v) for n, v in results.items()}
+        values = {n: (v.to_host() if isinstance(v, Value) else v) for n, v in results.items() if v is not SKIPPED}
         self.run_dir.record_task_finished(name, values, iteration=iteration)
 
 

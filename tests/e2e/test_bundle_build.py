@@ -10,7 +10,7 @@ import textwrap
 import iree.runtime as rt
 import numpy as np
 import pytest
-from conftest import EXAMPLES, PLANS
+from e2e_support import EXAMPLES, PLANS
 from planc.compiler.build import BuildOptions, build_bundle
 from planc.runtime.bundle import load_bundle
 from planc.runtime.host import detect, variant_problem

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, PLANS, example_inputs, mlir_references
+from e2e_support import EXAMPLES, PLANS, example_inputs, mlir_references
 from planc.compiler.reference import jax_compute
 from planc.runtime.bundle import load_bundle
 from planc.runtime.executor import RunStatus
