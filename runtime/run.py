@@ -124,9 +124,13 @@ class Runner:
         return self._execute(arrays, run_dir, state)
 
     def close(self) -> None:
+        """Stop the engine, the thread pool and the tool workers, and remove extracted tools."""
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        if self._shared_tools is not None:
+            self._shared_tools.close()
+            self._shared_tools = None
         if self._shared.pool is not None:
             self._shared.pool.shutdown(wait=True)
             self._shared.pool = None
