@@ -23,8 +23,8 @@ CPU_TARGETS = ("x86_64-avx2", "x86_64-avx512", "aarch64-neon")
 
 
 def _e2e() -> Any:
-    """tests/e2e/conftest.py's plan list and helpers (the same plans, inputs and references)."""
-    spec = importlib.util.spec_from_file_location("planc_e2e_plans", ROOT / "tests" / "e2e" / "conftest.py")
+    """tests/e2e/e2e_support.py's plan list and helpers (the same plans, inputs and references)."""
+    spec = importlib.util.spec_from_file_location("planc_e2e_plans", ROOT / "tests" / "e2e" / "e2e_support.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
