@@ -96,25 +96,14 @@ def _mlir_reference(plan_file: Path) -> dict[str, Callable[..., Any]]:
 def _jax_groups(graph: Any, mlir_ref: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
     """Each merged group as one jax.jit function of its module's inputs (what jax_compute runs)."""
     import jax
-    from planc.compiler.codegen.group import Member, builtin_fn, compose
-    from planc.compiler.codegen.lower import groups, value_types
-    from planc.compiler.ir import BuiltinTask, ModelKind, ValueRef
-    from planc.compiler.models import load_jax_model
+    from planc.compiler.codegen.group import compose
+    from planc.compiler.codegen.lower import groups, member, value_types
+    from planc.compiler.ir import ValueRef
 
     types = value_types(graph)
     out: dict[str, Callable[..., Any]] = {}
     for g in groups(graph):
-        members = []
-        for m in g.members:
-            args = tuple(str(a) for a in m.args if isinstance(a, ValueRef))
-            results = tuple(str(v) for v in m.values())
-            if isinstance(m, BuiltinTask):
-                fn = builtin_fn(m.op.value)
-            else:
-                decl = graph.info.model(m.model)
-                fn = mlir_ref[m.model] if decl.kind is ModelKind.MLIR else \
-                    load_jax_model(decl, [types[a] for a in args], facts=False).fn
-            members.append(Member(m.name, fn, args, results))
+        members = [member(graph, m, types, mlir_reference=mlir_ref) for m in g.members]
         inputs = [str(a) for a in g.args if isinstance(a, ValueRef)]
         out[g.name] = jax.jit(compose(members, inputs, [str(v) for v in g.exports]))
     return out

@@ -181,7 +181,7 @@ def read_traces(paths: Iterable[str | Path], manifest: Mapping[str, Any]) -> tup
             if not ok:
                 raise TuneError(f"{path}: malformed slice {json.dumps(event)[:120]} "
                                 "(expected name, cat and dur >= 0)")
-            found.setdefault((name, kind), []).append(float(dur) * 1e-6)
+            found.setdefault((str(name), str(kind)), []).append(float(dur) * 1e-6)  # type: ignore[arg-type]
     return tuple(TaskTimes(name, kind, tuple(d), tools.get(name) if kind == "tool" else None)
                  for (name, kind), d in sorted(found.items()))
 

@@ -46,15 +46,14 @@ class RunResult:
     rejected_by: str | None = None
 
 
-def _reduce(op: str, x: np.ndarray) -> np.ndarray:
-    if op == "argmax":
-        return np.asarray(np.argmax(x), dtype=np.int32)
-    out = {"max": np.max, "min": np.min, "mean": np.mean, "sum": np.sum}[op](x)
-    return np.asarray(out, dtype=x.dtype)
+def _argmax(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.argmax(x), dtype=np.int32)
 
 
-BUILTIN_OPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    op: (lambda x, _op=op: _reduce(_op, x)) for op in ("max", "min", "mean", "sum", "argmax")
+# A builtin's result is converted to the type the compiler gave it (the manifest's `type`:
+# mean of integers is f32, sum of bool is i32), so these compute in numpy's wide types.
+BUILTIN_OPS: dict[str, Callable[[np.ndarray], Any]] = {
+    "max": np.max, "min": np.min, "mean": np.mean, "sum": np.sum, "argmax": _argmax,
 }
 
 
@@ -213,7 +212,7 @@ class Engine:
             return
         if kind == "builtin":
             x = env[task["args"][0]].to_host()
-            dtype = (task.get("type") or {}).get("dtype") or _dtype_name(x)
+            dtype = (task.get("type") or {}).get("dtype") or _dtype_name(np.asarray(x))
             results = {task["results"][0]: Value.from_host(BUILTIN_OPS[task["op"]](x), dtype)}
         elif kind == "tool":
             results = self._tool(task, env, iteration)

@@ -19,14 +19,17 @@ class Member:
     results: tuple[str, ...]
 
 
-def builtin_fn(op: str) -> Callable[[Any], Any]:
-    """The JAX form of a builtin reduction (rank-0 result; argmax over the flattened tensor, i32)."""
+def builtin_fn(op: str, result_dtype: str) -> Callable[[Any], Any]:
+    """The JAX form of a builtin reduction: a rank-0 result of the type infer-types gave it
+    (argmax over the flattened tensor, i32; mean of integers f32; sum of bool i32)."""
     import jax.numpy as jnp
 
+    out = {"f32": jnp.float32, "f16": jnp.float16, "bf16": jnp.bfloat16, "i8": jnp.int8, "i32": jnp.int32,
+           "i64": jnp.int64, "bool": jnp.bool_}[result_dtype]
     if op == "argmax":
-        return lambda x: jnp.argmax(jnp.ravel(x)).astype(jnp.int32)
-    red = {"max": jnp.max, "min": jnp.min, "mean": jnp.mean, "sum": jnp.sum}[op]
-    return lambda x: red(x).astype(x.dtype)
+        return lambda x: jnp.argmax(jnp.ravel(x)).astype(out)
+    red: Any = {"max": jnp.max, "min": jnp.min, "mean": jnp.mean, "sum": jnp.sum}[op]
+    return lambda x: red(x).astype(out)
 
 
 def compose(members: Sequence[Member], inputs: Sequence[str], outputs: Sequence[str]) -> Callable[..., tuple]:

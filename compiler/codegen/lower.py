@@ -68,7 +68,7 @@ def member(graph: PlanGraph, m, types: dict[str, ValueType], cache: ModelCache |
     args = tuple(str(a) for a in m.args if isinstance(a, ValueRef))
     results = tuple(str(v) for v in m.values())
     if isinstance(m, BuiltinTask):
-        return Member(m.name, builtin_fn(m.op.value), args, results)
+        return Member(m.name, builtin_fn(m.op.value, m.results[0].dtype.value), args, results)
     assert isinstance(m, ComputeTask)
     decl = graph.info.model(m.model)
     if decl.kind is ModelKind.MLIR:
