@@ -30,6 +30,7 @@ __all__ = [
     "cost_model",
     "default_deployment",
     "expected_iterations",
+    "io_lane",
     "platform_of",
     "runnable",
     "runs_on",
@@ -105,10 +106,13 @@ def task_cost(graph: PlanGraph, task: Task, model: CostModel, devices: tuple[str
     host = model.deployment.host
     prob = 1.0 if task.guard is None else (task.prob if task.prob is not None else DEFAULT_GUARD_PROB)
     host_only = {d: (0.0 if d == host else math.inf) for d in devices}
+    # A tool call or a gate waits on something outside (a process, a service, a person): with
+    # its own I/O lane in `devices` it runs there, concurrently with everything else.
+    lane = io_lane(task.name) if isinstance(task, (ToolTask, GateTask)) and io_lane(task.name) in devices else host
     if isinstance(task, (InputTask, OutputTask, GateTask)):
-        return host_only
+        return {d: (0.0 if d == lane else math.inf) for d in devices}
     if isinstance(task, ToolTask):
-        return {d: (model.tool_time(task.policy.cost, key=task.tool) * prob if d == host else math.inf)
+        return {d: (model.tool_time(task.policy.cost, key=task.tool) * prob if d == lane else math.inf)
                 for d in devices}
     if isinstance(task, LoopTask):
         body = sum(min(task_cost(task.body, t, model, devices, runnable).values())
@@ -129,11 +133,18 @@ def _arg_type(graph: PlanGraph, ref) -> ValueType:
         return None
 
 
-def platform_of(model: CostModel) -> Platform:
-    """The scheduler's view of a deployment: devices with memory and power, links per pair."""
+def io_lane(task: str) -> str:
+    """The scheduler's device for one tool call or gate: it occupies no compute device."""
+    return f"io:{task}"
+
+
+def platform_of(model: CostModel, lanes: tuple[str, ...] = ()) -> Platform:
+    """The scheduler's view of a deployment: devices with memory and power, links per pair,
+    plus I/O lanes (no memory bound, no power, free links: the value goes to the host)."""
     dep = model.deployment
     devices = tuple(Device(d.name, memory=d.spec.memory_bytes, watts=d.spec.power_busy_w,
                            idle_watts=d.spec.power_idle_w) for d in dep.devices)
+    devices += tuple(Device(name) for name in lanes)
     links: dict[tuple[str, str], Link] = {}
     for a in dep.names:
         for b in dep.names:

@@ -135,8 +135,9 @@ def _slot(graph: PlanGraph, slot: Slot, kinds: dict[str, str], model: CostModel)
         names = [m.name for m in task.members]
         shown = names if len(names) <= 3 else [*names[:2], f"+{len(names) - 2}"]
         label = f"{task.name} [{', '.join(shown)}]"
-    return SlotInfo(slot.task, kind, label, slot.device, kinds[slot.device], slot.start, slot.finish,
-                    model.energy(slot.finish - slot.start, slot.device))
+    busy = slot.finish - slot.start  # an I/O lane (a tool call, a gate) draws no device power
+    energy = model.energy(busy, slot.device) if slot.device in model.deployment.names else 0.0
+    return SlotInfo(slot.task, kind, label, slot.device, kinds[slot.device], slot.start, slot.finish, energy)
 
 
 def _groups(graph: PlanGraph, model: CostModel, loop: str | None = None) -> list[GroupInfo]:

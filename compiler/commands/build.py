@@ -11,8 +11,8 @@ from planc.compiler.build import BuildOptions, build_bundle, optimize
 from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.codegen.lower import lower_all
 from planc.compiler.codegen.stablehlo import StableHLOError
-from planc.compiler.profiles import ProfileError
 from planc.compiler.pipeline import PassFailed, PipelineError, PipelineOptions
+from planc.compiler.profiles import ProfileError
 from planc.compiler.targets import parse_targets
 from planc.dsl.diagnostics import DiagnosticError, render_all
 
@@ -35,11 +35,11 @@ def format_schedule(graph) -> str:
     kinds = dict(s.devices)
     devices = ", ".join(f"{n}={k}" for n, k in s.devices)
     rows = [f"plan {graph.info.name} on {s.deployment} ({devices}), objective {s.objective}, method {s.method}",
-            f"{'task':<16} {'device':<8} {'kind':<14} {'start':>12} {'finish':>12}"]
+            f"{'task':<16} {'device':<14} {'kind':<14} {'start':>12} {'finish':>12}"]
     for slot in sorted(s.slots, key=lambda x: (x.start, x.device, x.task)):
         if slot.finish == slot.start and slot.task.startswith("<"):
             continue
-        rows.append(f"{slot.task:<16} {slot.device:<8} {kinds[slot.device]:<14} "
+        rows.append(f"{slot.task:<16} {slot.device:<14} {kinds[slot.device]:<14} "
                     f"{slot.start * 1e3:>10.3f}ms {slot.finish * 1e3:>10.3f}ms")
     ratio = s.makespan / s.heft_makespan if s.heft_makespan > 0 else 1.0
     rows.append(f"makespan {s.makespan * 1e3:.3f} ms (HEFT {s.heft_makespan * 1e3:.3f} ms, ratio {ratio:.3f}), "

@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import networkx as nx
-from planc.compiler.deploy import cost_model, platform_of, runnable, task_cost
-from planc.compiler.ir import GroupTask, PlanGraph, PlanSchedule, Slot
+from planc.compiler.deploy import cost_model, io_lane, platform_of, runnable, task_cost
+from planc.compiler.ir import GateTask, GroupTask, PlanGraph, PlanSchedule, Slot, ToolTask
 from planc.compiler.scheduling import schedule
 
 __all__ = ["Schedule", "task_graph"]
@@ -23,18 +23,20 @@ class Schedule:
     tuned: str = ""
     method: str = "auto"
     seed: int = 0
+    io_lanes: bool = True  # tool calls and gates get their own lane (planrt runs them concurrently)
 
     def run(self, graph: PlanGraph) -> PlanGraph:
         model = cost_model(graph, self.deploy or (graph.info.deployment or ""), self.tuned)
-        g = task_graph(graph, model)
-        platform = platform_of(model)
+        lanes = io_lanes(graph) if self.io_lanes else ()
+        g = task_graph(graph, model, lanes)
+        platform = platform_of(model, lanes)
         objective = graph.info.objective.value
         ours = schedule(g, platform, objective=objective, method=self.method, seed=self.seed)
         heft = schedule(g, platform, objective=objective, method="heft")
         dep = model.deployment
         record = PlanSchedule(
             deployment=dep.name, objective=objective, method=ours.method.value,
-            devices=tuple((d.name, d.kind) for d in dep.devices),
+            devices=tuple((d.name, d.kind) for d in dep.devices) + tuple((lane, "io") for lane in lanes),
             slots=tuple(Slot(str(t), p.device, p.start, p.finish) for t, p in ours.placements.items()),
             makespan=ours.makespan, energy=ours.energy, period=ours.period, heft_makespan=heft.makespan,
         )
@@ -44,10 +46,15 @@ class Schedule:
         return out.with_info(deployment=dep.name, schedule=record)
 
 
-def task_graph(graph: PlanGraph, model) -> nx.DiGraph:
+def io_lanes(graph: PlanGraph) -> tuple[str, ...]:
+    """One I/O lane per top-level tool call and gate (they wait, they do not compute)."""
+    return tuple(io_lane(t.name) for t in graph.tasks() if isinstance(t, (ToolTask, GateTask)))
+
+
+def task_graph(graph: PlanGraph, model, lanes: tuple[str, ...] = ()) -> nx.DiGraph:
     """The bare task graph the scheduling library works on: per-device costs, bytes per edge."""
     usable = runnable(graph, model)
-    names = model.deployment.names
+    names = model.deployment.names + tuple(lanes)
     g = nx.DiGraph()
     for n in graph.topo_order():
         t = graph.task(n)

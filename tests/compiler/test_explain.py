@@ -52,7 +52,7 @@ def test_explain_every_example(file, plan, deploy, tmp_path, capsys):
     assert {g["name"]: g["members"] for g in doc["groups"]} == {n: [m.name for m in g.members]
                                                                 for n, g in groups.items()}
     for g in doc["groups"]:
-        assert set(g["seconds"]) == set(devices)
+        assert set(g["seconds"]) == {d for d, kind in devices.items() if kind != "io"}  # I/O lanes compute nothing
         assert g["device"] is None or g["seconds"][g["device"]] is not None
 
     png, svg = tmp_path / "chart.png", tmp_path / "chart.svg"
@@ -72,14 +72,17 @@ def test_text_report_lists_groups_placement_and_timeline():
     model = cost_model(graph, "edge-x86-gpu")
     e = explain(graph, model)
     text = format_explanation(e)
-    assert text.startswith("plan defects on edge-x86-gpu (cpu0=x86_64-avx2, gpu0=cuda-sm80)")
+    assert text.startswith("plan defects on edge-x86-gpu (cpu0=x86_64-avx2, gpu0=cuda-sm80, "
+                           "io:alert=io, io:review=io)")
     for g in e.groups:
         assert g.device is not None and g.device in text
         best = min(g.seconds, key=lambda x: x[1])[0]
         assert math.isfinite(dict(g.seconds)[g.device]) and best in dict(e.devices)
     for s in e.slots:
         assert f"  {s.task} " in text
-        assert s.energy == pytest.approx(model.energy(s.finish - s.start, s.device))
+        lane = s.device.startswith("io:")  # a tool call or gate waits on its own lane, drawing nothing
+        assert s.energy == (0.0 if lane else pytest.approx(model.energy(s.finish - s.start, s.device)))
+        assert lane == (s.kind in (SlotKind.TOOL, SlotKind.GATE))
     kinds = {s.task: s.kind for s in e.slots}
     assert kinds["alert"] is SlotKind.TOOL and kinds["review"] is SlotKind.GATE and kinds["worst"] is SlotKind.BUILTIN
     assert f"HEFT {e.heft_makespan * 1e3:.3f}ms" in text
