@@ -133,8 +133,18 @@ class Engine:
                 if indeg[j] == 0:
                     ready.append(j)
 
+        blocking = g.remote_blocking if self.s.remote_compute else g.blocking
+        succ, run_task = g.succ, self.run_task
         while ready or inflight:
-            blocking = g.remote_blocking if self.s.remote_compute else g.blocking
+            if not inflight and len(ready) == 1 and not blocking[ready[0]]:
+                i = ready.pop()  # the common case on a chain: straight on, no bookkeeping
+                run_task(tasks[i], env, iteration)
+                done += 1
+                for j in succ[i]:
+                    indeg[j] -= 1
+                    if indeg[j] == 0:
+                        ready.append(j)
+                continue
             # A blocking task that its guard or a skipped input skips is settled here, not on the pool.
             inline = [i for i in ready if not blocking[i] or self._settled(tasks[i], env)]
             if len(inline) < len(ready):
