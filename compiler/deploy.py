@@ -27,6 +27,7 @@ from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
 __all__ = [
     "DEFAULT_GUARD_PROB",
+    "arg_type",
     "cost_model",
     "default_deployment",
     "expected_iterations",
@@ -118,7 +119,7 @@ def task_cost(graph: PlanGraph, task: Task, model: CostModel, devices: tuple[str
         body = sum(min(task_cost(task.body, t, model, devices, runnable).values())
                    for t in task.body.tasks())
         return {d: (body * expected_iterations(task) * prob if d == host else math.inf) for d in devices}
-    facts = task_facts(task, [_arg_type(graph, a) for a in task.uses()])
+    facts = task_facts(task, [arg_type(graph, a) for a in task.uses()])
     if facts is None:
         return host_only
     if isinstance(task, BuiltinTask):
@@ -126,7 +127,8 @@ def task_cost(graph: PlanGraph, task: Task, model: CostModel, devices: tuple[str
     return {d: (model.compute_time(facts, d) * prob if runnable.get(d, False) else math.inf) for d in devices}
 
 
-def _arg_type(graph: PlanGraph, ref) -> ValueType:
+def arg_type(graph: PlanGraph, ref) -> ValueType:
+    """The type of a value a task reads; None for a loop body's outer value (typed elsewhere)."""
     try:
         return graph.value_type(ref)
     except Exception:  # noqa: BLE001 - a loop body's outer value: typed elsewhere, cost estimate only

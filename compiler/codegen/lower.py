@@ -83,18 +83,15 @@ def lower_group(graph: PlanGraph, group: GroupTask, types: dict[str, ValueType],
                 cache: ModelCache | None = None) -> LoweredModule:
     """The group's StableHLO: jax members traced as one function, an mlir model passed through."""
     cache = cache or ModelCache()
-    inputs = tuple(str(a) for a in group.args if isinstance(a, ValueRef))
-    outputs = tuple(str(v) for v in group.exports)
-    in_types = tuple(types[a] for a in inputs)
-    out_types = tuple(types[o] for o in outputs)
+    inputs = [str(a) for a in group.args if isinstance(a, ValueRef)]
     first = group.members[0]
     if isinstance(first, ComputeTask) and graph.info.model(first.model).kind is ModelKind.MLIR:
         text = normalize(graph.info.model(first.model).path.read_text(encoding="utf-8"), name=group.name)
     else:
         members = [member(graph, m, types, cache) for m in group.members]
-        text = export_stablehlo(compose(members, inputs, outputs), list(in_types), name=group.name)
-    return LoweredModule(group.name, text, inputs, outputs, in_types, out_types,  # type: ignore[arg-type]
-                         tuple(m.name for m in group.members))
+        fn = compose(members, inputs, [str(v) for v in group.exports])
+        text = export_stablehlo(fn, [types[a] for a in inputs], name=group.name)  # type: ignore[misc]
+    return _module(group, text, types)
 
 
 def lowering_key(graph: PlanGraph, group: GroupTask, types: dict[str, ValueType]) -> str:

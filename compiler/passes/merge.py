@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from planc.compiler.cost_model import CostModel, merge_facts
-from planc.compiler.deploy import cost_model, runnable, task_cost, task_facts
+from planc.compiler.deploy import arg_type, cost_model, runnable, task_cost, task_facts
 from planc.compiler.ir import (
     BuiltinTask,
     ComputeTask,
@@ -69,20 +69,13 @@ def _mergeable(graph: PlanGraph, t: Task) -> bool:
 
 def _node(graph: PlanGraph, t: Task, model: CostModel, usable: dict[str, bool]) -> Compute | Barrier:
     if _mergeable(graph, t):
-        facts = task_facts(t, [_type(graph, r) for r in t.uses()])
+        facts = task_facts(t, [arg_type(graph, r) for r in t.uses()])
         assert facts is not None
         allowed = frozenset(d for d, ok in usable.items() if ok)
         return Compute(facts, devices=allowed or None)
     costs = task_cost(graph, t, model, model.deployment.names, usable)
     best = min(costs, key=lambda d: (costs[d], d))
     return Barrier(seconds=costs[best], device=best)
-
-
-def _type(graph: PlanGraph, ref: ValueRef):
-    try:
-        return graph.value_type(ref)
-    except Exception:  # noqa: BLE001 - a free (outer) value of a loop body
-        return None
 
 
 def _loop_live(loop: LoopTask) -> frozenset[str]:
@@ -142,7 +135,7 @@ def _group(graph: PlanGraph, name: str, members: list[Task], device: str | None,
     types = {v: m.results[i] for m in members for i, v in enumerate(m.values())}
     single = members[0] if len(members) == 1 else None
     internal = sum(t.nbytes for v, t in types.items() if v not in exports and t is not None)
-    facts = [task_facts(m, [_type(graph, r) for r in m.uses()]) for m in members]
+    facts = [task_facts(m, [arg_type(graph, r) for r in m.uses()]) for m in members]
     merged = merge_facts([f for f in facts if f is not None], 2.0 * internal)
     return GroupTask(
         name=name, span=members[0].span, args=tuple(args), members=tuple(members), exports=tuple(exports),
