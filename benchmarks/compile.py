@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
-    from planc.compiler.build import BuildOptions, build_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     rows = []
     per_target: dict[str, list[float]] = defaultdict(list)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from planc.runtime.host import Host, detect
+from planc.runtime.host.detect import Host, detect
 
 __all__ = ["main", "pick_target"]
 
@@ -49,7 +49,7 @@ class NoGpu(RuntimeError):
 
 def pick_target(host: Host) -> str:
     """The best cuda-smXX target this host's GPU runs (sm_XX or higher; PTX is forward compatible)."""
-    from planc.compiler.targets import Backend, Target
+    from planc.compiler.codegen.targets import Backend, Target
 
     cuda = sorted((t for t in Target if t.backend is Backend.CUDA), key=lambda t: t.spec.sm or 0, reverse=True)
     names = ", ".join(t.value for t in cuda)
@@ -67,7 +67,7 @@ def pick_target(host: Host) -> str:
 
 def _deployment(target: str) -> tuple[str, tuple[str, ...]]:
     """The smallest shipped deployment with a device of `target`, and the targets to build."""
-    from planc.compiler.profiles import load_profile
+    from planc.compiler.costs.profiles import load_profile
 
     fits = [d for d in load_profile().deployments.values() if any(i.spec.target.value == target for i in d.devices)]
     if not fits:
@@ -98,7 +98,7 @@ def _jax_groups(graph: Any, mlir_ref: dict[str, Callable[..., Any]]) -> dict[str
     import jax
     from planc.compiler.codegen.group import compose
     from planc.compiler.codegen.lower import groups, member, value_types
-    from planc.compiler.ir import ValueRef
+    from planc.compiler.ir.graph import ValueRef
 
     types = value_types(graph)
     out: dict[str, Callable[..., Any]] = {}
@@ -139,10 +139,10 @@ def _compare(plan: str, ours: dict[str, Any], ref: dict[str, Any]) -> list[str]:
 def _bench_plan(plan: str, target: str, deploy: str, targets: tuple[str, ...], out: Path, jax_dev: Any,
                 args: argparse.Namespace) -> tuple[list[tuple[str, str, float, float]], list[str]]:
     import jax
-    from planc.compiler.build import BuildOptions, build_bundle
-    from planc.compiler.reference import jax_compute
-    from planc.runtime.bundle import load_bundle
-    from planc.runtime.run import RunConfig, Runner
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
+    from planc.compiler.models.reference import jax_compute
+    from planc.runtime.bundle.loader import load_bundle
+    from planc.runtime.engine.runner import RunConfig, Runner
 
     file = EXAMPLES / PLANS[plan]
     built = build_bundle(file, out / f"{plan}.planb", plan=plan,

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
-from planc.compiler.ir import PlanGraph
-from planc.compiler.models import ModelCache
+from planc.compiler.ir.graph import PlanGraph
+from planc.compiler.models.load import ModelCache
 from planc.compiler.passes import Build, InferTypes, Verify
 from planc.compiler.pipeline import PipelineOptions, run_pipeline
 from planc.dsl import ast as A

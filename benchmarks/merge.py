@@ -24,8 +24,8 @@ import random
 import statistics
 import time
 
-from planc.compiler.cost_model import ComputeFacts, RooflineModel
-from planc.compiler.profiles import load_profile
+from planc.compiler.costs.model import ComputeFacts, RooflineModel
+from planc.compiler.costs.profiles import load_profile
 from planc.compiler.scheduling.merge import (
     Barrier,
     Compute,

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lark import Lark
-
 from planc.dsl.check import check
 from planc.dsl.parser import grammar, parse
 

@@ -67,15 +67,15 @@ def _cluster(tmp: Path) -> tuple[str, Path]:
 
 
 def _bundle(source: Path, out: Path, plan: str | None = None, **options):
-    from planc.compiler.build import BuildOptions, build_bundle
-    from planc.runtime.bundle import load_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
+    from planc.runtime.bundle.loader import load_bundle
 
     build_bundle(source, out, plan=plan, options=BuildOptions(progress=None, **options))
     return load_bundle(out)
 
 
 def _runner(bundle, engine: str, address: str, root: Path | None = None):
-    from planc.runtime.run import RunConfig, Runner
+    from planc.runtime.engine.runner import RunConfig, Runner
 
     return Runner(bundle, RunConfig(engine=engine, address=address, run_root=root))
 

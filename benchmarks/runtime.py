@@ -36,8 +36,8 @@ def _median_time(fn, repeat: int, inner: int = 1) -> float:
 
 
 def _bundle(plan: Path, out: Path, **options):
-    from planc.compiler.build import BuildOptions, build_bundle
-    from planc.runtime.bundle import load_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
+    from planc.runtime.bundle.loader import load_bundle
 
     res = build_bundle(plan, out, options=BuildOptions(progress=None, **options))
     return res, load_bundle(out)
@@ -45,8 +45,7 @@ def _bundle(plan: Path, out: Path, **options):
 
 def overhead(tmp: Path, repeat: int) -> list[tuple[str, float]]:
     import iree.runtime as rt
-
-    from planc.runtime.run import RunConfig, Runner
+    from planc.runtime.engine.runner import RunConfig, Runner
 
     res, bundle = _bundle(ROOT / "benchmarks/plans/chain/chain.plan", tmp / "chain.planb", max_group=1)
     runner = Runner(bundle, RunConfig())
@@ -81,8 +80,7 @@ def latency(tmp: Path, repeat: int) -> list[tuple[str, float]]:
 
     sys.path.insert(0, str(ROOT / "examples/defects"))
     import models  # the example's own model file
-
-    from planc.runtime.run import RunConfig, Runner
+    from planc.runtime.engine.runner import RunConfig, Runner
 
     plan = ROOT / "examples/defects/defects.plan"
     _, merged = _bundle(plan, tmp / "defects.planb")

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from planc.runtime.journal import RunDir
-from planc.runtime.tools import ToolCall, ToolKind, ToolRunner, ToolSpec
+from planc.runtime.journal.rundir import RunDir
+from planc.runtime.tools.runner import ToolCall, ToolKind, ToolRunner, ToolSpec
 
 __all__ = ["main"]
 

@@ -31,15 +31,17 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
-from planc.compiler.build import BuildOptions, build_bundle
+from planc.compiler.bundle.build import BuildOptions, build_bundle
 from planc.compiler.cli import main as planc
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
 from planc.compiler.codegen.stablehlo import cost_facts, export_stablehlo
-from planc.compiler.cost_model import ComputeFacts
-from planc.compiler.profiles import load_profile
-from planc.compiler.targets import Target
-from planc.compiler.tune import (
+from planc.compiler.codegen.targets import Target
+from planc.compiler.costs.model import ComputeFacts
+from planc.compiler.costs.profiles import load_profile
+from planc.compiler.tuning.fit import KindModel, predict
+from planc.compiler.tuning.probes import driver_for
+from planc.compiler.tuning.tune import (
     ModuleCase,
     Report,
     bundle_cases,
@@ -50,11 +52,9 @@ from planc.compiler.tune import (
     plot,
     report,
 )
-from planc.compiler.tune_fit import KindModel, predict
-from planc.compiler.tune_probes import driver_for
-from planc.runtime.bundle import load_bundle
-from planc.runtime.host import detect, ranked_variants
-from planc.runtime.run import RunConfig, Runner
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.engine.runner import RunConfig, Runner
+from planc.runtime.host.detect import detect, ranked_variants
 
 __all__ = ["main"]
 

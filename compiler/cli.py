@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["main"]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from planc.compiler.ir import PlanGraph
+from planc.compiler.ir.graph import PlanGraph
+from planc.compiler.ir.printer import print_ir
 from planc.compiler.passes import PASSES, Pass, Verify
-from planc.compiler.printer import print_ir
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 from planc.dsl.parser import parse_file

@@ -9,9 +9,24 @@ from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, did_you_mean
 
 __all__ = [
-    "TARGETS", "OBJECTIVES", "MODEL_KINDS", "TOOL_KINDS", "FAILURE_ACTIONS", "DECISIONS",
-    "MAX_RETRY", "MAX_COUNT", "MAX_SECONDS", "MAX_DIM", "seconds", "duration", "count",
-    "tensor_type", "model", "tool", "clause_values", "one_of",
+    "DECISIONS",
+    "FAILURE_ACTIONS",
+    "MAX_COUNT",
+    "MAX_DIM",
+    "MAX_RETRY",
+    "MAX_SECONDS",
+    "MODEL_KINDS",
+    "OBJECTIVES",
+    "TARGETS",
+    "TOOL_KINDS",
+    "clause_values",
+    "count",
+    "duration",
+    "model",
+    "one_of",
+    "seconds",
+    "tensor_type",
+    "tool",
 ]
 
 TARGETS = ("x86_64-avx2", "x86_64-avx512", "aarch64-neon", "cuda-sm80", "cuda-sm90", "vmvx")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from planc.dsl import ast as A
 
-__all__ = ["BLANK", "Slots", "CommentMap"]
+__all__ = ["BLANK", "CommentMap", "Slots"]
 
 
 class _Blank:

@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from planc.dsl.ast import Span
 
 __all__ = [
-    "Severity", "Diagnostic", "DiagnosticError", "render", "render_all", "to_json",
-    "did_you_mean", "CODES",
+    "CODES",
+    "Diagnostic",
+    "DiagnosticError",
+    "Severity",
+    "did_you_mean",
+    "render",
+    "render_all",
+    "to_json",
 ]
 
 
@@ -89,11 +95,11 @@ class Diagnostic:
     help: str = ""
 
     @classmethod
-    def error(cls, code: str, message: str, span: Span | None = None, **kw) -> "Diagnostic":
+    def error(cls, code: str, message: str, span: Span | None = None, **kw) -> Diagnostic:
         return cls(Severity.ERROR, code, message, span, **kw)
 
     @classmethod
-    def warning(cls, code: str, message: str, span: Span | None = None, **kw) -> "Diagnostic":
+    def warning(cls, code: str, message: str, span: Span | None = None, **kw) -> Diagnostic:
         return cls(Severity.WARNING, code, message, span, **kw)
 
     @property

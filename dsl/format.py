@@ -9,7 +9,7 @@ from planc.dsl import ast as A
 from planc.dsl.comments import BLANK, CommentMap, Slots
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
-__all__ = ["format_module", "format_expr", "format_stmt", "INDENT"]
+__all__ = ["INDENT", "format_expr", "format_module", "format_stmt"]
 
 INDENT = "  "
 _CONT = INDENT * 2  # continuation lines of a statement: two levels deeper than the statement

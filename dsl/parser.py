@@ -16,7 +16,7 @@ from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from planc.dsl.syntax import syntax_diagnostic
 
-__all__ = ["parse", "parse_file", "read_source", "decode_source", "grammar", "MAX_EXPR_DEPTH"]
+__all__ = ["MAX_EXPR_DEPTH", "decode_source", "grammar", "parse", "parse_file", "read_source"]
 
 # Deeper expressions are refused, so that every later stage may recurse over them.
 MAX_EXPR_DEPTH = 100

@@ -12,7 +12,7 @@ from lark.lexer import PatternStr
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, did_you_mean
 
-__all__ = ["syntax_diagnostic", "expected_phrase", "STATEMENT_KEYWORDS", "CLAUSE_KEYWORDS"]
+__all__ = ["CLAUSE_KEYWORDS", "STATEMENT_KEYWORDS", "expected_phrase", "syntax_diagnostic"]
 
 # Human names for the named terminals, in the order they are listed.
 _WORDS = {

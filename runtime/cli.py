@@ -6,22 +6,28 @@ import argparse
 import importlib
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["main"]
 
-COMMANDS = ("run", "resume", "inspect", "node")
+# verb -> the module with add_parser() and run(); `node` brings up Ray nodes, so it lives with the Ray engine.
+COMMANDS = {
+    "run": "planc.runtime.commands.run",
+    "resume": "planc.runtime.commands.resume",
+    "inspect": "planc.runtime.commands.inspect",
+    "node": "planc.runtime.ray.node",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="planrt", description="Run planc bundles.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     mods = {}
-    for name in COMMANDS:
+    for name, module in COMMANDS.items():
         try:
-            mods[name] = importlib.import_module(f"planc.runtime.commands_{name}")
+            mods[name] = importlib.import_module(module)
         except ModuleNotFoundError as e:
-            if e.name != f"planc.runtime.commands_{name}":
+            if e.name != module:
                 raise
             continue
         mods[name].add_parser(sub)

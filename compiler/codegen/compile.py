@@ -14,7 +14,7 @@ from typing import Literal, TextIO
 
 from planc.compiler.codegen.cache import Cache, cache_key
 from planc.compiler.codegen.iree import IreeCompileError, compile_module, iree_version
-from planc.compiler.targets import Target, compile_flags
+from planc.compiler.codegen.targets import Target, compile_flags
 
 __all__ = ["CompileErrors", "CompileEvent", "CompileJob", "TtyProgress", "compile_all", "default_jobs"]
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from planc.compiler.targets import Target, compile_flags
+from planc.compiler.codegen.targets import Target, compile_flags
 
 __all__ = ["IreeCompileError", "compile_module", "iree_compile_path", "iree_version"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.group import Member, builtin_fn, compose
 from planc.compiler.codegen.stablehlo import export_stablehlo, normalize
-from planc.compiler.ir import (
+from planc.compiler.ir.graph import (
     BuiltinTask,
     ComputeTask,
     GroupTask,
@@ -21,7 +21,7 @@ from planc.compiler.ir import (
     ValueRef,
     ValueType,
 )
-from planc.compiler.models import ModelCache, load_jax_model
+from planc.compiler.models.load import ModelCache, load_jax_model
 from planc.dsl.ast import TensorType
 
 __all__ = ["LoweredModule", "groups", "lower_all", "lower_group", "lowering_key", "member", "value_types"]

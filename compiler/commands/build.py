@@ -7,13 +7,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from planc.compiler.build import BuildOptions, build_bundle, optimize
+from planc.compiler.bundle.build import BuildOptions, build_bundle, optimize
 from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.codegen.lower import lower_all
 from planc.compiler.codegen.stablehlo import StableHLOError
+from planc.compiler.codegen.targets import parse_targets
+from planc.compiler.costs.profiles import ProfileError
 from planc.compiler.pipeline import PassFailed, PipelineError, PipelineOptions
-from planc.compiler.profiles import ProfileError
-from planc.compiler.targets import parse_targets
 from planc.dsl.diagnostics import DiagnosticError, render_all
 
 __all__ = ["format_schedule", "options_from_args", "report_errors", "run_build"]

@@ -13,7 +13,7 @@ from planc.dsl.check import check
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, Severity, render_all
 from planc.dsl.parser import decode_source, parse, read_source
 
-__all__ = ["add_parser", "run", "check_path", "FileResult", "display_path"]
+__all__ = ["FileResult", "add_parser", "check_path", "display_path", "run"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from planc.compiler.ir.printer import print_ir
 from planc.compiler.pipeline import (
     DEFAULT_PIPELINE,
     PassFailed,
@@ -18,7 +19,6 @@ from planc.compiler.pipeline import (
     front_check,
     parse_pipeline,
 )
-from planc.compiler.printer import print_ir
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, render_all
 from planc.dsl.parser import parse_file

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from planc.compiler.build import BuildOptions, build_bundle
+from planc.compiler.bundle.build import BuildOptions, build_bundle
 from planc.compiler.commands.build import format_schedule
 
 __all__ = ["add_parser", "example_dir", "run"]
@@ -37,9 +37,9 @@ def _frame() -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planc.compiler.reference import jax_compute
-    from planc.runtime.bundle import load_bundle
-    from planc.runtime.run import RunConfig, Runner
+    from planc.compiler.models.reference import jax_compute
+    from planc.runtime.bundle.loader import load_bundle
+    from planc.runtime.engine.runner import RunConfig, Runner
 
     plan = args.plan or example_dir() / "defects" / "defects.plan"
     out = args.output

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from planc.compiler.build import BuildOptions
+from planc.compiler.bundle.build import BuildOptions
 from planc.compiler.commands.build import report_errors
-from planc.compiler.explain import explain_plan, format_explanation
+from planc.compiler.costs.profiles import ProfileError
+from planc.compiler.explain.report import explain_plan, format_explanation
 from planc.compiler.pipeline import PassCrash
-from planc.compiler.profiles import ProfileError
 from planc.compiler.scheduling import Method
 from planc.compiler.scheduling.problem import ScheduleInputError
 
@@ -72,7 +72,7 @@ def _explain(args: argparse.Namespace) -> int:
         png, svg = (args.output.with_name(f"{args.output.name}.{ext}") for ext in ("png", "svg"))
     written: tuple[Path, ...] = ()
     if png is not None or svg is not None:
-        from planc.compiler.gantt import write_gantt  # matplotlib only when a chart is asked for
+        from planc.compiler.explain.gantt import write_gantt  # matplotlib only when a chart is asked for
 
         try:
             written = write_gantt(e, png=png, svg=svg)

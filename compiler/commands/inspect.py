@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from planc.runtime.bundle import BundleError, format_summary, load_bundle, summarize
+from planc.runtime.bundle.loader import BundleError, format_summary, load_bundle, summarize
 
 __all__ = ["add_parser", "run"]
 

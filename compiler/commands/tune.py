@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from planc.compiler.codegen.compile import CompileErrors
-from planc.compiler.tuned_model import Tuning, load_tuning
+from planc.compiler.codegen.targets import parse_targets
+from planc.compiler.costs.profiles import Profile, ProfileError, load_profile
 from planc.compiler.pipeline import PassFailed
-from planc.compiler.profiles import Profile, ProfileError, load_profile
-from planc.compiler.targets import parse_targets
-from planc.compiler.tune import (
+from planc.compiler.tuning.fit import FitResult, base_model, direct, leave_one_out
+from planc.compiler.tuning.probes import probe_cases
+from planc.compiler.tuning.tune import (
     Measurement,
     Report,
     TaskTimes,
@@ -32,12 +33,11 @@ from planc.compiler.tune import (
     tool_latencies,
     trace_measurements,
 )
-from planc.compiler.tune_fit import FitResult, base_model, direct, leave_one_out
-from planc.compiler.tune_probes import probe_cases
+from planc.compiler.tuning.tuned_model import Tuning, load_tuning
 from planc.dsl.diagnostics import DiagnosticError, render_all
-from planc.runtime.bundle import load_bundle
-from planc.runtime.bundle_format import BundleError
-from planc.runtime.host import NoVariantError, detect
+from planc.runtime.bundle.format import BundleError
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.host.detect import NoVariantError, detect
 
 __all__ = ["add_parser", "run"]
 

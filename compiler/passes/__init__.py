@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-from planc.compiler.ir import PlanGraph
+from planc.compiler.ir.graph import PlanGraph
 from planc.compiler.passes.build import Build
 from planc.compiler.passes.infer_types import InferTypes
 from planc.compiler.passes.merge import Merge

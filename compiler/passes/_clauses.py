@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from planc.compiler.ir import FailureAction, GateDefault, Policy, ValueRef
+from planc.compiler.ir.graph import FailureAction, GateDefault, Policy, ValueRef
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from planc.compiler.ir import (
+from planc.compiler.ir.graph import (
     BuiltinOp,
     BuiltinTask,
     Carry,

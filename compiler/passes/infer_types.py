@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-from planc.compiler.ir import (
+from planc.compiler.ir.graph import (
     BuiltinOp,
     BuiltinTask,
     Carry,
@@ -31,7 +31,7 @@ from planc.compiler.ir import (
     ValueType,
     expr_refs,
 )
-from planc.compiler.models import ModelCache, ModelError, load_model, shared_cache
+from planc.compiler.models.load import ModelCache, ModelError, load_model, shared_cache
 from planc.compiler.passes.verify import cycle_diagnostics, scalar_problem
 from planc.dsl.ast import DType, Span, TensorType
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from planc.compiler.cost_model import CostModel, merge_facts
-from planc.compiler.deploy import arg_type, cost_model, runnable, task_cost, task_facts
-from planc.compiler.ir import (
+from planc.compiler.costs.deploy import arg_type, cost_model, runnable, task_cost, task_facts
+from planc.compiler.costs.model import CostModel, merge_facts
+from planc.compiler.ir.graph import (
     BuiltinTask,
     ComputeTask,
     CostFacts,

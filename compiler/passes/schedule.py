@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import networkx as nx
-from planc.compiler.deploy import cost_model, io_lane, platform_of, runnable, task_cost
-from planc.compiler.ir import GateTask, GroupTask, PlanGraph, PlanSchedule, Slot, ToolTask
+from planc.compiler.costs.deploy import cost_model, io_lane, platform_of, runnable, task_cost
+from planc.compiler.ir.graph import GateTask, GroupTask, PlanGraph, PlanSchedule, Slot, ToolTask
 from planc.compiler.scheduling import schedule
 
 __all__ = ["Schedule", "task_graph"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import networkx as nx
-from planc.compiler.ir import (
+from planc.compiler.ir.graph import (
     OUTPUT,
     ComputeTask,
     Edge,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
-from planc.compiler.cost_model import ComputeFacts, CostModel
+from planc.compiler.costs.model import ComputeFacts, CostModel
 from planc.compiler.scheduling.merge_dp import (
     Plan,
     Pricing,

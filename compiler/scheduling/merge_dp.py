@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from planc.compiler.cost_model import ComputeFacts, CostModel, merge_facts
+from planc.compiler.costs.model import ComputeFacts, CostModel, merge_facts
 
 __all__ = ["INF", "GroupCostFn", "Plan", "Pricing", "count_downsets", "exact_dp", "exhaustive_plan", "quotient_order"]
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from planc.compiler.cost_model import DTYPES, BatchCostModel
+from planc.compiler.costs.model import DTYPES, BatchCostModel
 from planc.compiler.scheduling.merge_dp import INF, Plan, Pricing
 
 __all__ = ["Segments", "order_dp", "segments", "topo_orders"]

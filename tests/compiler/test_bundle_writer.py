@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from planc.compiler.bundle import build_manifest, bundle_bytes_sha256, write_bundle, write_bundle_dir
+from planc.compiler.bundle.writer import build_manifest, bundle_bytes_sha256, write_bundle, write_bundle_dir
 from planc.compiler.cli import main
-from planc.runtime.bundle import load_bundle
+from planc.runtime.bundle.loader import load_bundle
 
 VMFB = "modules/g0/x86_64-avx2.vmfb"
 MEMBERS = {
@@ -88,7 +88,7 @@ def test_byte_identical_across_writes_and_orders(tmp_path: Path) -> None:
 def test_byte_identical_across_processes(tmp_path: Path) -> None:
     script = tmp_path / "w.py"
     script.write_text(
-        "import json, sys\nfrom planc.compiler.bundle import write_bundle\n"
+        "import json, sys\nfrom planc.compiler.bundle.writer import write_bundle\n"
         "m, members = json.load(open(sys.argv[1]))\n"
         "print(write_bundle(sys.argv[2], m, {k: bytes.fromhex(v) for k, v in members.items()}))\n")
     spec = tmp_path / "spec.json"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planc.compiler.cost_model import (
+from planc.compiler.costs.model import (
     DTYPES,
     BatchCostModel,
     ComputeFacts,
@@ -17,8 +17,8 @@ from planc.compiler.cost_model import (
     RooflineModel,
     merge_facts,
 )
-from planc.compiler.tuned_model import TunedModel, Tuning, load_tuning
-from planc.compiler.profiles import ProfileError, load_profile
+from planc.compiler.costs.profiles import ProfileError, load_profile
+from planc.compiler.tuning.tuned_model import TunedModel, Tuning, load_tuning
 from planc.dsl.ast import DType
 
 

@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from planc.compiler.build import BuildOptions, optimize
+from planc.compiler.bundle.build import BuildOptions, optimize
 from planc.compiler.cli import main
-from planc.compiler.deploy import cost_model
-from planc.compiler.explain import SlotKind, explain, format_explanation
-from planc.compiler.ir import OUTPUT, GroupTask, LoopTask
+from planc.compiler.costs.deploy import cost_model
+from planc.compiler.explain.report import SlotKind, explain, format_explanation
+from planc.compiler.ir.graph import OUTPUT, GroupTask, LoopTask
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PLANS = [("defects/defects.plan", None), ("agent/agent.plan", None),

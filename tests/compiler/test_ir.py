@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from planc.compiler.ir import (
+from planc.compiler.ir.graph import (
     OUTPUT,
     BuiltinOp,
     BuiltinTask,
@@ -34,8 +34,8 @@ from planc.compiler.ir import (
     ValueRef,
     format_seconds,
 )
+from planc.compiler.ir.printer import format_expr, print_ir, print_task
 from planc.compiler.passes.verify import verify_graph
-from planc.compiler.printer import format_expr, print_ir, print_task
 from planc.dsl import ast as A
 from planc.dsl.ast import DType, TensorType
 from planc.dsl.parser import parse

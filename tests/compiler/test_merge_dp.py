@@ -10,8 +10,8 @@ import networkx as nx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from planc.compiler.cost_model import ComputeFacts, RooflineModel, merge_facts
-from planc.compiler.profiles import load_profile
+from planc.compiler.costs.model import ComputeFacts, RooflineModel, merge_facts
+from planc.compiler.costs.profiles import load_profile
 from planc.compiler.scheduling.merge import (
     Barrier,
     Compute,

@@ -13,8 +13,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from planc.compiler.cli import main
-from planc.compiler.ir import ComputeTask, ModelDecl, ModelKind, PlanGraph, ValueRef
-from planc.compiler.models import ModelCache, ModelError, load_jax_model
+from planc.compiler.ir.graph import ComputeTask, ModelDecl, ModelKind, PlanGraph, ValueRef
+from planc.compiler.ir.printer import print_ir
+from planc.compiler.models.load import ModelCache, ModelError, load_jax_model
 from planc.compiler.passes import PASSES, Build, InferTypes, Verify
 from planc.compiler.pipeline import (
     PassCrash,
@@ -25,7 +26,6 @@ from planc.compiler.pipeline import (
     parse_pipeline,
     run_pipeline,
 )
-from planc.compiler.printer import print_ir
 from planc.dsl.ast import DType, TensorType
 from planc.dsl.diagnostics import DiagnosticError
 from planc.dsl.parser import parse, parse_file

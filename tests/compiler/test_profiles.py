@@ -7,14 +7,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from planc.compiler.profiles import (
+from planc.compiler.codegen.targets import Target
+from planc.compiler.costs.profiles import (
     DTYPE_FALLBACK,
     DeviceClass,
     ProfileError,
     load_profile,
     shipped_profile_path,
 )
-from planc.compiler.targets import Target
 
 GIB = 2**30
 

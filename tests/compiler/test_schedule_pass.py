@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planc.compiler.build import BuildOptions, optimize
+from planc.compiler.bundle.build import BuildOptions, optimize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

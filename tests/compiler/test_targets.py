@@ -1,8 +1,8 @@
 """Targets and the iree-compile argv builder (no IREE needed)."""
 
 import pytest
-from planc.compiler.targets import Backend, Target, compile_flags, parse_targets
-from planc.runtime.host import KNOWN_TARGETS
+from planc.compiler.codegen.targets import Backend, Target, compile_flags, parse_targets
+from planc.runtime.host.detect import KNOWN_TARGETS
 
 
 def _flag(flags, name):

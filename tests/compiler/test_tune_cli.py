@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from planc.compiler.cli import main as planc
-from planc.compiler.cost_model import RooflineModel
-from planc.compiler.tuned_model import TunedModel, load_tuning
-from planc.compiler.deploy import task_facts
-from planc.compiler.ir import GroupTask
-from planc.compiler.profiles import load_profile
-from planc.compiler.tune import bundle_facts
-from planc.runtime.bundle import load_bundle
-from planc.runtime.host import detect, variant_problem
-from planc.runtime.run import RunConfig, Runner
+from planc.compiler.costs.deploy import task_facts
+from planc.compiler.costs.model import RooflineModel
+from planc.compiler.costs.profiles import load_profile
+from planc.compiler.ir.graph import GroupTask
+from planc.compiler.tuning.tune import bundle_facts
+from planc.compiler.tuning.tuned_model import TunedModel, load_tuning
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.engine.runner import RunConfig, Runner
+from planc.runtime.host.detect import detect, variant_problem
 
 pytest.importorskip("iree.runtime")
 pytest.importorskip("jax")
@@ -84,7 +84,7 @@ pytestmark.append(pytest.mark.skipif(not _runs_here(),
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
-    from planc.compiler.build import BuildOptions, build_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     d = tmp_path_factory.mktemp("tune")
     (d / "chain.plan").write_text(PLAN)
@@ -124,7 +124,7 @@ def test_bundle_facts_are_the_merge_passes(scenario):
 
 
 def test_tuning_fixes_a_wrong_datasheet_and_the_merge(scenario, capsys):
-    from planc.compiler.build import BuildOptions, build_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     d, before, x = scenario
     placed = {s.task: s.device for s in before.graph.info.schedule.slots}

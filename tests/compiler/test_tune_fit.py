@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planc.compiler.cost_model import ComputeFacts, RooflineModel
-from planc.compiler.tuned_model import DeviceFit, TunedModel, Tuning, load_tuning
-from planc.compiler.profiles import ProfileError, load_profile
-from planc.compiler.tune import (
+from planc.compiler.costs.model import ComputeFacts, RooflineModel
+from planc.compiler.costs.profiles import ProfileError, load_profile
+from planc.compiler.tuning.fit import KindModel, fit_kind, leave_one_out
+from planc.compiler.tuning.tune import (
     Measurement,
     TaskTimes,
     TuneError,
@@ -29,9 +29,9 @@ from planc.compiler.tune import (
     report,
     tool_latencies,
 )
-from planc.compiler.tune_fit import KindModel, fit_kind, leave_one_out
-from planc.runtime.clock import FakeClock
-from planc.runtime.trace import Tracer
+from planc.compiler.tuning.tuned_model import DeviceFit, TunedModel, Tuning, load_tuning
+from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.trace import Tracer
 
 PROFILE = load_profile()
 AVX512 = PROFILE.devices["x86_64-avx512"]

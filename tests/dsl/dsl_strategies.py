@@ -6,7 +6,6 @@ import re
 
 from hypothesis import strategies as st
 from lark.lexer import PatternStr
-
 from planc.dsl import ast as A
 from planc.dsl.parser import grammar
 

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 from dsl_helpers import EXAMPLES, ROOT, diagnose, errors, plan, where
-
 from planc.dsl.check import check, has_errors
 from planc.dsl.diagnostics import Severity
 from planc.dsl.parser import parse, parse_file

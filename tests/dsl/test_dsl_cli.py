@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from dsl_helpers import EXAMPLES, plan
-
 from planc.compiler import cli
 from planc.dsl.format import format_module
 from planc.dsl.parser import parse

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from dsl_helpers import errors, plan, where
-
 from planc.dsl.diagnostics import CODES
 
 # (case id, expected code, expected "line:col" of the first error, source)

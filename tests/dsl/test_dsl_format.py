@@ -8,7 +8,6 @@ import pytest
 from dsl_helpers import EXAMPLES
 from dsl_strategies import exprs, modules
 from hypothesis import HealthCheck, given, settings
-
 from planc.dsl import ast as A
 from planc.dsl.check import check
 from planc.dsl.diagnostics import DiagnosticError

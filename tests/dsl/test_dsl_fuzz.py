@@ -7,7 +7,6 @@ import re
 
 import pytest
 from dsl_helpers import EXAMPLES
-
 from planc.dsl.check import check
 from planc.dsl.diagnostics import CODES, Diagnostic, DiagnosticError, render_all
 from planc.dsl.format import format_module
@@ -18,7 +17,7 @@ N_BYTE = 2600
 N_TOKEN = 2600
 
 _TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"|#[^\n]*|\d+(?:\.\d+)?(?:ms|s|m|h)?|[A-Za-z_]\w*'
-                    rb"|\.\.|[<>=!]=|\s+|.", re.S)
+                    rb"|\.\.|[<>=!]=|\s+|.", re.DOTALL)
 _VOCAB = [
     b"plan", b"target", b"objective", b"input", b"model", b"tool", b"task", b"gate", b"loop", b"carry",
     b"output", b"when", b"retry", b"backoff", b"timeout", b"breaker", b"per", b"on", b"failure", b"cost",
@@ -105,7 +104,7 @@ def test_mutants_give_only_diagnostics(kind: str, count: int, mutate) -> None:
         data = mutate(rng)
         try:
             outcome = _run(data)
-        except Exception as e:  # noqa: BLE001 - report which input broke it
+        except Exception as e:
             raise AssertionError(f"{kind} mutant #{n} raised {type(e).__name__}: {e}\n{data!r}") from e
         seen[outcome] = seen.get(outcome, 0) + 1
     # Every stage was reached: some mutants fail to parse, some parse and fail checks, some pass.

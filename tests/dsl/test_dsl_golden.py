@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from planc.compiler import cli
 
 GOLDEN = Path(__file__).with_name("golden")

@@ -6,7 +6,6 @@ import re
 
 import pytest
 from dsl_helpers import plan, where
-
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import DiagnosticError
 from planc.dsl.parser import decode_source, parse

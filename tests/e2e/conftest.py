@@ -11,7 +11,7 @@ from e2e_support import EXAMPLES, PLANS
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory) -> dict[str, object]:
     """Every example plan compiled to a bundle (through the module cache under tmp)."""
-    from planc.compiler.build import BuildOptions, build_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     os.environ.setdefault("PLANC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     out = tmp_path_factory.mktemp("bundles")

@@ -6,10 +6,9 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from planc.compiler.build import BuildOptions, build_bundle
-from planc.runtime.bundle import load_bundle
-from planc.runtime.run import RunConfig, Runner
+from planc.compiler.bundle.build import BuildOptions, build_bundle
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.engine.runner import RunConfig, Runner
 
 pytestmark = pytest.mark.iree
 

@@ -11,10 +11,10 @@ import iree.runtime as rt
 import numpy as np
 import pytest
 from e2e_support import EXAMPLES, PLANS
-from planc.compiler.build import BuildOptions, build_bundle
-from planc.runtime.bundle import load_bundle
-from planc.runtime.host import detect, variant_problem
-from planc.runtime.modules import Device, LoadedModule
+from planc.compiler.bundle.build import BuildOptions, build_bundle
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.engine.modules import Device, LoadedModule
+from planc.runtime.host.detect import detect, variant_problem
 
 pytestmark = pytest.mark.iree
 

@@ -24,7 +24,7 @@ TRIALS = int(os.environ.get("PLANC_CRASH_TRIALS", "20"))
 
 @pytest.fixture(scope="module")
 def crash_bundle(tmp_path_factory):
-    from planc.compiler.build import BuildOptions, build_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     out = tmp_path_factory.mktemp("crash") / "crash.planb"
     build_bundle(PLAN, out, options=BuildOptions(progress=None))

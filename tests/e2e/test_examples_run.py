@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from e2e_support import EXAMPLES, PLANS, example_inputs, mlir_references
-from planc.compiler.reference import jax_compute
-from planc.runtime.bundle import load_bundle
-from planc.runtime.executor import RunStatus
-from planc.runtime.run import InputError, RunConfig, Runner
+from planc.compiler.models.reference import jax_compute
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.engine.executor import RunStatus
+from planc.runtime.engine.runner import InputError, RunConfig, Runner
 
 pytestmark = pytest.mark.iree
 
@@ -71,7 +71,7 @@ def test_bad_inputs_are_named(bundles):
 
 
 def test_no_variant_for_this_host_is_a_clear_error(bundles, monkeypatch):
-    from planc.runtime.host import NoVariantError
+    from planc.runtime.host.detect import NoVariantError
 
     monkeypatch.setenv("PLANRT_HOST", "riscv64:")
     bundle = load_bundle(bundles["vib_screen"].path)
@@ -82,7 +82,7 @@ def test_no_variant_for_this_host_is_a_clear_error(bundles, monkeypatch):
 
 
 def test_rejected_gate_skips_dependents(bundles, tool_env, tmp_path):
-    from planc.runtime.gates import DecisionsDir
+    from planc.runtime.gates.keeper import DecisionsDir
 
     bundle = load_bundle(bundles["triage"].path)
     inputs = example_inputs(bundle.manifest)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from planc.runtime import cli
-from planc.runtime.bundle import load_bundle
-from planc.runtime.host import detect
-from planc.runtime.run import RunConfig, Runner
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.engine.runner import RunConfig, Runner
+from planc.runtime.host.detect import detect
 
 
 def _timed_runs(bundle: str, inputs: list[str], repeat: int) -> list[float]:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from emu_helpers import ROOT
-from planc.runtime.host import CudaDevice, Host, detect
+from planc.runtime.host.detect import CudaDevice, Host, detect
 
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 

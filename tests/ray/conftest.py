@@ -25,7 +25,7 @@ def ray_cluster(tmp_path_factory):
 def ray_bundles(tmp_path_factory) -> dict[str, object]:
     """fanout (3 groups placed over n0/n1 by its schedule), crash (AVX2 + AVX-512 variants),
     crash512 (AVX-512 only) and neon (aarch64 only: no node here can run it)."""
-    from planc.compiler.build import BuildOptions, build_bundle
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     # One module cache for every xdist worker of this session (entries are written atomically).
     base = tmp_path_factory.getbasetemp()

@@ -73,7 +73,7 @@ class LocalCluster:
         return json.loads((self.temp_dir / "planrt-nodes" / f"{name}.json").read_text())
 
     def alive(self, name: str) -> bool:
-        from planc.runtime.commands_node import node_processes
+        from planc.runtime.ray.node import node_processes
 
         path = self.temp_dir / "planrt-nodes" / f"{name}.json"
         return path.exists() and bool(node_processes(self.state(name)["pgid"]))
@@ -84,7 +84,7 @@ class LocalCluster:
 
     def kill(self, name: str) -> None:
         """SIGKILL every process of the node at once (its raylet and its workers): a machine dying."""
-        from planc.runtime.commands_node import node_processes
+        from planc.runtime.ray.node import node_processes
 
         for pid in node_processes(self.state(name)["pgid"]):
             try:
@@ -95,7 +95,7 @@ class LocalCluster:
 
     def stop(self) -> list[int]:
         """`planrt node stop` for every node; returns the pids of any process that survived."""
-        from planc.runtime.commands_node import node_processes, stop_processes
+        from planc.runtime.ray.node import node_processes, stop_processes
 
         folder = self.temp_dir / "planrt-nodes"
         groups = [json.loads(f.read_text())["pgid"] for f in folder.glob("*.json")] if folder.is_dir() else []
@@ -125,10 +125,10 @@ def ray_instants(trace_file: Path) -> list[dict]:
 
 
 def jax_outputs(built, inputs: dict, tool_env: dict | None = None) -> dict:
-    """The plan's outputs with every group computed by JAX (compiler/reference.py)."""
-    from planc.compiler.reference import jax_compute
-    from planc.runtime.bundle import load_bundle
-    from planc.runtime.run import RunConfig, Runner
+    """The plan's outputs with every group computed by JAX (compiler/models/reference.py)."""
+    from planc.compiler.models.reference import jax_compute
+    from planc.runtime.bundle.loader import load_bundle
+    from planc.runtime.engine.runner import RunConfig, Runner
 
     runner = Runner(load_bundle(built.path), RunConfig(compute=jax_compute(built.graph), tool_env=tool_env))
     try:

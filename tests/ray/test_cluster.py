@@ -10,7 +10,8 @@ import sys
 import time
 
 import pytest
-from planc.runtime.cluster import (
+from planc.runtime.host.detect import CudaDevice, Host, parse_host_spec
+from planc.runtime.ray.cluster import (
     LABEL_FEATURE,
     LABEL_ISA,
     LABEL_NODE,
@@ -21,8 +22,7 @@ from planc.runtime.cluster import (
     node_labels,
     place,
 )
-from planc.runtime.commands_node import NodeStart, node_processes, ray_start_argv, stop_processes
-from planc.runtime.host import CudaDevice, Host, parse_host_spec
+from planc.runtime.ray.node import NodeStart, node_processes, ray_start_argv, stop_processes
 
 AVX2_HOST = parse_host_spec("x86_64:x86-64-v3")
 AVX512_HOST = parse_host_spec("x86_64:x86-64-v4,avx512vnni")
@@ -144,8 +144,8 @@ def _escaped(pgid: int) -> int | None:
 
 
 def test_tuned_deployment_loads_in_the_compiler(tmp_path):
-    from planc.compiler.profiles import load_profile
-    from planc.runtime.ray_tune import EngineCosts, NodeCost, write_deployment
+    from planc.compiler.costs.profiles import load_profile
+    from planc.runtime.ray.tune import EngineCosts, NodeCost, write_deployment
 
     costs = EngineCosts("10.0.0.1:6379", "n0", (NodeCost("n0", "x86_64-avx2", ("cuda-sm80",), 31.0, 1.2e-3),
                                                 NodeCost("n1", "x86_64-avx512", (), 62.0, 0.9e-3)),
@@ -164,8 +164,8 @@ def test_tuned_deployment_loads_in_the_compiler(tmp_path):
 
 
 def test_without_ray_installed_the_error_says_how_to_install(monkeypatch):
-    from planc.runtime.cluster import ClusterError
-    from planc.runtime.ray_engine import import_ray
+    from planc.runtime.ray.cluster import ClusterError
+    from planc.runtime.ray.engine import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the extra sees
     with pytest.raises(ClusterError, match=r"pip install 'planc\[ray\]'"):
@@ -184,7 +184,7 @@ def test_planrt_without_ray_fails_clearly(tmp_path):
 
 def test_an_unreachable_cluster_is_named():
     pytest.importorskip("ray")
-    from planc.runtime.ray_engine import ClusterUnreachable, connect
+    from planc.runtime.ray.engine import ClusterUnreachable, connect
 
     with socket.socket() as s:
         s.bind(("127.0.0.2", 0))
@@ -194,7 +194,7 @@ def test_an_unreachable_cluster_is_named():
 
 
 def test_unknown_engine_lists_the_known_ones():
-    from planc.runtime.run import RunConfig, _remote_engine
+    from planc.runtime.engine.runner import RunConfig, _remote_engine
 
     with pytest.raises(ValueError, match="unknown engine 'spark', expected one of: local, ray"):
         _remote_engine(None, RunConfig(engine="spark"))

@@ -159,7 +159,7 @@ def test_no_node_can_run_a_group(ray_cluster, ray_bundles, tmp_path):
 
 
 def test_tune_measures_the_cluster_for_the_compiler(ray_cluster, tmp_path):
-    from planc.compiler.profiles import load_profile
+    from planc.compiler.costs.profiles import load_profile
 
     ray_cluster.ensure("n0", AVX2)
     ray_cluster.ensure("n1", AVX512)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from planc.runtime.bundle import (
+from planc.runtime.bundle.format import ERROR_CODES
+from planc.runtime.bundle.loader import (
     BadManifest,
     BundleError,
     BundleNotFound,
@@ -31,7 +32,6 @@ from planc.runtime.bundle import (
     load_bundle,
     summarize,
 )
-from planc.runtime.bundle_format import ERROR_CODES
 
 VMFB = "modules/g0/x86_64-avx2.vmfb"
 VMFB_DATA = bytes(range(256)) * 40
@@ -314,7 +314,7 @@ def test_error_codes_are_distinct() -> None:
 
 
 def test_runtime_imports_no_compiler() -> None:
-    code = ("import sys, planc.runtime.bundle; bad = sorted(m for m in sys.modules if m.split('.')[0] == 'jax'"
+    code = ("import sys, planc.runtime.bundle.loader; bad = sorted(m for m in sys.modules if m.split('.')[0] == 'jax'"
             " or m.startswith(('iree.compiler', 'planc.compiler', 'planc.dsl', 'lark', 'networkx')));"
             " print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

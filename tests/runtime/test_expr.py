@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from planc.runtime.expr import ExprError, evaluate, evaluate_bool, refs, scalar, validate
+from planc.runtime.engine.expr import ExprError, evaluate, evaluate_bool, refs, scalar, validate
 
 
 def ref(n: str) -> dict:

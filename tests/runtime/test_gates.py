@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.clock import FakeClock, SystemClock
-from planc.runtime.gates import (
+from planc.runtime.engine.clock import FakeClock, SystemClock
+from planc.runtime.gates.keeper import (
     AuditLog,
     AutoApprove,
     Decision,
@@ -23,7 +23,7 @@ from planc.runtime.gates import (
     GateKeeper,
     Interactive,
 )
-from planc.runtime.valuestore import value_sha256
+from planc.runtime.journal.valuestore import value_sha256
 
 LABEL = np.array([[0.1, 0.7, 0.2]], dtype=np.float32)
 

@@ -8,8 +8,8 @@ import sys
 import sysconfig
 
 import pytest
-from planc.runtime import cpu_features as cpu
-from planc.runtime.host import (
+from planc.runtime.host import cpu_features as cpu
+from planc.runtime.host.detect import (
     KNOWN_TARGETS,
     CudaDevice,
     Host,
@@ -101,7 +101,7 @@ def test_auxv_readers_agree():
 
 
 def test_detection_in_a_fresh_process_agrees():
-    code = "from planc.runtime.host import detect; h = detect({}, cuda=False); print(h.arch, *sorted(h.features))"
+    code = "from planc.runtime.host.detect import detect; h = detect({}, cuda=False); print(h.arch, *sorted(h.features))"
     env = {k: v for k, v in os.environ.items() if k != "PLANRT_HOST"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=60, env=env)
@@ -236,8 +236,8 @@ QEMU = shutil.which("qemu-x86_64") or shutil.which("qemu-x86_64-static")
 PURELIB = sysconfig.get_paths()["purelib"]
 DETECT = """
 import site; site.addsitedir({purelib!r})
-from planc.runtime import cpu_features
-from planc.runtime.host import KNOWN_TARGETS, choose_variant, detect
+from planc.runtime.host import cpu_features
+from planc.runtime.host.detect import KNOWN_TARGETS, choose_variant, detect
 host = detect({{}}, cuda=False)
 print(host.source)
 print(*sorted(host.features))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.clock import FakeClock
-from planc.runtime.journal import (
+from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.rundir import (
     JOURNAL,
     Journal,
     JournalCorrupt,
@@ -229,7 +229,7 @@ def test_lock_in_process_and_across_processes(tmp_path: Path) -> None:
     run.close()
     holder = textwrap.dedent(f"""
         import sys
-        from planc.runtime.journal import RunDir
+        from planc.runtime.journal.rundir import RunDir
         run = RunDir.open({str(tmp_path / "r")!r})
         print("locked", flush=True)
         sys.stdin.readline()
@@ -257,11 +257,11 @@ def test_crash_between_value_write_and_record(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import os, signal
         import numpy as np
-        from planc.runtime.journal import RunDir
+        from planc.runtime.journal.rundir import RunDir
         run = RunDir.create({str(tmp_path)!r}, {BUNDLE!r}, {{}}, run_id="c")
         run.record_task_finished("a", {{"a": np.float32(1)}})
         run.record_tool_intent("c:b", task="b", tool="send", attempt=1)
-        from planc.runtime import valuestore
+        from planc.runtime.journal import valuestore
         valuestore.write_value(run.path, "b", None, {{"half": "done"}})
         os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -275,7 +275,7 @@ def test_crash_between_value_write_and_record(tmp_path: Path) -> None:
 def test_journal_scan_reports_offsets(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     j = Journal(path, [], clock=FakeClock())
-    from planc.runtime.journal import RecordType
+    from planc.runtime.journal.rundir import RecordType
 
     for _ in range(3):
         j.append(RecordType.RUN_FINISHED, status="ok")

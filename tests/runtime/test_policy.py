@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from planc.runtime.clock import FakeClock, SystemClock
-from planc.runtime.policy import (
+from planc.runtime.engine.clock import FakeClock, SystemClock
+from planc.runtime.tools.policy import (
     Attempt,
     AttemptReport,
     BreakerOpen,
@@ -25,7 +25,7 @@ from planc.runtime.policy import (
     backoff_delay,
     call_with_policy,
 )
-from planc.runtime.tools import ToolCall, ToolKind, ToolRunner, ToolSpec
+from planc.runtime.tools.runner import ToolCall, ToolKind, ToolRunner, ToolSpec
 
 FIXTURES = Path(__file__).with_name("tools_fixtures")
 

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from planc.compiler.bundle import write_bundle
+from planc.compiler.bundle.writer import write_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 WHEELS = Path(os.environ.get("PLANC_TEST_WHEELS", Path.home() / ".cache" / "planc-test-wheels"))
@@ -23,10 +23,10 @@ SOURCES = ("pyproject.toml", "README.md", "planc", "dsl", "compiler", "runtime")
 PROBE = """
 import importlib, importlib.util, json, pkgutil, sys, sysconfig
 import planc.runtime
-mods = sorted(m.name for m in pkgutil.iter_modules(planc.runtime.__path__, "planc.runtime."))
+mods = sorted(m.name for m in pkgutil.walk_packages(planc.runtime.__path__, "planc.runtime."))
 for m in mods:
     importlib.import_module(m)
-from planc.runtime.bundle import load_bundle, summarize
+from planc.runtime.bundle.loader import load_bundle, summarize
 b = load_bundle(sys.argv[1])
 def findable(name):
     try:
@@ -94,7 +94,7 @@ def test_runtime_installs_alone(tmp_path: Path) -> None:
     out = _run([str(py), "-I", "-c", PROBE, str(bundle), json.dumps(COMPILER_ONLY)], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     probe = json.loads(out.stdout)
-    assert "planc.runtime.bundle" in probe["modules"]
+    assert "planc.runtime.bundle.loader" in probe["modules"]
     leaked = [m for m in probe["loaded"] if m.split(".")[0] in {"jax", "jaxlib", "lark", "networkx"}
               or m.startswith(("iree.compiler", "planc.compiler", "planc.dsl"))]
     assert leaked == [], f"importing planc.runtime pulled in {leaked}"
@@ -103,7 +103,7 @@ def test_runtime_installs_alone(tmp_path: Path) -> None:
 
     # The package-dir mapping puts everything under planc/, nothing at the top of site-packages.
     site = Path(probe["purelib"])
-    assert (site / "planc" / "runtime" / "bundle.py").is_file()
+    assert (site / "planc" / "runtime" / "bundle" / "loader.py").is_file()
     assert (site / "planc" / "dsl" / "grammar.lark").is_file()
     assert not any((site / top).exists() for top in ("runtime", "compiler", "dsl"))
 
@@ -112,10 +112,9 @@ def test_runtime_installs_alone(tmp_path: Path) -> None:
 
     # And it runs a real compiled bundle there, with the same numbers as here.
     import numpy as np
-
-    from planc.compiler.build import BuildOptions, build_bundle
-    from planc.runtime.bundle import load_bundle
-    from planc.runtime.run import RunConfig, Runner
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
+    from planc.runtime.bundle.loader import load_bundle
+    from planc.runtime.engine.runner import RunConfig, Runner
 
     real = tmp_path / "defects.planb"
     build_bundle(REPO / "examples/defects/defects.plan", real, options=BuildOptions(progress=None))

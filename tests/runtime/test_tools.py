@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.clock import FakeClock
-from planc.runtime.policy import OutcomeKind, Policy, ToolError, ToolTimeout, call_with_policy
-from planc.runtime.tools import (
+from planc.runtime.engine.clock import FakeClock
+from planc.runtime.tools.policy import OutcomeKind, Policy, ToolError, ToolTimeout, call_with_policy
+from planc.runtime.tools.runner import (
     ReturnType,
     ToolCall,
     ToolConfigError,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.clock import FakeClock
-from planc.runtime.trace import Tracer
+from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.trace import Tracer
 
 
 def test_spans_are_exact_with_a_fake_clock() -> None:

@@ -1,0 +1,1 @@
+"""The whole compile into one bundle: the build driver, the manifest's plan part, the bundle writer."""

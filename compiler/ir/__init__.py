@@ -1,0 +1,1 @@
+"""The plan IR: PlanGraph (graph.py), its typed task records (records.py) and the printer."""

@@ -1,0 +1,233 @@
+"""`planc tune`'s typed API: measure module variants on this host, read planrt traces, fit, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from planc.compiler.costs.model import ComputeFacts
+from planc.compiler.tuning.facts import TuneError, bundle_facts
+from planc.compiler.tuning.fit import FitResult, KindFit, fit, kendall_tau, mape, predict
+from planc.compiler.tuning.report import Report, Row, format_changes, format_report, plot, report
+from planc.runtime.bundle.loader import Bundle
+from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
+from planc.runtime.host.detect import Host, choose_variant, ranked_variants
+
+__all__ = [
+    "FitResult", "KindFit", "Measurement", "ModuleCase", "Report", "Row", "TaskTimes", "TuneError",
+    "bundle_cases", "bundle_facts", "fit", "format_changes", "format_report", "kendall_tau", "mape",
+    "measure", "plot", "predict", "read_traces", "report", "tool_latencies", "trace_measurements",
+]
+
+log = logging.getLogger(__name__)
+
+TensorSig = tuple[str, tuple[int, ...]]  # ("f32", (1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleCase:
+    """One compiled module variant to time: its bytes, the driver it runs on, the declared
+    types of its inputs, the dtypes of its outputs, and its cost facts. `target` is the
+    variant's target, which is also the device kind its time belongs to; `source` is
+    "bench" for a bundle's module, "probe" for one of planc tune's probes."""
+
+    module: str
+    target: str
+    driver: str
+    vmfb: bytes = field(repr=False)
+    inputs: tuple[TensorSig, ...]
+    outputs: tuple[str, ...]
+    facts: ComputeFacts
+    source: str = "bench"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """The time one module variant took: median and interquartile range (`spread`) in
+    seconds over `samples` runs. `source` is "bench" (a bundle module timed by planc
+    tune), "probe" (one of planc tune's probe modules: it informs the fit but is no module
+    of the plan) or "trace" (compute slices of a planrt trace, argument copies included)."""
+
+    module: str
+    target: str
+    driver: str
+    facts: ComputeFacts
+    median: float
+    spread: float
+    samples: int
+    source: str = "bench"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTimes:
+    """The durations (seconds) of one task's slices in planrt traces; `kind` is the slice
+    category (compute, builtin, tool, gate), `tool` the tool a tool task calls."""
+
+    task: str
+    kind: str
+    durations: tuple[float, ...]
+    tool: str | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.durations)
+
+
+def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts] | None = None,
+                 source: Path | None = None, targets: Sequence[str] = ()) -> tuple[ModuleCase, ...]:
+    """Every variant of every module of `bundle` that `host` can run (restricted to
+    `targets` when given), with its facts (see bundle_facts)."""
+    manifest = bundle.manifest
+    facts = dict(facts) if facts is not None else bundle_facts(manifest, Path(bundle.path), source)
+    cases = []
+    for name, mod in sorted((manifest.get("modules") or {}).items()):
+        for target in ranked_variants(mod["variants"], host):
+            if targets and target not in targets:
+                continue
+            variant = mod["variants"][target]
+            cases.append(ModuleCase(
+                name, target, variant.get("driver") or "local-sync", bundle.read(variant["path"]),
+                tuple((t["dtype"], tuple(t["shape"])) for t in mod["inputs"]),
+                tuple(t["dtype"] for t in mod["outputs"]), facts[name]))
+    return tuple(cases)
+
+
+def random_array(sig: TensorSig, rng: np.random.Generator) -> np.ndarray:
+    """A fresh array of the declared type: normal floats, small integers, random booleans."""
+    dtype, shape = sig
+    np_dtype = numpy_dtype(dtype)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if np.issubdtype(np_dtype, np.integer):
+        return rng.integers(-8, 8, size=shape).astype(np_dtype)
+    return rng.standard_normal(shape).astype(np_dtype)
+
+
+def measure(cases: Iterable[ModuleCase], *, repeat: int = 20, warmup: int = 3, rounds: int = 1, seed: int = 0,
+            clock: Callable[[], float] = time.perf_counter) -> tuple[Measurement, ...]:
+    """Times every case: `warmup` untimed calls, then timed ones, one module after the other
+    (as IREE's and TVM's benchmark tools do: the steady-state time of a module whose code
+    and weights are warm). The `repeat` timed calls are split over `rounds` passes over all
+    the cases, so that a change of load on the host touches every module alike. Each call
+    gets fresh inputs drawn from the declared types, copied to the device before the clock
+    starts; the time is one `invoke` (the runtime's hot path, results left on the device).
+    Raises TuneError naming a module that cannot be loaded or fails."""
+    if repeat < 1 or warmup < 0 or not 1 <= rounds <= repeat:
+        raise TuneError(f"--repeat must be >= 1, --warmup >= 0 and --rounds from 1 to --repeat, "
+                        f"found {repeat}, {warmup} and {rounds}")
+    cases = tuple(cases)
+    devices: dict[str, Device] = {}
+    loaded = [_load(c, devices) for c in cases]
+    rng = np.random.default_rng(seed)
+    times: list[list[float]] = [[] for _ in cases]
+    for r in range(rounds):
+        share = repeat // rounds + (r < repeat % rounds)
+        for case, module, samples in zip(cases, loaded, times):
+            samples += _time(case, module, share, warmup, rng, clock)
+    return tuple(_summary(c, t) for c, t in zip(cases, times))
+
+
+def _time(case: ModuleCase, module: LoadedModule, n: int, warmup: int, rng: np.random.Generator,
+          clock: Callable[[], float]) -> list[float]:
+    out = []
+    for r in range(warmup + n):
+        views = [module.device.to_device(random_array(s, rng), s[0]) for s in case.inputs]
+        start = clock()
+        try:
+            module.invoke(views)
+        except ModuleError as e:
+            raise TuneError(f"module '{case.module}' ({case.target}) failed while tuning: {e}") from None
+        if r >= warmup:
+            out.append(clock() - start)
+    return out
+
+
+def _load(case: ModuleCase, devices: dict[str, Device]) -> LoadedModule:
+    try:
+        dev = devices.get(case.driver) or devices.setdefault(case.driver, Device(case.driver))
+        return LoadedModule(case.module, dev, case.vmfb, [s[0] for s in case.inputs], list(case.outputs))
+    except ModuleError as e:
+        raise TuneError(f"module '{case.module}' ({case.target}) cannot be loaded here: {e}") from None
+
+
+def _summary(case: ModuleCase, times: Sequence[float], source: str | None = None) -> Measurement:
+    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0], 0.0, times[0])
+    return Measurement(case.module, case.target, case.driver, case.facts, statistics.median(times),
+                       max(0.0, q3 - q1), len(times), source or case.source)
+
+
+# ------------------------------------------------------------------------------ traces
+
+def read_traces(paths: Iterable[str | Path], manifest: Mapping[str, Any]) -> tuple[TaskTimes, ...]:
+    """Per-task durations from Chrome trace files written by `planrt run --trace FILE`
+    (complete "X" events: name = task, category = task kind, dur in microseconds). Tool
+    tasks are mapped to their tool through the manifest. Raises TuneError naming a file
+    that is not such a trace."""
+    tools = {t["name"]: t["tool"] for t in _all_tasks(manifest.get("tasks", [])) if t.get("kind") == "tool"}
+    found: dict[tuple[str, str], list[float]] = {}
+    for path in paths:
+        for event in _events(Path(path)):
+            if event.get("ph") != "X":
+                continue
+            name, kind, dur = event.get("name"), event.get("cat"), event.get("dur")
+            ok = isinstance(name, str) and isinstance(kind, str) and isinstance(dur, int | float) and dur >= 0
+            if not ok:
+                raise TuneError(f"{path}: malformed slice {json.dumps(event)[:120]} "
+                                "(expected name, cat and dur >= 0)")
+            found.setdefault((str(name), str(kind)), []).append(float(dur) * 1e-6)  # type: ignore[arg-type]
+    return tuple(TaskTimes(name, kind, tuple(d), tools.get(name) if kind == "tool" else None)
+                 for (name, kind), d in sorted(found.items()))
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TuneError(f"trace {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TuneError(f"trace {path} is not Chrome trace JSON: {e}") from None
+    events = data.get("traceEvents") if isinstance(data, dict) else data
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise TuneError(f"trace {path} has no list of trace events (expected {{\"traceEvents\": [...]}})")
+    return events
+
+
+def _all_tasks(tasks: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    for t in tasks:
+        yield t
+        yield from _all_tasks(t.get("body") or [])
+
+
+def tool_latencies(times: Iterable[TaskTimes]) -> dict[str, float]:
+    """Median seconds per tool over all its tasks' slices."""
+    by_tool: dict[str, list[float]] = {}
+    for t in times:
+        if t.tool is not None:
+            by_tool.setdefault(t.tool, []).extend(t.durations)
+    return {tool: statistics.median(d) for tool, d in sorted(by_tool.items())}
+
+
+def trace_measurements(times: Iterable[TaskTimes], manifest: Mapping[str, Any], host: Host,
+                       facts: Mapping[str, ComputeFacts]) -> tuple[Measurement, ...]:
+    """Compute slices as measurements of the variant the runtime picks on `host` (the
+    trace is assumed to come from this host, or one like it)."""
+    tasks = _all_tasks(manifest.get("tasks", []))
+    modules = {t["name"]: t["module"] for t in tasks if t.get("kind") == "compute"}
+    out = []
+    for t in times:
+        name = modules.get(t.task)
+        if t.kind != "compute" or name is None or name not in facts:
+            continue
+        variants = manifest["modules"][name]["variants"]
+        target = choose_variant(variants, host, module=name)
+        driver = variants[target].get("driver") or "local-sync"
+        case = ModuleCase(name, target, driver, b"", (), (), facts[name])
+        out.append(_summary(case, t.durations, "trace"))
+    return tuple(out)

@@ -1,0 +1,1 @@
+"""Bundles on the running side: the format shared with the writer, loading and verification, summaries."""

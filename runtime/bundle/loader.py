@@ -1,0 +1,343 @@
+"""Load a planc bundle (zip file or directory), verify every member against its manifest, unpack tools."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from planc.runtime.bundle.format import (
+    MANIFEST,
+    SCHEMA_VERSIONS,
+    BadManifest,
+    BundleError,
+    BundleNotFound,
+    DuplicateMember,
+    HashMismatch,
+    MissingMember,
+    NotAFile,
+    SizeMismatch,
+    TruncatedBundle,
+    UnexpectedMember,
+    UnknownSchema,
+    UnsafePath,
+    UnsupportedMember,
+    check_member_paths,
+    decode_manifest,
+    validate_members_table,
+    zip_chunks,
+)
+from planc.runtime.bundle.summary import format_summary, summarize
+
+from planc import __version__
+
+__all__ = [
+    "SCHEMA_VERSIONS",
+    "BadManifest",
+    "Bundle",
+    "BundleError",
+    "BundleNotFound",
+    "DuplicateMember",
+    "HashMismatch",
+    "MissingMember",
+    "NotAFile",
+    "SizeMismatch",
+    "TruncatedBundle",
+    "UnexpectedMember",
+    "UnknownSchema",
+    "UnsafePath",
+    "UnsupportedMember",
+    "format_summary",
+    "load_bundle",
+    "summarize",
+]
+
+_MANIFEST_CAP = 64 << 20  # a manifest larger than this is not one planc wrote
+_TOOL_KINDS = ("exec", "python")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its manifest, member bytes (already checked against the manifest) and sha256.
+
+    `sha256` is the sha256 of the bundle file; for a directory bundle it is the sha256 of the zip
+    file `planc` writes for the same content, so both forms of one bundle share one identity.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    sha256: str
+    is_dir: bool
+    _members: Mapping[str, bytes] = field(repr=False)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Member paths (manifest.json excluded), sorted."""
+        return tuple(sorted(self._members))
+
+    def read(self, path: str) -> bytes:
+        """The verified bytes of one member."""
+        try:
+            return self._members[path]
+        except KeyError:
+            raise MissingMember(f"bundle {self.path} has no member {path!r}", member=path) from None
+
+    def size(self, path: str) -> int:
+        return len(self.read(path))
+
+    def extract_tools(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write every `tools/...` member under `dest` (mirroring member paths); exec tools get mode 0755.
+
+        Returns each tool's name mapped to the path of its entry file. Nothing is executed.
+        """
+        root = Path(dest)
+        root.mkdir(parents=True, exist_ok=True)
+        root = root.resolve()
+        tools = _tool_table(self.manifest)
+        execs = {t["path"] for t in tools.values() if t["kind"] == "exec"}
+        for name in self.members:
+            if name.startswith("tools/"):
+                _write_private(root, name, self._members[name], 0o755 if name in execs else 0o644)
+        return {tool: root.joinpath(*t["path"].split("/")) for tool, t in sorted(tools.items())}
+
+
+def _write_private(root: Path, name: str, data: bytes, mode: int) -> None:
+    target = root.joinpath(*name.split("/"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.resolve().is_relative_to(root):
+        raise UnsafePath(f"refusing to extract {name!r}: {target.parent} leads outside {root}", member=name)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".planrt-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            os.fchmod(f.fileno(), mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Open and verify a bundle file or directory; raise a BundleError subclass naming what is wrong.
+
+    Checks, in order: the archive is readable; members are regular files with safe, unique paths;
+    `manifest.json` comes first and is strict JSON; its schema is one this planrt reads; its
+    `members` table matches the members exactly (no extra, none missing, same size and sha256);
+    every module variant and tool the manifest names is a listed member.
+    """
+    p = Path(path)
+    if p.is_dir():
+        source: _Source = _DirSource(p)
+    elif p.exists():
+        source = _ZipSource(p)
+    else:
+        raise BundleNotFound(f"bundle {p} does not exist")
+    manifest, mbytes, members = _verify(source)
+    if isinstance(source, _ZipSource):
+        digest = source.sha256
+    else:
+        h = hashlib.sha256()
+        for chunk in zip_chunks([(MANIFEST, mbytes), *sorted(members.items())]):
+            h.update(chunk)
+        digest = h.hexdigest()
+    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members)
+
+
+class _Source(Protocol):
+    names: list[str]
+
+    def read(self, name: str, cap: int) -> bytes: ...
+
+
+def _verify(source: _Source) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
+    check_member_paths(source.names)
+    if MANIFEST not in source.names:
+        raise BadManifest(f"the bundle has no {MANIFEST}", member=MANIFEST)
+    if source.names[0] != MANIFEST:
+        raise BadManifest(f"{MANIFEST} must be the bundle's first member; found {source.names[0]!r} first",
+                          member=MANIFEST)
+    mbytes = source.read(MANIFEST, _MANIFEST_CAP)
+    manifest = decode_manifest(mbytes)
+    _check_schema(manifest)
+    table = validate_members_table(manifest)
+    _check_references(manifest, table)
+    present = source.names[1:]
+    extra = [n for n in present if n not in table]
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise UnexpectedMember(f"member {extra[0]!r}{more} is not listed in {MANIFEST}", member=extra[0])
+    missing = sorted(set(table) - set(present))
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MissingMember(f"member {missing[0]!r}{more} is listed in {MANIFEST} but not in the bundle",
+                            member=missing[0])
+    members: dict[str, bytes] = {}
+    for name in sorted(table):
+        digest, size = table[name]
+        data = source.read(name, size + 1)
+        if len(data) != size:
+            got = f"at least {size + 1}" if len(data) > size else str(len(data))
+            raise SizeMismatch(f"member {name!r} is {got} bytes; {MANIFEST} says {size}", member=name)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise HashMismatch(f"member {name!r} has sha256 {actual[:16]}...; {MANIFEST} says "
+                               f"{digest[:16]}... (the bundle was modified or damaged)", member=name)
+        members[name] = data
+    return manifest, mbytes, members
+
+
+def _check_schema(manifest: Mapping[str, Any]) -> None:
+    schema = manifest.get("schema")
+    if type(schema) is int and schema in SCHEMA_VERSIONS:
+        return
+    versions = manifest.get("versions")
+    writer = versions.get("planc") if isinstance(versions, dict) else None
+    by = f" (written by planc {writer})" if isinstance(writer, str) else ""
+    supported = ", ".join(map(str, SCHEMA_VERSIONS))
+    what = "has no 'schema'" if schema is None else f"says schema {schema!r}"
+    raise UnknownSchema(f"{MANIFEST} {what}{by}; this planrt ({__version__}) reads schema {supported}; "
+                        "use a planrt that matches the planc that wrote it", member=MANIFEST)
+
+
+def _tool_table(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    tools = manifest.get("tools", {})
+    if not isinstance(tools, dict):
+        raise BadManifest(f"{MANIFEST}: 'tools' must be an object", member=MANIFEST)
+    for name, t in tools.items():
+        if not isinstance(t, dict) or t.get("kind") not in _TOOL_KINDS or not isinstance(t.get("path"), str):
+            raise BadManifest(f"{MANIFEST}: tool {name!r} needs 'kind' (one of: {', '.join(_TOOL_KINDS)}) "
+                              "and a 'path'", member=MANIFEST)
+        if not t["path"].startswith("tools/"):
+            raise BadManifest(f"{MANIFEST}: tool {name!r} path {t['path']!r} must lie under 'tools/'",
+                              member=MANIFEST)
+    return tools
+
+
+def _variants(manifest: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    modules = manifest.get("modules", {})
+    if not isinstance(modules, dict):
+        raise BadManifest(f"{MANIFEST}: 'modules' must be an object", member=MANIFEST)
+    out = []
+    for mod, m in modules.items():
+        variants = m.get("variants") if isinstance(m, dict) else None
+        if not isinstance(variants, dict):
+            raise BadManifest(f"{MANIFEST}: module {mod!r} needs a 'variants' object", member=MANIFEST)
+        for target, v in variants.items():
+            if not isinstance(v, dict) or not isinstance(v.get("path"), str):
+                raise BadManifest(f"{MANIFEST}: module {mod!r} variant {target!r} needs a 'path'",
+                                  member=MANIFEST)
+            out.append((mod, target, v))
+    return out
+
+
+def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str, int]]) -> None:
+    refs = [(f"module {m!r} variant {t!r}", v) for m, t, v in _variants(manifest)]
+    refs += [(f"tool {name!r}", t) for name, t in _tool_table(manifest).items()]
+    for who, ref in refs:
+        path = ref["path"]
+        if path not in table:
+            raise MissingMember(f"{who} names member {path!r}, which {MANIFEST}'s members table does not "
+                                "list", member=path)
+        digest, size = table[path]
+        if ref.get("sha256", digest) != digest or ref.get("size", size) != size:
+            raise HashMismatch(f"{who} records a different sha256 or size for {path!r} than the members "
+                               "table", member=path)
+
+
+class _ZipSource:
+    """A zip bundle held in memory, so the bytes verified are the bytes hashed (no re-read races)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise BundleNotFound(f"bundle {path} cannot be read: {e.strerror}") from None
+        self.path = path
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        not_bundle = f"{path} is truncated or not a planc bundle"
+        if not data.startswith(b"PK\x03\x04"):
+            raise TruncatedBundle(f"{not_bundle} (it does not start with a zip member header)")
+        try:
+            self.zf = zipfile.ZipFile(io.BytesIO(data))
+            infos = self.zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as e:
+            raise TruncatedBundle(f"{not_bundle} ({e})") from None
+        for info in infos:
+            _check_zip_entry(info)
+        if infos and infos[0].header_offset != 0:
+            raise TruncatedBundle(f"{not_bundle} (data precedes its first member)")
+        self.names = [i.filename for i in infos]
+        self.infos = {i.filename: i for i in infos}
+
+    def read(self, name: str, cap: int) -> bytes:
+        try:
+            with self.zf.open(self.infos[name]) as f:
+                return f.read(cap)
+        except zipfile.BadZipFile as e:
+            if "CRC" in str(e):
+                raise HashMismatch(f"member {name!r} is damaged: its bytes fail the zip CRC-32 check",
+                                   member=name) from None
+            raise TruncatedBundle(f"member {name!r} cannot be read: {e} ({self.path} is truncated or "
+                                  "not a planc bundle)", member=name) from None
+        except (EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as e:
+            raise TruncatedBundle(f"member {name!r} cannot be read: {e} ({self.path} is truncated or "
+                                  "not a planc bundle)", member=name) from None
+
+
+def _check_zip_entry(info: zipfile.ZipInfo) -> None:
+    name = info.filename
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise NotAFile(f"member {name!r} is a symbolic link; bundles hold regular files only", member=name)
+    if info.is_dir() or stat.S_ISDIR(mode) or info.external_attr & 0x10:
+        raise NotAFile(f"member {name!r} is a directory entry; bundles hold regular files only", member=name)
+    if mode and not stat.S_ISREG(mode):
+        raise NotAFile(f"member {name!r} has file type {stat.S_IFMT(mode):o}; bundles hold regular files "
+                       "only", member=name)
+    if info.flag_bits & 0x1:
+        raise UnsupportedMember(f"member {name!r} is encrypted", member=name)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise UnsupportedMember(f"member {name!r} uses zip compression method {info.compress_type}; "
+                                "planrt reads stored and deflated members", member=name)
+
+
+class _DirSource:
+    """A directory bundle: every file under it is a member; links and special files are refused."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        files: list[str] = []
+        self._walk(root, "", files)
+        others = sorted(f for f in files if f != MANIFEST)
+        self.names = [MANIFEST, *others] if MANIFEST in files else others
+
+    def _walk(self, top: Path, prefix: str, files: list[str]) -> None:
+        with os.scandir(top) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            rel = prefix + e.name
+            if e.is_symlink():
+                raise NotAFile(f"member {rel!r} is a symbolic link; bundles hold regular files only",
+                               member=rel)
+            if e.is_dir(follow_symlinks=False):
+                self._walk(Path(e.path), rel + "/", files)
+            elif e.is_file(follow_symlinks=False):
+                files.append(rel)
+            else:
+                raise NotAFile(f"member {rel!r} is not a regular file", member=rel)
+
+    def read(self, name: str, cap: int) -> bytes:
+        path = self.root.joinpath(*name.split("/"))
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                return f.read(cap)
+        except OSError as e:
+            raise BundleError(f"member {name!r} cannot be read: {e.strerror}", member=name) from None

@@ -1,0 +1,139 @@
+"""What a verified bundle holds, as a JSON-ready dict and as text (for `planc inspect`, `planrt inspect`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from planc.runtime.bundle.loader import Bundle
+
+__all__ = ["format_summary", "summarize", "type_str"]
+
+_PREFIX = 12  # sha256 hex digits shown
+
+
+def type_str(t: object) -> str:
+    """`f32[1, 64, 64, 3]` for a TYPE object; `?` for anything else."""
+    if not isinstance(t, dict):
+        return "?"
+    shape = t.get("shape", [])
+    dims = ", ".join(str(d) for d in shape) if isinstance(shape, list) else "?"
+    return f"{t.get('dtype', '?')}[{dims}]"
+
+
+def _dicts(xs: object) -> list[dict[str, Any]]:
+    return [x for x in xs if isinstance(x, dict)] if isinstance(xs, list) else []
+
+
+def _count_kinds(tasks: Iterable[dict[str, Any]], counts: Counter[str]) -> None:
+    for t in tasks:
+        counts[str(t.get("kind", "?"))] += 1
+        if t.get("kind") == "loop":
+            _count_kinds(_dicts(t.get("body")), counts)
+
+
+def _modules(bundle: Bundle) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    sha = {r["path"]: str(r["sha256"]) for r in bundle.manifest["members"]}
+    for name, m in sorted(bundle.manifest.get("modules", {}).items()):
+        variants = {}
+        for target, v in sorted(m["variants"].items()):
+            variants[target] = {"path": v["path"], "size": bundle.size(v["path"]), "sha256": sha[v["path"]][:_PREFIX],
+                                "backend": v.get("backend"), "driver": v.get("driver")}
+        out[name] = {"inputs": [type_str(t) for t in m.get("inputs", [])],
+                     "outputs": [type_str(t) for t in m.get("outputs", [])],
+                     "members": list(m.get("members", [])), "variants": variants}
+    return out
+
+
+def _schedules(manifest: dict[str, Any]) -> dict[str, Any]:
+    scheds = manifest.get("schedules", {})
+    out: dict[str, Any] = {}
+    for name, s in sorted(scheds.items()) if isinstance(scheds, dict) else []:
+        if not isinstance(s, dict):
+            continue
+        placement = s.get("placement", {}) if isinstance(s.get("placement"), dict) else {}
+        out[name] = {"devices": list(s.get("devices", [])), "makespan": s.get("makespan"),
+                     "order": list(s.get("order", [])), "placement": dict(sorted(placement.items()))}
+    return out
+
+
+def summarize(bundle: Bundle) -> dict[str, Any]:
+    """A JSON-ready summary of a verified bundle: plan, versions, targets, I/O, tasks, modules, tools."""
+    m = bundle.manifest
+    kinds: Counter[str] = Counter()
+    _count_kinds(_dicts(m.get("tasks")), kinds)
+    execs = {t["path"] for t in m.get("tools", {}).values() if t["kind"] == "exec"}
+    return {
+        "path": str(bundle.path), "form": "directory" if bundle.is_dir else "file",
+        "sha256": bundle.sha256, "schema": m["schema"], "plan": m.get("plan"),
+        "objective": m.get("objective"), "source": m.get("source"), "versions": m.get("versions", {}),
+        "targets": list(m.get("targets", [])),
+        "inputs": [{"name": i.get("name"), "type": type_str(i)} for i in _dicts(m.get("inputs"))],
+        "outputs": [{"name": o.get("name"), "value": o.get("value")} for o in _dicts(m.get("outputs"))],
+        "tasks": {"total": sum(kinds.values()), "by_kind": dict(sorted(kinds.items()))},
+        "modules": _modules(bundle),
+        "tools": {name: {"kind": t["kind"], "path": t["path"], "size": bundle.size(t["path"]),
+                         "executable": t["path"] in execs}
+                  for name, t in sorted(m.get("tools", {}).items())},
+        "schedules": _schedules(m),
+        "members": {"count": len(bundle.members), "bytes": sum(bundle.size(p) for p in bundle.members)},
+        "verified": True,
+    }
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _seconds(s: object) -> str:
+    if not isinstance(s, (int, float)):
+        return "?"
+    return f"{s * 1e3:.3f} ms" if s < 1 else f"{s:.3f} s"
+
+
+def _join(xs: Iterable[str]) -> str:
+    return ", ".join(xs) or "-"
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The text `planc inspect` prints for a summary from summarize()."""
+    v = s["versions"]
+    outputs = [o["name"] if o["name"] == o["value"] else f"{o['name']} = {o['value']}" for o in s["outputs"]]
+    kinds = ", ".join(f"{n} {k}" for k, n in s["tasks"]["by_kind"].items())
+    lines = [
+        (f"bundle     {s['path']} ({s['form']}, {s['members']['count']} members, "
+         f"{_size(s['members']['bytes'])})"),
+        f"sha256     {s['sha256']}",
+        f"plan       {s['plan']} (schema {s['schema']}, objective {s['objective'] or '-'})",
+        "versions   " + _join(f"{k} {v[k]}" for k in sorted(v)) if isinstance(v, dict) else "versions   -",
+        "targets    " + _join(map(str, s["targets"])),
+        "inputs     " + _join(f"{i['name']}: {i['type']}" for i in s["inputs"]),
+        "outputs    " + _join(outputs),
+        f"tasks      {s['tasks']['total']}" + (f": {kinds}" if kinds else ""),
+    ]
+    lines.append(f"modules    {len(s['modules'])}")
+    for name, mod in s["modules"].items():
+        lines.append(f"  {name}: ({', '.join(mod['inputs'])}) -> ({', '.join(mod['outputs'])})"
+                     + (f"  tasks {', '.join(mod['members'])}" if mod["members"] else ""))
+        for target, var in mod["variants"].items():
+            how = "/".join(x for x in (var["backend"], var["driver"]) if x)
+            lines.append(f"    {target:<16} {_size(var['size']):>10}  sha256 {var['sha256']}  {how}".rstrip())
+    lines.append(f"tools      {len(s['tools'])}")
+    for name, t in s["tools"].items():
+        lines.append(f"  {name}: {t['kind']} {t['path']} ({_size(t['size'])}"
+                     + (", executable)" if t["executable"] else ")"))
+    lines.append(f"schedules  {len(s['schedules'])}")
+    for name, sc in s["schedules"].items():
+        per_dev = Counter(sc["placement"].values())
+        placed = ", ".join(f"{d}: {per_dev[d]}" for d in sorted(per_dev))
+        lines.append(f"  {name}: devices {', '.join(sc['devices'])}; makespan {_seconds(sc['makespan'])}; "
+                     f"{len(sc['order'])} steps" + (f" ({placed})" if placed else ""))
+    lines.append("verified   every member's size and sha256 match the manifest")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,49 @@
+"""`planrt inspect`: what a bundle holds, and which variant of each module this host would run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from planc.runtime.bundle.loader import BundleError, format_summary, load_bundle, summarize
+from planc.runtime.host.detect import HostSpecError, NoVariantError, choose_variant, describe, detect
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("inspect", help="what a bundle holds and what this host would run")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        bundle = load_bundle(args.bundle)
+        host = detect()
+    except (BundleError, HostSpecError) as e:
+        print(f"planrt: error: {e}", file=sys.stderr)
+        return 1
+    chosen: dict[str, Any] = {}
+    problems = []
+    for name, mod in sorted(bundle.manifest["modules"].items()):
+        try:
+            chosen[name] = choose_variant(mod["variants"], host, module=name)
+        except NoVariantError as e:
+            chosen[name] = None
+            problems.append(str(e))
+    if args.json:
+        print(json.dumps({"bundle": summarize(bundle), "host": {"arch": host.arch, "features": sorted(host.features),
+                          "cuda": [str(d) for d in host.cuda]}, "chosen": chosen}, indent=2, default=str))
+    else:
+        print(format_summary(summarize(bundle)))
+        print("\nthis host")
+        for name, mod in sorted(bundle.manifest["modules"].items()):
+            print(f"module {name}:")
+            print("  " + describe(host, mod["variants"]).replace("\n", "\n  "))
+    for p in problems:
+        print(f"planrt: error: {p}", file=sys.stderr)
+    return 1 if problems else 0

@@ -1,0 +1,195 @@
+"""`planrt run` and `planrt resume`: execute a bundle on this host, journaled and resumable."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from planc.runtime.bundle.loader import BundleError, load_bundle
+from planc.runtime.engine.runner import ENGINES, InputError, RunConfig, Runner
+from planc.runtime.engine.runstate import JournalError
+from planc.runtime.gates.keeper import AutoApprove, DecisionsDir, Interactive
+from planc.runtime.host.detect import HostSpecError, NoVariantError
+from planc.runtime.journal.rundir import RunDir
+from planc.runtime.ray.cluster import ClusterError
+
+__all__ = ["add_parser", "add_resume_parser", "resume", "run"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--auto-approve", action="store_true", help="approve every review gate (tests, demos)")
+    g.add_argument("--decisions", metavar="DIR", help="read gate decisions from DIR/<gate>.json")
+    p.add_argument("--output-dir", metavar="DIR", help="write outputs as .npy/.json plus summary.json here")
+    p.add_argument("--trace", metavar="FILE", help="write a Chrome trace (opens in Perfetto)")
+    p.add_argument("--seed", type=int, default=0, help="seed for retry jitter")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="where compute runs: local (default) or ray, a Ray cluster (docs/ray.md); "
+                        "resume defaults to the engine the run started with")
+    p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster's head (default: $RAY_ADDRESS)")
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run a bundle", description="Run a planc bundle on this host.")
+    p.add_argument("bundle", help="NAME.planb or a bundle directory")
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input value (repeat for each input)")
+    p.add_argument("--run-dir", metavar="ROOT", default="planrt-runs",
+                   help="where run directories (journal, values, audit log) go (default: planrt-runs)")
+    p.add_argument("--run-id", help="name of the run directory (default: time + random suffix)")
+    p.add_argument("--no-journal", action="store_true", help="run without a run directory (not resumable)")
+    _common(p)
+    p.set_defaults(handler=run)
+    return p
+
+
+def add_resume_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("resume", help="resume a crashed or stopped run",
+                       description="Resume a run: nothing that finished is redone, no tool call is repeated.")
+    p.add_argument("run_dir", help="the run directory (ROOT/RUN_ID)")
+    p.add_argument("--bundle", help="the bundle (default: the one the run was started with)")
+    _common(p)
+    p.set_defaults(handler=resume)
+    return p
+
+
+def _fail(msg: str) -> int:
+    print(f"planrt: error: {msg}", file=sys.stderr)
+    return 1
+
+
+def _inputs(specs: list[str]) -> dict[str, np.ndarray]:
+    out = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if not sep or not name or not file:
+            raise InputError(f"bad --input '{spec}': expected NAME=FILE.npy")
+        try:
+            out[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"input '{name}': cannot read '{file}' as a .npy file: {e}") from None
+    return out
+
+
+def _engine(args: argparse.Namespace, run_dir: RunDir | None = None) -> tuple[str, str | None]:
+    """The engine and cluster address: the flags, else (resume) what the run started with."""
+    recorded: dict[str, Any] = run_dir.engine if run_dir is not None else {}
+    engine = args.engine or recorded.get("engine") or "local"
+    return engine, args.address or (recorded.get("address") if engine == recorded.get("engine") else None)
+
+
+def _config(args: argparse.Namespace, root: Path | None, run_id: str | None,
+            run_dir: RunDir | None = None) -> RunConfig:
+    gates: Any
+    if args.auto_approve:
+        gates = AutoApprove()
+    elif args.decisions:
+        gates = DecisionsDir(args.decisions)
+    else:
+        gates = Interactive()
+    engine, address = _engine(args, run_dir)
+    return RunConfig(run_root=root, run_id=run_id, gates=gates, seed=args.seed, trace=bool(args.trace),
+                     engine=engine, address=address)
+
+
+def _report(args: argparse.Namespace, runner: Runner, result: Any, run_dir: RunDir | None) -> int:
+    summary = {
+        "status": result.status.value, "error": result.error, "rejected_by": result.rejected_by,
+        "run_dir": str(run_dir.path) if run_dir else None, "variants": runner.variants,
+        **({"placement": runner.engine.placement()} if runner.engine is not None else {}),
+        "iterations": result.iterations, "skipped": result.skipped,
+        "task_seconds": {k: round(v, 6) for k, v in sorted(result.task_seconds.items())},
+        "outputs": {k: _describe(v) for k, v in result.outputs.items()},
+    }
+    if args.output_dir:
+        out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, v in result.outputs.items():
+            if isinstance(v, np.ndarray):
+                np.save(out / f"{name}.npy", v)
+            else:
+                (out / f"{name}.json").write_text(json.dumps(v))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if args.trace and result.tracer is not None:
+        result.tracer.write(args.trace)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(f"status: {summary['status']}" + (f" ({result.error})" if result.error else ""))
+        for k, v in summary["outputs"].items():
+            print(f"  {k} = {v}")
+        if run_dir:
+            print(f"run: {run_dir.path}")
+    return 0 if result.status.value != "failed" else 1
+
+
+def _describe(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist() if v.size <= 8 else f"{v.dtype}{list(v.shape)} (mean {float(np.mean(v)):.6g})"
+    return v
+
+
+@contextlib.contextmanager
+def _stdout_for(config: RunConfig) -> Iterator[Callable[[], Any]]:
+    """Ray's driver prints cluster notices (a node died) on stdout: with the Ray engine they go
+    to stderr, and planrt's own output (the summary, --json) stays alone on stdout."""
+    if config.engine == "local":
+        yield contextlib.nullcontext
+        return
+    real = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield lambda: contextlib.redirect_stdout(real)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        bundle = load_bundle(args.bundle)
+        inputs = _inputs(args.input)
+        root = None if args.no_journal else Path(args.run_dir)
+        config = _config(args, root, args.run_id)
+        with _stdout_for(config) as own_stdout:
+            runner = Runner(bundle, config)
+            try:
+                result, run_dir = runner.run(inputs)
+                try:
+                    with own_stdout():
+                        return _report(args, runner, result, run_dir)
+                finally:
+                    if run_dir is not None:
+                        run_dir.close()
+            finally:
+                runner.close()
+    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
+        return _fail(str(e))
+
+
+def resume(args: argparse.Namespace) -> int:
+    try:
+        run_dir = RunDir.open(args.run_dir)
+    except (JournalError, OSError) as e:
+        return _fail(str(e))
+    try:
+        path = args.bundle or run_dir.bundle_path
+        if not path:
+            return _fail(f"run {run_dir.path} does not record its bundle; name it with --bundle")
+        bundle = load_bundle(path)
+        config = _config(args, None, None, run_dir)
+        with _stdout_for(config) as own_stdout:
+            runner = Runner(bundle, config)
+            try:
+                result = runner.resume(run_dir)
+                with own_stdout():
+                    return _report(args, runner, result, run_dir)
+            finally:
+                runner.close()
+    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
+        return _fail(str(e))
+    finally:
+        run_dir.close()

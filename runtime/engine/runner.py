@@ -1,0 +1,337 @@
+"""Run a verified bundle on this host: variant choice, module loading, tools, gates, journal, trace."""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from planc.runtime.bundle.loader import Bundle
+from planc.runtime.engine.clock import Clock, SystemClock
+from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
+from planc.runtime.engine.modules import Device, LoadedModule, numpy_dtype
+from planc.runtime.engine.runstate import RunState, TaskStatus
+from planc.runtime.engine.values import SKIPPED, Value, to_json
+from planc.runtime.gates.keeper import AuditLog, AutoApprove, GateKeeper, GateSource
+from planc.runtime.host.detect import Host, choose_variant, detect
+from planc.runtime.journal.rundir import RunDir
+from planc.runtime.journal.trace import Tracer
+from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, Policy, call_with_policy
+from planc.runtime.tools.runner import ReturnType, ToolCall, ToolRunner
+
+__all__ = ["ENGINES", "InputError", "RunConfig", "Runner", "check_inputs"]
+
+log = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """An input is missing, unknown, or of the wrong type or shape; names it."""
+
+
+@dataclass
+class RunConfig:
+    """How to run: where the run directory goes (None: no journal), gates, clock, seed, tracing."""
+
+    run_root: Path | None = None
+    run_id: str | None = None
+    gates: GateSource = field(default_factory=AutoApprove)
+    clock: Clock = field(default_factory=SystemClock)
+    seed: int = 0
+    trace: bool = False
+    workers: int = 4
+    host: Host | None = None
+    tool_env: Mapping[str, str] | None = None
+    compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
+    engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray/engine.py)
+    address: str | None = None  # the Ray cluster's head for engine "ray" (None: $RAY_ADDRESS or auto)
+
+
+def check_inputs(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Inputs converted to the declared dtypes; an InputError names any mismatch."""
+    declared = {i["name"]: i for i in manifest["inputs"]}
+    unknown = sorted(set(inputs) - set(declared))
+    if unknown:
+        raise InputError(f"unknown input(s) {', '.join(unknown)}; the plan takes: {', '.join(declared) or 'none'}")
+    out = {}
+    for name, d in declared.items():
+        if name not in inputs:
+            raise InputError(f"missing input '{name}' ({d['dtype']}{d['shape']})")
+        a = np.asarray(inputs[name])
+        want = numpy_dtype(d["dtype"])
+        if a.dtype.kind == "V" and a.dtype.itemsize == want.itemsize and want.kind == "V":
+            a = a.view(want)  # a .npy of bf16 loads as raw 2-byte records
+        if list(a.shape) != list(d["shape"]):
+            raise InputError(f"input '{name}' has shape {list(a.shape)}, the plan declares {d['dtype']}{d['shape']}")
+        if a.dtype != want and not np.can_cast(a.dtype, want, casting="same_kind"):
+            raise InputError(f"input '{name}' has dtype {a.dtype}, the plan declares {d['dtype']}")
+        out[name] = np.asarray(a, dtype=want, order="C")  # ascontiguousarray would make 0-d 1-d
+    return out
+
+
+class Runner:
+    """One bundle loaded for this host: every module's best variant on its device."""
+
+    def __init__(self, bundle: Bundle, config: RunConfig | None = None):
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.config = config or RunConfig()
+        self.host = self.config.host or detect()
+        self.variants: dict[str, str] = {}
+        self.devices: dict[str, Device] = {}
+        self.modules: dict[str, LoadedModule] = {}
+        self.engine = _remote_engine(bundle, self.config)
+        if self.engine is not None:
+            self.variants = self.engine.variants
+        local = self.config.compute is None and self.engine is None
+        for name, mod in sorted(self.manifest["modules"].items() if local else ()):
+            target = choose_variant(mod["variants"], self.host, module=name)
+            variant = mod["variants"][target]
+            driver = variant.get("driver") or "local-sync"
+            dev = self.devices.get(driver) or self.devices.setdefault(driver, Device(driver))
+            self.variants[name] = target
+            self.modules[name] = LoadedModule(name, dev, bundle.read(variant["path"]),
+                                              [t["dtype"] for t in mod["inputs"]],
+                                              [t["dtype"] for t in mod["outputs"]])
+        self._tools_dir: tempfile.TemporaryDirectory | None = None
+        self._shared_tools: ToolRunner | None = None
+        self._shared = Services(compute=None)  # pool and precomputed graphs, reused by every run
+
+    # ------------------------------------------------------------------ public
+    def run(self, inputs: Mapping[str, Any]) -> tuple[RunResult, RunDir | None]:
+        """A new run (journaled under `config.run_root` when set)."""
+        arrays = check_inputs(self.manifest, inputs)
+        run_dir = None
+        if self.config.run_root is not None:
+            engine = {"engine": self.config.engine, "address": self.config.address} if self.engine else None
+            run_dir = RunDir.create(self.config.run_root, self.bundle.sha256, arrays,
+                                    run_id=self.config.run_id, clock=self.config.clock,
+                                    bundle_path=str(Path(self.bundle.path).resolve()),
+                                    engine=engine)  # `planrt resume` continues on the same engine
+        return self._execute(arrays, run_dir, None), run_dir
+
+    def resume(self, run_dir: RunDir) -> RunResult:
+        """Continue a crashed or stopped run: finished tasks and completed tool calls are reused."""
+        if run_dir.bundle_sha256 and run_dir.bundle_sha256 != self.bundle.sha256:
+            raise InputError(f"run {run_dir.path} was started with bundle sha256 {run_dir.bundle_sha256[:12]}, "
+                             f"not {self.bundle.sha256[:12]}; resume it with the same bundle")
+        state = run_dir.replay()
+        arrays = check_inputs(self.manifest, state.inputs)
+        return self._execute(arrays, run_dir, state)
+
+    def close(self) -> None:
+        """Stop the engine, the thread pool and the tool workers, and remove extracted tools."""
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        if self._shared_tools is not None:
+            self._shared_tools.close()
+            self._shared_tools = None
+        if self._shared.pool is not None:
+            self._shared.pool.shutdown(wait=True)
+            self._shared.pool = None
+        if self._tools_dir is not None:
+            self._tools_dir.cleanup()
+            self._tools_dir = None
+
+    # ---------------------------------------------------------------- internal
+    def _tool_runner(self, run_dir: RunDir | None) -> ToolRunner | None:
+        """Tools run in the run directory's work/ (a fresh runner per journaled run); runs without
+        a journal share one runner, so python tool workers stay warm between runs."""
+        if not self.manifest.get("tools"):
+            return None
+        if self._tools_dir is None:
+            self._tools_dir = tempfile.TemporaryDirectory(prefix="planrt-tools-")
+            self.bundle.extract_tools(self._tools_dir.name)
+        if run_dir is None and self._shared_tools is not None:
+            return self._shared_tools
+        cwd = run_dir.work_dir if run_dir is not None else Path(self._tools_dir.name)
+        runner = ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name, cwd=cwd,
+                                          env=self.config.tool_env)
+        if run_dir is None:
+            self._shared_tools = runner
+        return runner
+
+    def _execute(self, arrays: dict[str, np.ndarray], run_dir: RunDir | None, state: RunState | None) -> RunResult:
+        cfg = self.config
+        tracer = Tracer(cfg.clock) if cfg.trace else None
+        tools = self._tool_runner(run_dir)
+        run_id = run_dir.run_id if run_dir is not None else (cfg.run_id or "run")
+        ctx = _Context(self, run_dir, state, tools, BreakerRegistry(cfg.clock), random.Random(cfg.seed), tracer)
+        shared = self._shared
+        compute = cfg.compute or (self.engine.service(tracer) if self.engine is not None else ctx.compute)
+        engine = Engine(Services(compute=compute, tool=ctx.tool, gate=ctx.gate,
+                                 journal=ctx if run_dir is not None else None, tracer=tracer,
+                                 clock=cfg.clock, workers=cfg.workers, run_id=run_id,
+                                 pool=shared.pool, graphs=shared.graphs, needs=shared.needs,
+                                 remote_compute=self.engine is not None))
+        env: dict[str, Any] = {n: Value.from_host(a, _input_dtype(self.manifest, n)) for n, a in arrays.items()}
+        status, error = RunStatus.COMPLETED, None
+        try:
+            engine.run_graph(self.manifest["tasks"], env)
+        except RunFailed as e:
+            status, error = RunStatus.FAILED, str(e)
+        finally:
+            shared.pool = engine.s.pool  # created on first use, kept for the next run
+            if tools is not None and tools is not self._shared_tools:
+                tools.close()
+        if status is RunStatus.COMPLETED and engine.rejected_by:
+            status = RunStatus.REJECTED
+        outputs = {o["name"]: _host(env.get(o["value"], SKIPPED)) for o in self.manifest["outputs"]}
+        result = RunResult(status, outputs, engine.iterations, engine.task_seconds, engine.skipped, error,
+                           engine.rejected_by)
+        result.tracer = tracer  # type: ignore[attr-defined]
+        if run_dir is not None:
+            run_dir.record_run_finished(status.value, error=error)
+        return result
+
+
+ENGINES = ("local", "ray")
+
+
+def _remote_engine(bundle: Bundle, config: RunConfig) -> Any:
+    """The engine that computes off this process (None: the local engine)."""
+    if config.engine not in ENGINES:
+        raise ValueError(f"unknown engine '{config.engine}', expected one of: {', '.join(ENGINES)}")
+    if config.engine == "local" or config.compute is not None:
+        return None
+    from planc.runtime.ray.engine import RayEngine  # lazy: Ray is an optional extra
+
+    return RayEngine(bundle, address=config.address)
+
+
+def _input_dtype(manifest: Mapping[str, Any], name: str) -> str:
+    return next(i["dtype"] for i in manifest["inputs"] if i["name"] == name)
+
+
+def _host(v: Any) -> Any:
+    if v is SKIPPED:
+        return None
+    return v.to_host() if isinstance(v, Value) else v
+
+
+class _Context:
+    """The engine's services for one run (compute, tools, gates, journal), sharing its state."""
+
+    def __init__(self, runner: Runner, run_dir: RunDir | None, state: RunState | None, tools: ToolRunner | None,
+                 breakers: BreakerRegistry, rng: random.Random, tracer: Tracer | None):
+        self.r, self.run_dir, self.state, self.tools = runner, run_dir, state, tools
+        self.breakers, self.rng, self.tracer = breakers, rng, tracer
+        self._gates: GateKeeper | None = None
+
+    @property
+    def gates(self) -> GateKeeper:
+        """The gate keeper and its audit log, made when a gate first asks (most runs never do)."""
+        if self._gates is None:
+            cfg = self.r.config
+            path = (self.run_dir.audit_path if self.run_dir is not None
+                    else Path(tempfile.mkdtemp(prefix="planrt-audit-")) / "audit.jsonl")
+            self._gates = GateKeeper(cfg.gates, AuditLog(path, clock=cfg.clock), clock=cfg.clock)
+        return self._gates
+
+    # compute -------------------------------------------------------------
+    def compute(self, task: Mapping[str, Any], args: list[Value]) -> list[Value]:
+        mod = self.r.modules[task["module"]]
+        dev = mod.device
+        views = mod.invoke([a.view if a.device is dev else a.on(dev) for a in args])
+        return [Value(t, v, dev) for t, v in zip(mod.sig.outputs, views)]
+
+    # tools ---------------------------------------------------------------
+    def tool(self, task: Mapping[str, Any], args: list[Any], key: str, env: dict[str, Any]) -> Any:
+        name, tool = task["name"], task["tool"]
+        returns = task.get("returns")
+        if self.state is not None and key in self.state.tool_results:
+            return _tool_value(self.state.tool_results[key], returns)  # completed before a crash
+        if self.tools is None:
+            raise RunFailed(name, f"tool '{tool}' is not in the bundle's tool table")
+        policy = Policy.from_manifest(task.get("policy"), task=name)
+        json_args = tuple(to_json(a) for a in args)
+        rt = ReturnType.from_manifest(returns)
+
+        def attempt(a):
+            if self.run_dir is not None:
+                self.run_dir.record_tool_intent(key, task=name, tool=tool, attempt=a.number)
+            call = ToolCall(tool=tool, task=name, run_id=key.split(":", 1)[0], key=key, args=json_args,
+                            attempt=a.number, timeout=a.timeout, returns=rt)
+            return self.tools.call(call)
+
+        def report(r) -> None:  # one trace slice per attempt; failures journaled
+            if self.tracer is not None:
+                args = {"attempt": r.number, **({"error": str(r.error)} if r.error else {}),
+                        **({"next_delay_s": r.next_delay} if r.next_delay is not None else {})}
+                self.tracer.add_slice(f"{name}#{r.number}", r.start, r.duration, category="attempt",
+                                      lane=f"tool {tool}", args=args)
+            if r.error is not None and self.run_dir is not None:
+                self.run_dir.record_tool_failed(key, attempt=r.number, error=str(r.error))
+
+        outcome = call_with_policy(attempt, policy, clock=self.r.config.clock, rng=self.rng,
+                                   breaker=self.breakers.get(tool, policy), on_attempt=report)
+        if outcome.kind is OutcomeKind.OK:
+            if self.run_dir is not None:
+                self.run_dir.record_tool_completed(key, to_json(outcome.value))
+            return _tool_value(outcome.value, returns)
+        reason = str(outcome.error) if outcome.error else outcome.kind.value
+        action = policy.on_failure.value
+        if action == "skip":
+            log.warning("task '%s' skipped: %s", name, reason)
+            return SKIPPED
+        if action == "use":
+            log.warning("task '%s' uses '%s' instead: %s", name, policy.fallback, reason)
+            return env[policy.fallback]
+        raise RunFailed(name, reason)
+
+    # gates ---------------------------------------------------------------
+    def gate(self, task: Mapping[str, Any], value: Value, iteration: tuple[int, ...]) -> tuple[str, Any]:
+        name = task["name"]
+        if self.state is not None:
+            rec = self.state.gates.get((name, iteration))
+            if rec is not None:
+                return rec.decision, (value if rec.value is None else Value.from_host(rec.value, value.dtype))
+        d = self.gates.decide(name, value.to_host(), timeout=task.get("timeout"), default=task.get("default", "reject"),
+                              iteration=iteration)
+        edited = d.edited
+        if self.run_dir is not None:
+            self.run_dir.record_gate_decided(name, decision=d.decision.value, by=d.by, source=d.source,
+                                             default=d.default, iteration=iteration,
+                                             value=d.value if edited else None)
+        return d.decision.value, (Value.from_host(d.value, value.dtype) if edited else value)
+
+    # journal (the engine's view) -------------------------------------------
+    def finished(self, task: Mapping[str, Any], iteration: tuple[int, ...]) -> dict[str, Any] | None:
+        if self.state is None:
+            return None
+        rec = self.state.finished(task["name"], iteration)
+        if rec is None:
+            return None
+        if rec.status is TaskStatus.SKIPPED:
+            return {r: SKIPPED for r in task["results"]}
+        saved = {n: (Value.from_host(v, _dtype_of(v)) if isinstance(v, np.ndarray) else Value(None, host=v))
+                 for n, v in rec.values.items()}
+        return {r: saved.get(r, SKIPPED) for r in task["results"]}  # a group's skipped results
+
+    def record(self, task: Mapping[str, Any], iteration: tuple[int, ...], results: Mapping[str, Any]) -> None:
+        assert self.run_dir is not None
+        name = task["name"]
+        if all(v is SKIPPED for v in results.values()):
+            self.run_dir.record_task_finished(name, {}, iteration=iteration, status=TaskStatus.SKIPPED)
+            return
+        values = {n: (v.to_host() if isinstance(v, Value) else v) for n, v in results.items() if v is not SKIPPED}
+        self.run_dir.record_task_finished(name, values, iteration=iteration)
+
+
+_NP_TO_DTYPE = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "int8": "i8", "int32": "i32",
+                "int64": "i64", "bool": "bool"}
+
+
+def _dtype_of(a: np.ndarray) -> str | None:
+    return _NP_TO_DTYPE.get(a.dtype.name)
+
+
+def _tool_value(result: Any, returns: Mapping[str, Any] | None) -> Value:
+    if returns is None:
+        return Value(None, host=result)
+    return Value.from_host(np.asarray(result), returns["dtype"])

@@ -1,0 +1,1 @@
+"""Human review gates: decision sources and the audit log."""

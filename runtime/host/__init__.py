@@ -1,0 +1,1 @@
+"""This host: CPU features, CUDA devices, and which variant of a module it runs."""

@@ -1,0 +1,1 @@
+"""Durability: the run directory's write-ahead journal, value files, and Chrome traces."""

@@ -1,0 +1,2 @@
+"""Tool calls: exec programs and python workers in their own process groups, failure policies
+(retry, backoff, timeout) and circuit breakers."""

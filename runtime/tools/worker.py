@@ -1,0 +1,76 @@
+"""The worker process that runs a bundle's python tools: one JSON request line in, one response line out."""
+
+# Run as a script (`python -P worker.py`) by planc.runtime.tools.runner; standard library only, so
+# it starts fast. The protocol uses private copies of fds 0 and 1: a tool's prints go to stderr
+# and a tool reading stdin sees /dev/null.
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+_modules: dict[str, ModuleType] = {}
+
+
+def _load(file: str, function: str) -> Callable[..., Any]:
+    module = _modules.get(file)
+    if module is None:
+        folder = os.path.dirname(file)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # a tool may import its siblings, as a script would
+        spec = importlib.util.spec_from_file_location(f"planc_tool_{len(_modules)}", file)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {file} as a python module")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _modules[file] = module
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise TypeError(f"{os.path.basename(file)} has no function '{function}'")
+    return fn  # type: ignore[no-any-return]
+
+
+def _jsonable(o: Any) -> Any:
+    tolist = getattr(o, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"a {type(o).__name__} is not JSON")
+
+
+def _handle(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        fn = _load(request["file"], request["function"])
+    except Exception as e:  # noqa: BLE001 (reported to the runtime as a tool error)
+        return {"ok": False, "error": f"cannot load tool: {type(e).__name__}: {e}", "traceback": ""}
+    try:
+        result = fn(*request["args"], idempotency_key=request["key"])
+    except Exception as e:  # noqa: BLE001
+        return {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    try:
+        json.dumps(result, default=_jsonable)
+    except (TypeError, ValueError) as e:
+        return {"ok": False, "error": f"the result is not JSON: {e}", "traceback": ""}
+    return {"ok": True, "result": result}
+
+
+def main() -> None:
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for line in proto_in:
+        response = _handle(json.loads(line))
+        proto_out.write(json.dumps(response, default=_jsonable).encode() + b"\n")
+        proto_out.flush()
+
+
+if __name__ == "__main__":
+    main()
