@@ -69,6 +69,7 @@ CODES: dict[str, str] = {
     "E0305": "non-scalar in expression",
     "E0306": "tuple index out of range",
     "E0307": "weights cannot be loaded",
+    "E0308": "tool call does not fit its function",
     "E0401": "cycle",
     "E0402": "dangling edge",
     "E0403": "unreachable task",

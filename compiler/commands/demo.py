@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
           f"sha256 {res.sha256[:12]}")
     for name, mod in m["modules"].items():
         print(f"   module {name}: tasks {', '.join(mod['members'])}")
-    print("\n== schedule")
+    print(f"\n== schedule {_deployment_line(res.graph)}")
     print(format_schedule(res.graph), end="")
     inputs = {i["name"]: _example_input(i) for i in m["inputs"]}
     bundle = load_bundle(res.path)
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         runner.close()
     print(f"\n== ran with planrt in {(t3 - t2) * 1e3:.1f} ms: {result.status.value}"
           + (f" ({result.error})" if result.error else ""))
-    print(f"   variants chosen on this host: {', '.join(f'{k}={v}' for k, v in runner.variants.items())}")
+    print(_host_report(res.graph, m, runner), end="")
     for name, value in result.outputs.items():
         print(f"   {name} = {_show(value)}")
     if run_dir is not None:
@@ -84,6 +84,45 @@ def run(args: argparse.Namespace) -> int:
     worst = _compare(result.outputs, expected.outputs)
     print(f"\n== same plan computed with JAX: max abs difference {worst:.3g}")
     return 0 if result.status.value != "failed" and worst < 1e-4 else 1
+
+
+def _deployment_line(graph: Any) -> str:
+    """Which deployment the printed schedule was made for: a prediction for it, not this host."""
+    from planc.compiler.costs.profiles import ProfileError, load_profile
+
+    s = graph.info.schedule
+    if s is None:
+        return "(none)"
+    try:
+        about = load_profile().deployments[s.deployment].description
+    except (ProfileError, KeyError):
+        about = ""
+    return (f"predicted for deployment '{s.deployment}'" + (f" ({about})" if about else "")
+            + ", the one the plan was optimized for (--deploy picks another); it is not this host")
+
+
+def _host_report(graph: Any, manifest: dict[str, Any], runner: Any) -> str:
+    """What this host actually ran: its CPU and GPUs, and per module the variant chosen here
+    beside the device the schedule put it on."""
+    from planc.runtime.host.detect import variant_problem
+
+    s = graph.info.schedule
+    placed = s.placement() if s is not None else {}
+    kinds = dict(s.devices) if s is not None else {}
+    host = runner.host
+    gpus = ", ".join(str(d) for d in host.cuda) or "no CUDA GPU"
+    lines = [f"   this host: {host.arch}, {len(host.features)} CPU features, {gpus} (`planrt inspect` says more)"]
+    for name, variant in sorted(runner.variants.items()):
+        mod = manifest["modules"][name]
+        device = placed.get(name)
+        kind = kinds.get(device, "")
+        where = f"scheduled on {device} ({kind})" if device else "not in the schedule"
+        line = f"   module {name} ({', '.join(mod['members'])}): {where}; this host runs {variant}"
+        if kind and kind != variant:
+            why = variant_problem(kind, mod["variants"], runner.host) if kind in mod["variants"] else None
+            line += f" instead ({kind}: {why})" if why else f" instead (ranked above {kind} here)"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _example_input(decl: dict) -> np.ndarray:

@@ -33,6 +33,7 @@ from planc.compiler.ir.graph import (
 from planc.compiler.passes._clauses import ClauseReader
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from planc.runtime.tools.signature import ToolSignature
 
 __all__ = ["Build"]
 
@@ -189,6 +190,24 @@ class _Builder:
             return None
         return ToolDecl(s.name.name, kind, self._path(parts[0]), parts[1], s.returns, s.span)
 
+    def _check_tool_call(self, s: A.Task, tool: str) -> None:
+        """A python tool's call must bind to its function (read from the source, never run)."""
+        decl = self.tools.get(tool)
+        if decl is None or decl.kind is not ToolKind.PYTHON or decl.function is None:
+            return
+        try:
+            sig = ToolSignature.from_source(decl.path.read_bytes(), decl.function)
+        except OSError:
+            return  # a missing file is reported where the bundle reads it
+        problem = sig.mismatch([None] * len(s.args)) if sig is not None else None
+        if sig is not None and problem is not None:
+            n = len(s.args)
+            self._error("E0308", f"tool '{tool}' is called with {n} argument{'s' * (n != 1)}, "
+                        f"but {decl.path.name} declares {sig}", s.span, label=problem,
+                        notes=((f"'{tool}' is declared here", decl.span),),
+                        help="a python tool gets the call's arguments in order, and the idempotency key "
+                             "as `idempotency_key=` only if it has a parameter of that name or **kwargs")
+
     # -- names ------------------------------------------------------------------------
     def _define(self, ident: A.Ident, what: str, span: A.Span) -> None:
         if ident.name in self.defs:
@@ -262,6 +281,7 @@ class _Builder:
             if len(args) != 1:
                 self._error("E0111", f"builtin '{callee}' takes 1 argument, got {len(args)}", s.span)
             return _builtin(callee, common)
+        self._check_tool_call(s, callee)
         return ToolTask(tool=callee, policy=c.policy(), **common)  # type: ignore[arg-type]
 
     def _arg(self, a: A.Ref | A.Number | A.String, scope: _Scope, kind: str | None, callee: str):

@@ -22,6 +22,7 @@ __all__ = [
     "MissingMember",
     "NotAFile",
     "SizeMismatch",
+    "ToolCallMismatch",
     "TruncatedBundle",
     "UnexpectedMember",
     "UnknownSchema",
@@ -105,9 +106,14 @@ class UnsupportedMember(BundleError):
     code, title = "B0012", "member stored in a way planrt does not read"
 
 
+class ToolCallMismatch(BundleError):
+    code, title = "B0013", "a tool call does not fit its python function"
+
+
 ERROR_CODES: dict[str, str] = {c.code: c.title for c in (
     BundleError, BundleNotFound, TruncatedBundle, BadManifest, UnknownSchema, UnsafePath, NotAFile,
-    DuplicateMember, HashMismatch, SizeMismatch, MissingMember, UnexpectedMember, UnsupportedMember)}
+    DuplicateMember, HashMismatch, SizeMismatch, MissingMember, UnexpectedMember, UnsupportedMember,
+    ToolCallMismatch)}
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 

@@ -24,6 +24,7 @@ from planc.runtime.bundle.format import (
     MissingMember,
     NotAFile,
     SizeMismatch,
+    ToolCallMismatch,
     TruncatedBundle,
     UnexpectedMember,
     UnknownSchema,
@@ -35,6 +36,7 @@ from planc.runtime.bundle.format import (
     zip_chunks,
 )
 from planc.runtime.bundle.summary import format_summary, summarize
+from planc.runtime.bundle.toolcalls import check_tool_calls
 
 from planc import __version__
 
@@ -49,6 +51,7 @@ __all__ = [
     "MissingMember",
     "NotAFile",
     "SizeMismatch",
+    "ToolCallMismatch",
     "TruncatedBundle",
     "UnexpectedMember",
     "UnknownSchema",
@@ -130,7 +133,8 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     Checks, in order: the archive is readable; members are regular files with safe, unique paths;
     `manifest.json` comes first and is strict JSON; its schema is one this planrt reads; its
     `members` table matches the members exactly (no extra, none missing, same size and sha256);
-    every module variant and tool the manifest names is a listed member.
+    every module variant and tool the manifest names is a listed member; every call of a python
+    tool fits its function's parameters.
     """
     p = Path(path)
     if p.is_dir():
@@ -190,6 +194,7 @@ def _verify(source: _Source) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
             raise HashMismatch(f"member {name!r} has sha256 {actual[:16]}...; {MANIFEST} says "
                                f"{digest[:16]}... (the bundle was modified or damaged)", member=name)
         members[name] = data
+    check_tool_calls(manifest, members)
     return manifest, mbytes, members
 
 

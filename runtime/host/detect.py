@@ -20,8 +20,19 @@ from typing import Any
 from planc.runtime.host.cpu_features import X86_LEVELS, cpu_features, normalize_feature
 
 __all__ = [
-    "ENV_VAR", "KNOWN_TARGETS", "CudaDevice", "Host", "HostSpecError", "NoVariantError",
-    "choose_variant", "describe", "detect", "normalize_arch", "parse_host_spec", "ranked_variants",
+    "ENV_VAR",
+    "KNOWN_TARGETS",
+    "CudaDevice",
+    "Host",
+    "HostSpecError",
+    "NoVariantError",
+    "choose_variant",
+    "describe",
+    "detect",
+    "normalize_arch",
+    "parse_host_spec",
+    "ranked_variants",
+    "summary_line",
     "variant_problem",
 ]
 
@@ -266,11 +277,12 @@ def choose_variant(available: Mapping[str, Mapping[str, Any]], host: Host, *,
         lines.append(f"  {name}: {problem or 'runs, but not on a ' + str(device)}")
     if not available:
         lines.append("  (the bundle has no variants)")
-    lines.append("host: " + _one_line(host))
+    lines.append("host: " + summary_line(host))
     raise NoVariantError("\n".join(lines))
 
 
-def _one_line(host: Host) -> str:
+def summary_line(host: Host) -> str:
+    """The host in one line: architecture, CPU features, CUDA devices and where that was learned."""
     cuda = ", ".join(_cuda_text(d) for d in host.cuda) or "no cuda"
     return f"{host.arch} [{' '.join(sorted(host.features)) or 'no features'}]; {cuda} ({host.source})"
 

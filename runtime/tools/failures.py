@@ -6,10 +6,13 @@ __all__ = ["BreakerOpen", "ToolError", "ToolTimeout"]
 
 
 class ToolError(Exception):
-    """A tool call failed: names the tool, the attempt and the tail of its stderr."""
+    """A tool call failed: names the tool, the attempt and the tail of its stderr. A `permanent`
+    failure (the call cannot work as written, e.g. its arguments do not fit the function) is not retried."""
 
-    def __init__(self, tool: str, message: str, *, attempt: int | None = None, stderr_tail: str = "") -> None:
+    def __init__(self, tool: str, message: str, *, attempt: int | None = None, stderr_tail: str = "",
+                 permanent: bool = False) -> None:
         self.tool, self.message, self.attempt, self.stderr_tail = tool, message, attempt, stderr_tail
+        self.permanent = permanent
         super().__init__(tool, message)
 
     def __str__(self) -> str:

@@ -212,7 +212,8 @@ def call_with_policy(
     """Run `fn` under `policy`: up to `policy.attempts` attempts, jittered backoff between them.
 
     `fn` enforces the attempt's timeout itself (a tool runner kills its process) and signals
-    failure by raising ToolError (ToolTimeout included); any other exception propagates. Each
+    failure by raising ToolError (ToolTimeout included; a permanent one ends the call at once);
+    any other exception propagates. Each
     attempt first asks `breaker`; an open breaker ends the call as BREAKER_OPEN without running
     `fn`. A set `cancel` event ends it as SKIPPED before the next attempt. The caller applies
     `policy.on_failure` to a non-OK outcome.
@@ -235,6 +236,11 @@ def call_with_policy(
             if e.attempt is None:
                 e.attempt = n
             last = e
+            if e.permanent:  # retrying cannot help, and the tool itself did not fail
+                if breaker is not None:
+                    breaker.release()
+                _report(on_attempt, AttemptReport(n, start, clock.now() - start, last, None))
+                break
             if breaker is not None:
                 breaker.record_failure()
         except BaseException:
@@ -258,7 +264,7 @@ def call_with_policy(
         clock.sleep(delay)
         delays.append(delay)
         prev = delay
-    return Outcome(OutcomeKind.FAILED, error=last, attempts=policy.attempts, delays=tuple(delays))
+    return Outcome(OutcomeKind.FAILED, error=last, attempts=n, delays=tuple(delays))
 
 
 def _open_error(b: CircuitBreaker) -> BreakerOpen:

@@ -342,6 +342,8 @@ class ToolRunner:
             ok = True
         finally:
             self._give_back(spec.name, worker, ok)
+        if response.get("permanent"):
+            raise ToolError(spec.name, f"{spec.path}:{spec.function}: {response.get('error')}", permanent=True)
         if not response.get("ok"):
             raise ToolError(
                 spec.name,

@@ -1,8 +1,8 @@
 """The worker process that runs a bundle's python tools: one JSON request line in, one response line out."""
 
-# Run as a script (`python -P worker.py`) by planc.runtime.tools.runner; standard library only, so
-# it starts fast. The protocol uses private copies of fds 0 and 1: a tool's prints go to stderr
-# and a tool reading stdin sees /dev/null.
+# Run as a script (`python -P worker.py`) by planc.runtime.tools.runner; the standard library and
+# planc.runtime.tools.signature only, so it starts fast. The protocol uses private copies of fds 0
+# and 1: a tool's prints go to stderr and a tool reading stdin sees /dev/null.
 
 from __future__ import annotations
 
@@ -15,10 +15,23 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from planc.runtime.tools.signature import ToolSignature
+
 _modules: dict[str, ModuleType] = {}
+_functions: dict[tuple[str, str], tuple[Callable[..., Any], ToolSignature | None]] = {}
 
 
-def _load(file: str, function: str) -> Callable[..., Any]:
+def _load(file: str, function: str) -> tuple[Callable[..., Any], ToolSignature | None]:
+    """The function and its signature, looked up once: whether it takes the idempotency key is
+    decided here, from its parameters, never by trying a call."""
+    found = _functions.get((file, function))
+    if found is None:
+        fn = _import(file, function)
+        found = _functions[(file, function)] = (fn, ToolSignature.from_function(fn, function))
+    return found
+
+
+def _import(file: str, function: str) -> Callable[..., Any]:
     module = _modules.get(file)
     if module is None:
         folder = os.path.dirname(file)
@@ -45,11 +58,16 @@ def _jsonable(o: Any) -> Any:
 
 def _handle(request: dict[str, Any]) -> dict[str, Any]:
     try:
-        fn = _load(request["file"], request["function"])
+        fn, sig = _load(request["file"], request["function"])
     except Exception as e:  # noqa: BLE001 (reported to the runtime as a tool error)
         return {"ok": False, "error": f"cannot load tool: {type(e).__name__}: {e}", "traceback": ""}
+    args, kwargs = request["args"], (sig.call_kwargs(request["key"]) if sig is not None else {})
+    problem = sig.mismatch(args) if sig is not None else None
+    if problem is not None:  # the call cannot bind: a mistake in the plan, not a failure to retry
+        return {"ok": False, "permanent": True, "traceback": "",
+                "error": f"the call does not match {sig}: {len(args)} argument(s) given ({problem})"}
     try:
-        result = fn(*request["args"], idempotency_key=request["key"])
+        result = fn(*args, **kwargs)
     except Exception as e:  # noqa: BLE001
         return {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
     try:

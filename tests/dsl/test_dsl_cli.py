@@ -156,3 +156,16 @@ def test_installed_script_in_a_subprocess(tmp_path) -> None:
     assert fmt.returncode == 0 and fmt.stdout == format_module(parse(UGLY)) and fmt.stderr == ""
     piped = subprocess.run([planc, "check", "-"], input=BAD, capture_output=True, text=True, timeout=60)
     assert piped.returncode == 1 and "--> <stdin>:5:12" in piped.stderr
+
+
+def test_every_shipped_plan_is_canonical() -> None:
+    """`planc fmt --check` over every example plan and every runnable test plan exits 0 (the real CLI,
+    as a user runs it; the golden inputs of the front-end tests are deliberately not canonical)."""
+    root = Path(__file__).resolve().parents[2]
+    plans = sorted(str(p.relative_to(root)) for p in [*root.glob("examples/**/*.plan"),
+                                                      *root.glob("tests/*/plans/**/*.plan")])
+    assert any(p.startswith("examples/") for p in plans)
+    planc = Path(sys.executable).with_name("planc")
+    out = subprocess.run([str(planc), "fmt", "--check", *plans], cwd=root, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
