@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Union
+
+from planc.enums import TextEnum
 
 __all__ = [
     "BUILTINS",
@@ -72,7 +73,7 @@ def _span() -> Span:
     return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
 
 
-class DType(enum.Enum):
+class DType(TextEnum, noun="dtype"):
     F32 = "f32"
     F16 = "f16"
     BF16 = "bf16"
@@ -84,13 +85,6 @@ class DType(enum.Enum):
     @property
     def itemsize(self) -> int:
         return {"f32": 4, "f16": 2, "bf16": 2, "i8": 1, "i32": 4, "i64": 8, "bool": 1}[self.value]
-
-    @classmethod
-    def parse(cls, text: str) -> DType:
-        for member in cls:
-            if member.value == text:
-                return member
-        raise ValueError(f"unknown dtype '{text}', expected one of: {', '.join(m.value for m in cls)}")
 
 
 BUILTINS = ("max", "min", "mean", "sum", "argmax")

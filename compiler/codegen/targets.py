@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from planc.enums import TextEnum
+
 __all__ = [
     "OPT_LEVELS",
     "Backend",
@@ -81,7 +83,7 @@ class TargetSpec:
 _CPU_DRIVERS = ("local-task", "local-sync")
 
 
-class Target(enum.Enum):
+class Target(TextEnum, noun="target"):
     """A deployment target; the value is its name in .plan files and bundles."""
 
     X86_64_AVX2 = "x86_64-avx2"
@@ -92,12 +94,6 @@ class Target(enum.Enum):
     CUDA_SM90 = "cuda-sm90"
     VMVX = "vmvx"
 
-    @classmethod
-    def parse(cls, text: str) -> Target:
-        for member in cls:
-            if member.value == text:
-                return member
-        raise ValueError(f"unknown target '{text}', expected one of: {', '.join(m.value for m in cls)}")
 
     @property
     def spec(self) -> TargetSpec:

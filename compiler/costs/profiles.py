@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import Any
 
 from planc.compiler.codegen.targets import Target
 from planc.dsl.diagnostics import did_you_mean
+
+from planc.enums import TextEnum
 
 __all__ = [
     "DTYPE_FALLBACK",
@@ -47,16 +48,9 @@ class ProfileError(ValueError):
         self.problem = problem
 
 
-class DeviceClass(enum.Enum):
+class DeviceClass(TextEnum, noun="device class"):
     CPU = "cpu"
     GPU = "gpu"
-
-    @classmethod
-    def parse(cls, text: str) -> DeviceClass:
-        for member in cls:
-            if member.value == text:
-                return member
-        raise ValueError(f"unknown device class '{text}', expected one of: {', '.join(m.value for m in cls)}")
 
 
 @dataclass(frozen=True, slots=True)

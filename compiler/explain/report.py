@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,12 @@ from planc.compiler.costs.deploy import cost_model, runnable, task_cost
 from planc.compiler.costs.model import CostModel
 from planc.compiler.ir.graph import OUTPUT, GroupTask, LoopTask, PlanGraph, Slot
 
+from planc.enums import TextEnum
+
 __all__ = ["Explanation", "GroupInfo", "SlotInfo", "SlotKind", "explain", "explain_plan", "format_explanation"]
 
 
-class SlotKind(Enum):
+class SlotKind(TextEnum, noun="task kind"):
     """What a scheduled task is; the Gantt chart colors bars by it."""
 
     INPUT = "input"
@@ -26,14 +27,6 @@ class SlotKind(Enum):
     TOOL = "tool"
     GATE = "gate"
     LOOP = "loop"
-
-    @classmethod
-    def parse(cls, text: str) -> SlotKind:
-        try:
-            return cls(text)
-        except ValueError:
-            raise ValueError(f"unknown task kind '{text}', expected one of: "
-                             f"{', '.join(k.value for k in cls)}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self, TypeAlias
+from typing import TypeAlias
 
 from planc.dsl import ast as A
 from planc.dsl.ast import NO_SPAN, Span, TensorType
+
+from planc.enums import TextEnum
 
 __all__ = [
     "OUTPUT",
@@ -39,38 +40,27 @@ ValueType: TypeAlias = TensorType | None
 OUTPUT = "<output>"
 
 
-
 class IRError(ValueError):
     """IR built inconsistently by a pass (a compiler bug, not a user error)."""
 
 
-class _Parse(enum.Enum):
-    @classmethod
-    def parse(cls, text: str) -> Self:
-        for member in cls:
-            if member.value == text:
-                return member
-        expected = ", ".join(m.value for m in cls)
-        raise ValueError(f"unknown {cls.__name__.lower()} '{text}', expected one of: {expected}")
-
-
-class Objective(_Parse):
+class Objective(TextEnum):
     LATENCY = "latency"
     THROUGHPUT = "throughput"
     ENERGY = "energy"
 
 
-class ModelKind(_Parse):
+class ModelKind(TextEnum, noun="model kind"):
     JAX = "jax"
     MLIR = "mlir"
 
 
-class ToolKind(_Parse):
+class ToolKind(TextEnum, noun="tool kind"):
     EXEC = "exec"
     PYTHON = "python"
 
 
-class BuiltinOp(_Parse):
+class BuiltinOp(TextEnum, noun="builtin"):
     MAX = "max"
     MIN = "min"
     MEAN = "mean"
@@ -78,13 +68,13 @@ class BuiltinOp(_Parse):
     ARGMAX = "argmax"
 
 
-class FailureAction(_Parse):
+class FailureAction(TextEnum, noun="failure action"):
     FAIL = "fail"
     SKIP = "skip"
     USE = "use"
 
 
-class GateDefault(_Parse):
+class GateDefault(TextEnum, noun="gate default"):
     APPROVE = "approve"
     REJECT = "reject"
 

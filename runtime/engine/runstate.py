@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from planc.runtime.journal.valuestore import (
     iteration_of,
     read_value,
 )
+
+from planc.enums import TextEnum
 
 __all__ = [
     "GateRecord",
@@ -39,7 +40,7 @@ class JournalCorrupt(JournalError):
     """The journal or a value file it names is damaged: resuming from it would be unsafe."""
 
 
-class RecordType(enum.Enum):
+class RecordType(TextEnum, noun="journal record type", error=JournalCorrupt):
     RUN_STARTED = "run_started"
     TASK_FINISHED = "task_finished"
     TOOL_INTENT = "tool_intent"
@@ -49,29 +50,11 @@ class RecordType(enum.Enum):
     LOOP_ITERATION = "loop_iteration"
     RUN_FINISHED = "run_finished"
 
-    @classmethod
-    def parse(cls, text: str) -> RecordType:
-        for m in cls:
-            if m.value == text:
-                return m
-        raise JournalCorrupt(
-            f"unknown journal record type {text!r}: expected one of: " + ", ".join(m.value for m in cls)
-        )
 
-
-class TaskStatus(enum.Enum):
+class TaskStatus(TextEnum, noun="task status", error=JournalCorrupt):
     OK = "ok"
     SKIPPED = "skipped"
     FAILED = "failed"
-
-    @classmethod
-    def parse(cls, text: str) -> TaskStatus:
-        for m in cls:
-            if m.value == text:
-                return m
-        raise JournalCorrupt(
-            f"unknown task status {text!r}: expected one of: " + ", ".join(m.value for m in cls)
-        )
 
 
 Key = tuple[str, Iteration]

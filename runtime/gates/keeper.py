@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import getpass
 import json
 import logging
@@ -23,6 +22,8 @@ from planc.runtime.journal.valuestore import (
     iteration_text,
     value_sha256,
 )
+
+from planc.enums import TextEnum
 
 __all__ = [
     "Answer",
@@ -46,18 +47,9 @@ class GateError(ValueError):
     """A gate cannot be decided as asked (bad default, bad source)."""
 
 
-class Decision(enum.Enum):
+class Decision(TextEnum, noun="gate decision", error=GateError):
     APPROVE = "approve"
     REJECT = "reject"
-
-    @classmethod
-    def parse(cls, text: str) -> Decision:
-        for m in cls:
-            if m.value == text:
-                return m
-        raise GateError(
-            f"unknown gate decision {text!r}: expected one of: " + ", ".join(m.value for m in cls)
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from planc.runtime.engine.clock import Clock
 from planc.runtime.tools.breaker import BreakerRegistry, BreakerState, CircuitBreaker
 from planc.runtime.tools.failures import BreakerOpen, ToolError, ToolTimeout
 
+from planc.enums import TextEnum
+
 __all__ = [
     "Attempt",
     "AttemptReport",
@@ -41,33 +43,19 @@ class PolicyError(ValueError):
     """A POLICY dict in the manifest is malformed."""
 
 
-class OnFailure(enum.Enum):
+class OnFailure(TextEnum, noun="on_failure", error=PolicyError):
     """What the executor does when a task's attempts are exhausted."""
 
     FAIL = "fail"
     SKIP = "skip"
     USE = "use"
 
-    @classmethod
-    def parse(cls, text: str) -> OnFailure:
-        for m in cls:
-            if m.value == text:
-                return m
-        raise PolicyError(f"unknown on_failure {text!r}: expected one of: " + ", ".join(m.value for m in cls))
 
-
-class Jitter(enum.Enum):
+class Jitter(TextEnum, noun="jitter", error=PolicyError):
     """How a backoff delay is randomized (see `backoff_delay`)."""
 
     FULL = "full"
     DECORRELATED = "decorrelated"
-
-    @classmethod
-    def parse(cls, text: str) -> Jitter:
-        for m in cls:
-            if m.value == text:
-                return m
-        raise PolicyError(f"unknown jitter {text!r}: expected one of: " + ", ".join(m.value for m in cls))
 
 
 DEFAULT_BACKOFF = (0.1, 2.0)

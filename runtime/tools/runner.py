@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import os
@@ -18,6 +17,8 @@ import numpy as np
 from planc.runtime.journal.valuestore import IterationLike, iteration_of
 from planc.runtime.tools.policy import ToolError, ToolTimeout
 from planc.runtime.tools.process import PythonWorker, describe_exit, exchange, kill_group, reap_group, spawn
+
+from planc.enums import TextEnum
 
 __all__ = [
     "ReturnType",
@@ -48,18 +49,9 @@ class ToolConfigError(ValueError):
     """A tool table entry or a declared return type is malformed."""
 
 
-class ToolKind(enum.Enum):
+class ToolKind(TextEnum, noun="tool kind", error=ToolConfigError):
     EXEC = "exec"
     PYTHON = "python"
-
-    @classmethod
-    def parse(cls, text: str) -> ToolKind:
-        for m in cls:
-            if m.value == text:
-                return m
-        raise ToolConfigError(
-            f"unknown tool kind {text!r}: expected one of: " + ", ".join(m.value for m in cls)
-        )
 
 
 @dataclass(frozen=True, slots=True)
