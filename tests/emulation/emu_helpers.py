@@ -85,10 +85,12 @@ def build_examples(out: Path) -> dict[str, Example]:
 
 
 def overlay(folder: Path) -> Path:
-    """A `planc` package holding only planc.runtime (a link to runtime/), for the emulated Python."""
+    """A `planc` package holding only its own modules and planc.runtime (a link to runtime/), for the
+    emulated Python: what `pip install planc` puts there."""
     pkg = folder / "planc"
     pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text((ROOT / "planc" / "__init__.py").read_text())
+    for module in (ROOT / "planc").glob("*.py"):
+        (pkg / module.name).write_text(module.read_text())
     (pkg / "runtime").symlink_to(ROOT / "runtime", target_is_directory=True)
     return folder
 
