@@ -17,6 +17,7 @@ __all__ = [
     "BadManifest",
     "BundleError",
     "BundleNotFound",
+    "DigestMismatch",
     "DuplicateMember",
     "HashMismatch",
     "MissingMember",
@@ -105,9 +106,14 @@ class UnsupportedMember(BundleError):
     code, title = "B0012", "member stored in a way planrt does not read"
 
 
+class DigestMismatch(BundleError):
+    code, title = "B0013", "bundle is not the pinned one"
+
+
 ERROR_CODES: dict[str, str] = {c.code: c.title for c in (
     BundleError, BundleNotFound, TruncatedBundle, BadManifest, UnknownSchema, UnsafePath, NotAFile,
-    DuplicateMember, HashMismatch, SizeMismatch, MissingMember, UnexpectedMember, UnsupportedMember)}
+    DuplicateMember, HashMismatch, SizeMismatch, MissingMember, UnexpectedMember, UnsupportedMember,
+    DigestMismatch)}
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
