@@ -60,12 +60,15 @@ def _canonical(entries: list[tuple[str, bytes]]) -> bytes:
     return b"".join(zip_chunks(entries))
 
 
+def _table(members: dict[str, bytes]) -> list[dict[str, Any]]:
+    return [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for p, d in sorted(members.items())]
+
+
 def _rehash(manifest: dict[str, Any], members: dict[str, bytes], refs: bool) -> dict[str, Any]:
     """The members table (and, with `refs`, every variant's sha256 and size) recomputed for `members`."""
     m = copy.deepcopy(manifest)
-    m["members"] = [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
-                    for p, d in sorted(members.items())]
-    for mod in m.get("modules", {}).values():
+    m["members"] = _table(members)
+    for mod in m.get("modules", {}).values() if refs else ():
         for v in mod.get("variants", {}).values():
             if refs and v.get("path") in members:
                 v["sha256"], v["size"] = hashlib.sha256(members[v["path"]]).hexdigest(), len(members[v["path"]])
@@ -188,8 +191,7 @@ def manifest_edit(g: Good, rng: random.Random) -> Tampered:
             parent[key] = copy.deepcopy(rng.choice(paths) and old)
     rehash = rng.random() < 0.5
     if rehash and isinstance(m.get("members"), list):
-        members = dict(g.entries[1:])
-        m = _rehash(m, members, refs=False) | {k: v for k, v in m.items() if k != "members"}
+        m["members"] = _table(dict(g.entries[1:]))
     try:
         text = encode_manifest(m)
     except ValueError:
@@ -214,8 +216,7 @@ def path_traversal(g: Good, rng: random.Random) -> Tampered:
     entries = [*g.entries, (name, b"#!/bin/sh\ntouch pwned\n")]
     if rng.random() < 0.5:  # listed in the table too, so only the path rule stops it
         members = {**dict(g.entries[1:]), name: entries[-1][1]}
-        m = g.manifest | {"members": [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
-                                      for p, d in sorted(members.items())]}
+        m = g.manifest | {"members": _table(members)}
         entries[0] = (MANIFEST, encode_manifest(m))
     return Tampered(_zip(entries), f"member path {name!r}")
 

@@ -35,6 +35,7 @@ from planc.runtime.bundle.format import (
     validate_members_table,
     zip_chunks,
 )
+from planc.runtime.bundle.schema import check_manifest
 from planc.runtime.bundle.summary import format_summary, summarize
 
 from planc import __version__
@@ -193,6 +194,7 @@ def _verify(source: _Source) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
     _check_schema(manifest)
     table = validate_members_table(manifest)
     _check_references(manifest, table)
+    check_manifest(manifest)
     present = source.names[1:]
     extra = [n for n in present if n not in table]
     if extra:

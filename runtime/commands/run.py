@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from planc.runtime.bundle.loader import BundleError, load_bundle
+from planc.runtime.engine.modules import ModuleError
 from planc.runtime.engine.runner import ENGINES, InputError, RunConfig, Runner
 from planc.runtime.engine.runstate import JournalError
 from planc.runtime.gates.keeper import AutoApprove, DecisionsDir, Interactive
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                         run_dir.close()
             finally:
                 runner.close()
-    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
+    except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
         return _fail(str(e))
 
 
@@ -191,7 +192,7 @@ def resume(args: argparse.Namespace) -> int:
                     return _report(args, runner, result, run_dir)
             finally:
                 runner.close()
-    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
+    except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
         return _fail(str(e))
     finally:
         run_dir.close()
