@@ -355,12 +355,16 @@ def _comment_start(line: str) -> int | None:
 
 def decode_source(data: bytes, file: str) -> str:
     """UTF-8 bytes (a leading BOM is dropped) -> text; E0004 names the first bad byte."""
+    data = data.removeprefix(b"\xef\xbb\xbf")  # positions below count from after the BOM, as the lexer's do
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
+        # The column as the snippet shows the line: decoded with U+FFFD for each bad sequence.
+        col = len(data[data.rfind(b"\n", 0, e.start) + 1 : e.start].decode("utf-8", "replace")) + 1
         raise DiagnosticError([Diagnostic.error(
             "E0004", f"cannot read '{file}': not valid UTF-8 (byte 0x{data[e.start]:02x} on line {line})",
+            A.Span(file, line, col, line, col + 1), label="not UTF-8",
             help="save the file as UTF-8")]) from None
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "BadManifest",
     "BundleError",
     "BundleNotFound",
+    "DigestMismatch",
     "DuplicateMember",
     "HashMismatch",
     "MissingMember",
@@ -106,14 +107,18 @@ class UnsupportedMember(BundleError):
     code, title = "B0012", "member stored in a way planrt does not read"
 
 
+class DigestMismatch(BundleError):
+    code, title = "B0013", "bundle is not the pinned one"
+
+
 class ToolCallMismatch(BundleError):
-    code, title = "B0013", "a tool call does not fit its python function"
+    code, title = "B0014", "a tool call does not fit its python function"
 
 
 ERROR_CODES: dict[str, str] = {c.code: c.title for c in (
     BundleError, BundleNotFound, TruncatedBundle, BadManifest, UnknownSchema, UnsafePath, NotAFile,
     DuplicateMember, HashMismatch, SizeMismatch, MissingMember, UnexpectedMember, UnsupportedMember,
-    ToolCallMismatch)}
+    DigestMismatch, ToolCallMismatch)}
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 

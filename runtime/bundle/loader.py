@@ -19,6 +19,7 @@ from planc.runtime.bundle.format import (
     BadManifest,
     BundleError,
     BundleNotFound,
+    DigestMismatch,
     DuplicateMember,
     HashMismatch,
     MissingMember,
@@ -35,6 +36,7 @@ from planc.runtime.bundle.format import (
     validate_members_table,
     zip_chunks,
 )
+from planc.runtime.bundle.schema import check_manifest
 from planc.runtime.bundle.summary import format_summary, summarize
 from planc.runtime.bundle.toolcalls import check_tool_calls
 
@@ -46,6 +48,7 @@ __all__ = [
     "Bundle",
     "BundleError",
     "BundleNotFound",
+    "DigestMismatch",
     "DuplicateMember",
     "HashMismatch",
     "MissingMember",
@@ -127,7 +130,7 @@ def _write_private(root: Path, name: str, data: bytes, mode: int) -> None:
         raise
 
 
-def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None) -> Bundle:
     """Open and verify a bundle file or directory; raise a BundleError subclass naming what is wrong.
 
     Checks, in order: the archive is readable; members are regular files with safe, unique paths;
@@ -135,12 +138,19 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     `members` table matches the members exactly (no extra, none missing, same size and sha256);
     every module variant and tool the manifest names is a listed member; every call of a python
     tool fits its function's parameters.
+
+    The bundle vouches only for itself: one rebuilt with a consistent manifest passes every check
+    above. `sha256` pins the bundle's identity (what `planc compile` prints; a prefix of at least 12
+    hex digits will do) and refuses any other bundle with DigestMismatch, before a zip is parsed.
     """
     p = Path(path)
+    pin = _pin(sha256)
     if p.is_dir():
         source: _Source = _DirSource(p)
     elif p.exists():
         source = _ZipSource(p)
+        _check_pin(p, source.sha256, pin)
+        source.open()
     else:
         raise BundleNotFound(f"bundle {p} does not exist")
     manifest, mbytes, members = _verify(source)
@@ -151,7 +161,23 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         for chunk in zip_chunks([(MANIFEST, mbytes), *sorted(members.items())]):
             h.update(chunk)
         digest = h.hexdigest()
+        _check_pin(p, digest, pin)
     return Bundle(p, manifest, digest, isinstance(source, _DirSource), members)
+
+
+def _pin(sha256: str | None) -> str | None:
+    if sha256 is None:
+        return None
+    pin = sha256.strip().lower()
+    if not 12 <= len(pin) <= 64 or any(c not in "0123456789abcdef" for c in pin):
+        raise DigestMismatch(f"bad bundle digest {sha256!r}: expected 12 to 64 hex digits of its sha256")
+    return pin
+
+
+def _check_pin(path: Path, digest: str, pin: str | None) -> None:
+    if pin is not None and not digest.startswith(pin):
+        raise DigestMismatch(f"bundle {path} has sha256 {digest[:16]}..., not the pinned {pin[:16]}...: "
+                             "it was modified or replaced")
 
 
 class _Source(Protocol):
@@ -172,6 +198,7 @@ def _verify(source: _Source) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
     _check_schema(manifest)
     table = validate_members_table(manifest)
     _check_references(manifest, table)
+    check_manifest(manifest)
     present = source.names[1:]
     extra = [n for n in present if n not in table]
     if extra:
@@ -264,8 +291,11 @@ class _ZipSource:
             data = path.read_bytes()
         except OSError as e:
             raise BundleNotFound(f"bundle {path} cannot be read: {e.strerror}") from None
-        self.path = path
+        self.path, self._data = path, data
         self.sha256 = hashlib.sha256(data).hexdigest()
+
+    def open(self) -> None:
+        path, data = self.path, self._data
         not_bundle = f"{path} is truncated or not a planc bundle"
         if not data.startswith(b"PK\x03\x04"):
             raise TruncatedBundle(f"{not_bundle} (it does not start with a zip member header)")
@@ -278,6 +308,9 @@ class _ZipSource:
             _check_zip_entry(info)
         if infos and infos[0].header_offset != 0:
             raise TruncatedBundle(f"{not_bundle} (data precedes its first member)")
+        end = data.rfind(b"PK\x05\x06")  # zip readers skip data after the end record; planrt does not
+        if end < 0 or end + 22 + int.from_bytes(data[end + 20:end + 22], "little") != len(data):
+            raise TruncatedBundle(f"{not_bundle} (data follows its end record)")
         self.names = [i.filename for i in infos]
         self.infos = {i.filename: i for i in infos}
 
@@ -298,6 +331,9 @@ class _ZipSource:
 
 def _check_zip_entry(info: zipfile.ZipInfo) -> None:
     name = info.filename
+    if not name:  # zipfile cuts a name at its first NUL byte: "\0evil" arrives as ""
+        raise UnsafePath("unsafe member path '': a member has an empty name (or one that starts with a NUL "
+                         "byte)", member="")
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise NotAFile(f"member {name!r} is a symbolic link; bundles hold regular files only", member=name)

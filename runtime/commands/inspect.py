@@ -17,12 +17,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="what a bundle holds and what this host would run")
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        bundle = load_bundle(args.bundle)
+        bundle = load_bundle(args.bundle, sha256=args.sha256)
         host = detect()
     except (BundleError, HostSpecError) as e:
         print(f"planrt: error: {e}", file=sys.stderr)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from planc.runtime.bundle.loader import BundleError, load_bundle
+from planc.runtime.engine.modules import ModuleError
 from planc.runtime.engine.runner import ENGINES, InputError, RunConfig, Runner
 from planc.runtime.engine.runstate import JournalError
 from planc.runtime.gates.keeper import AutoApprove, DecisionsDir, Interactive
@@ -45,6 +46,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="where run directories (journal, values, audit log) go (default: planrt-runs)")
     p.add_argument("--run-id", help="name of the run directory (default: time + random suffix)")
     p.add_argument("--no-journal", action="store_true", help="run without a run directory (not resumable)")
+    p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256 (the digest "
+                   "`planc compile` prints; 12 or more hex digits)")
     _common(p)
     p.set_defaults(handler=run)
     return p
@@ -150,7 +153,7 @@ def _stdout_for(config: RunConfig) -> Iterator[Callable[[], Any]]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        bundle = load_bundle(args.bundle)
+        bundle = load_bundle(args.bundle, sha256=args.sha256)
         inputs = _inputs(args.input)
         root = None if args.no_journal else Path(args.run_dir)
         config = _config(args, root, args.run_id)
@@ -166,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                         run_dir.close()
             finally:
                 runner.close()
-    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
+    except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
         return _fail(str(e))
 
 
@@ -179,7 +182,7 @@ def resume(args: argparse.Namespace) -> int:
         path = args.bundle or run_dir.bundle_path
         if not path:
             return _fail(f"run {run_dir.path} does not record its bundle; name it with --bundle")
-        bundle = load_bundle(path)
+        bundle = load_bundle(path, sha256=run_dir.bundle_sha256 or None)  # the run's own bundle, or none
         config = _config(args, None, None, run_dir)
         with _stdout_for(config) as own_stdout:
             runner = Runner(bundle, config)
@@ -189,7 +192,7 @@ def resume(args: argparse.Namespace) -> int:
                     return _report(args, runner, result, run_dir)
             finally:
                 runner.close()
-    except (BundleError, InputError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
+    except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
         return _fail(str(e))
     finally:
         run_dir.close()

@@ -130,3 +130,13 @@ def test_non_utf8_names_the_byte_and_line() -> None:
         decode_source(b"plan p {\n  \xff\n}", "bad.plan")
     (d,) = e.value.diagnostics
     assert d.code == "E0004" and "0xff" in d.message and "line 2" in d.message
+    assert d.span is not None and (d.span.line, d.span.col) == (2, 3)  # found by scripts/soak.py: no span
+
+
+def test_non_utf8_after_a_bom_names_the_right_byte() -> None:
+    # Found by scripts/soak.py: with a BOM, the message named the byte after the bad one.
+    with pytest.raises(DiagnosticError) as e:
+        decode_source("\ufeffplan caf\u00e9".encode() + b"\xe9 {}", "bad.plan")
+    (d,) = e.value.diagnostics
+    assert "byte 0xe9 on line 1" in d.message
+    assert d.span is not None and (d.span.line, d.span.col) == (1, 10)  # after 'plan café', BOM not counted

@@ -320,3 +320,40 @@ def test_runtime_imports_no_compiler() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# Found by scripts/soak.py (docs/reliability.md): each was accepted, or raised a traceback.
+def test_member_name_starting_with_nul(tmp_path: Path) -> None:
+    info = zinfo("tools/x")
+    info.filename = "\x00evil"  # zipfile cuts the name at the NUL when it reads it back
+    err = refused(make_zip(tmp_path / "nul.planb", [*good_entries(), (info, b"boom")]), UnsafePath, "")
+    assert "empty name" in str(err)
+
+
+@pytest.mark.parametrize("junk", [b"x", b"PK\x05\x06", bytes(300)])
+def test_data_after_the_end_record(tmp_path: Path, junk: bytes) -> None:
+    ok = make_zip(tmp_path / "ok.planb", good_entries()).read_bytes()
+    bad = tmp_path / "tail.planb"
+    bad.write_bytes(ok + junk)
+    assert "truncated or not a planc bundle" in str(refused(bad, TruncatedBundle, None))
+
+
+def test_pinned_digest(tmp_path: Path) -> None:
+    from planc.runtime.bundle.loader import DigestMismatch
+    from planc.runtime.cli import main
+
+    path = make_zip(tmp_path / "ok.planb", good_entries())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert load_bundle(path, sha256=digest).sha256 == digest
+    assert load_bundle(path, sha256=digest[:12].upper()).sha256 == digest
+    root = write_dir(tmp_path / "dir", good_entries())
+    canonical = load_bundle(root).sha256  # a directory bundle's identity is its canonical zip form's
+    assert load_bundle(root, sha256=canonical).sha256 == canonical
+    other = make_zip(tmp_path / "other.planb", good_entries(plan="other"))  # consistent, but not the one
+    for bad, pin in ((other, digest), (write_dir(tmp_path / "dir2", good_entries(plan="other")), canonical)):
+        with pytest.raises(DigestMismatch, match="not the pinned"):
+            load_bundle(bad, sha256=pin)
+    for pin in ("", "abc", "g" * 64, digest + "0"):
+        with pytest.raises(DigestMismatch, match="bad bundle digest"):
+            load_bundle(path, sha256=pin)
+    assert main(["inspect", str(other), "--sha256", digest]) == 1

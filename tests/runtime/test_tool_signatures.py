@@ -103,7 +103,9 @@ def test_required_keyword_only_parameters_never_bind() -> None:
 
 def _bundle(tmp_path: Path, source: str, args: list[object], *, in_loop: bool = False) -> Path:
     task = {"name": "publish", "kind": "tool", "tool": "publish_doc", "args": args, "results": ["publish"]}
-    tasks = [{"name": "refine", "kind": "loop", "args": [], "results": [], "body": [task]}] if in_loop else [task]
+    loop = {"name": "refine", "kind": "loop", "args": [], "results": ["publish"], "max": 2, "carries": [],
+            "until": {"op": ">", "args": [{"num": 1}, {"num": 0}]}, "body": [task]}
+    tasks = [loop] if in_loop else [task]
     manifest = {"schema": 1, "plan": "doc", "tasks": tasks, "inputs": [], "outputs": [],
                 "tools": {"publish_doc": {"kind": "python", "path": "tools/publish_doc/tools.py",
                                           "function": "publish"}}}

@@ -1,0 +1,90 @@
+"""The manifest's shape: a bundle whose manifest planrt cannot read as it must is refused at load, by field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from planc.runtime.bundle.loader import BadManifest, load_bundle
+from planc.runtime.bundle.schema import check_manifest
+from test_bundle_loader import MEMBERS, VMFB, good_entries, make_zip, manifest_for
+
+
+def _edit(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    m = copy.deepcopy(manifest_for(MEMBERS))
+    parent = m
+    for k in path[:-1]:
+        parent = parent[k]
+    if value is _DROP:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return m
+
+
+_DROP = object()
+
+
+# Each was found by scripts/soak.py as a re-hashed manifest edit that loaded, then raised a traceback
+# in `planrt inspect` or `planrt run` (TypeError, KeyError, AttributeError).
+@pytest.mark.parametrize(("path", "value", "where"), [
+    (("modules", "g0", "variants", "x86_64-avx2", "requires"), {"a": 1}, "requires"),
+    (("modules", "g0", "variants", "x86_64-avx2", "rank"), "high", "rank"),
+    (("modules", "g0", "inputs"), _DROP, "modules['g0'].inputs"),
+    (("modules", "g0", "outputs", 0, "dtype"), "f128", "dtype"),
+    (("modules", "g0"), [], "modules['g0']"),
+    (("inputs", 0, "shape"), [1, -8], "inputs[0].shape[1]"),
+    (("inputs", 0), "frame", "inputs[0]"),
+    (("outputs", 0, "value"), None, "outputs[0].value"),
+    (("tasks", 0, "kind"), "shell", "tasks[0].kind"),
+    (("tasks", 0, "module"), "g9", "tasks[0].module"),
+    (("tasks", 0, "results"), [], "tasks[0].results"),
+    (("tasks", 1, "op"), "eval", "tasks[1]"),
+    (("tasks", 2, "max"), 0, "tasks[2].max"),
+    (("tasks", 2, "until"), {"op": "exec", "args": []}, "tasks[2].until"),
+    (("tasks", 2, "body", 0, "args"), "y", "tasks[2].body[0].args"),
+    (("tasks", 3, "tool"), "rm", "tasks[3].tool"),
+    (("tasks", 3, "when"), {"ref": 7}, "tasks[3].when.ref"),
+    (("tasks",), {"a": 1}, "'tasks'"),
+    (("plan",), 7, "'plan'"),
+])
+def test_bad_shape_is_named(tmp_path: Path, path: tuple[Any, ...], value: Any, where: str) -> None:
+    with pytest.raises(BadManifest) as e:
+        check_manifest(_edit(path, value))
+    assert where in str(e.value), str(e.value)
+    bundle = make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in _edit(path, value).items()
+                                                           if k != "members"}))
+    with pytest.raises(BadManifest):
+        load_bundle(bundle)
+
+
+def test_deep_guard_is_refused_without_recursion() -> None:
+    deep: dict[str, Any] = {"ref": "worst"}
+    for _ in range(5000):
+        deep = {"op": "not", "args": [deep]}
+    with pytest.raises(BadManifest, match="deeper than"):
+        check_manifest(_edit(("tasks", 3, "when"), deep))
+
+
+def test_absent_top_level_fields_mean_empty(tmp_path: Path) -> None:
+    m = {"schema": 1, "plan": "tools-only", "members": []}
+    check_manifest(m)
+    assert (m["inputs"], m["outputs"], m["tasks"], m["modules"], m["tools"]) == ([], [], [], {}, {})
+    assert load_bundle(make_zip(tmp_path / "ok.planb", good_entries())).manifest["tasks"]
+    assert VMFB in load_bundle(make_zip(tmp_path / "ok2.planb", good_entries())).members
+
+
+def test_module_iree_refuses_is_a_named_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by scripts/soak.py: a re-hashed (consistent) bundle whose module IREE refuses to load
+    # ended `planrt run` in an internal error (exit 70) with a ModuleError traceback.
+    import numpy as np
+    from planc.runtime.cli import main
+
+    bundle = make_zip(tmp_path / "b.planb", good_entries())  # its module bytes are not a vmfb
+    np.save(tmp_path / "frame.npy", np.zeros((1, 8), np.float32))
+    rc = main(["run", str(bundle), "-i", f"frame={tmp_path / 'frame.npy'}", "--no-journal"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert "planrt: error: module 'g0' cannot be loaded" in err and "Traceback" not in err
