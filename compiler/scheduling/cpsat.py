@@ -201,6 +201,10 @@ class _Model:
         self.span = m.new_int_var(0, self.horizon, "makespan")
         for i in sinks:
             m.add(self.span >= self.end[i])
+        # Redundant, for the solver's LP: a unit's busy time fits in the makespan (k-fold for a pool).
+        for a, unit in enumerate(self.units):
+            if self.ivs[a]:
+                m.add(sum(self.dur[i][a] * self.x[i][a] for i, _ in self.ivs[a]) <= len(unit) * self.span)
         if self.objective is Objective.LATENCY:
             m.minimize(self.span)
         elif self.objective is Objective.ENERGY:
