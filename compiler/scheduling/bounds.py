@@ -12,7 +12,7 @@ from planc.compiler.scheduling.schedule import Objective
 
 __all__ = ["Bounds", "load_bound", "lower_bounds"]
 
-LP_MAX_COLUMNS = 40_000  # (task, device) pairs up to which the load bound is an LP
+LP_MAX_COLUMNS = 20_000  # (task, device) pairs up to which the load bound is an LP
 CHEAP = 200_000  # edges x devices^2 up to which the critical path prices transfers exactly
 
 

@@ -32,7 +32,7 @@ from planc.compiler.scheduling.units import assign_pooled, units_of
 __all__ = ["SolverOptions", "SolverResult", "fits_solver", "solve"]
 
 INF = math.inf
-MAX_INTERVALS = 40_000  # optional intervals (tasks x units) above which the solver is not tried
+MAX_INTERVALS = 2_000  # optional intervals (tasks x units) above which auto leaves the solver out
 MAX_LINK_TERMS = 60_000  # edge x device-pair literals for the period's link loads
 
 
