@@ -44,6 +44,7 @@ class BuildOptions:
     tuned: str = ""
     targets: tuple[str, ...] = ()
     method: str = "auto"
+    opt_time: float | None = None  # the scheduler's solver budget (None: scaled by plan size)
     max_group: int = 64
     cache: bool = True
     jobs: int | None = None
@@ -86,7 +87,8 @@ def optimize(path: str | Path, *, plan: str | None = None, options: BuildOptions
     if options.targets:  # --target replaces the plan's targets before anything is placed
         graph = graph.with_info(targets=tuple(options.targets))
     back = run_pipeline(graph, (Merge(deploy=options.deploy, tuned=options.tuned, max_group=options.max_group),
-                                Schedule(deploy=options.deploy, tuned=options.tuned, method=options.method)),
+                                Schedule(deploy=options.deploy, tuned=options.tuned, method=options.method,
+                                         opt_time=-1.0 if options.opt_time is None else options.opt_time)),
                         options.pipeline)
     return dataclasses.replace(back, timings=(*front.timings, *back.timings),
                                diagnostics=(*diags, *front.diagnostics, *back.diagnostics))

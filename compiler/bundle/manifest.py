@@ -150,4 +150,5 @@ def schedule_json(s: PlanSchedule) -> dict[str, Any]:
         "start": {x.task: x.start for x in s.slots}, "finish": {x.task: x.finish for x in s.slots},
         "order": [x.task for x in sorted(s.slots, key=lambda x: (x.start, x.task))],
         "makespan": s.makespan, "energy": s.energy, "period": s.period, "heft_makespan": s.heft_makespan,
+        "lower_bound": s.lower_bound, "proven": s.proven,
     }

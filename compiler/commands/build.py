@@ -13,6 +13,7 @@ from planc.compiler.codegen.lower import lower_all
 from planc.compiler.codegen.stablehlo import StableHLOError
 from planc.compiler.codegen.targets import parse_targets
 from planc.compiler.costs.profiles import ProfileError
+from planc.compiler.explain.report import bound_line
 from planc.compiler.pipeline import PassFailed, PipelineError, PipelineOptions
 from planc.dsl.diagnostics import DiagnosticError, render_all
 
@@ -22,6 +23,7 @@ __all__ = ["format_schedule", "options_from_args", "report_errors", "run_build"]
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
     targets = tuple(t.value for t in parse_targets(args.target)) if getattr(args, "target", "") else ()
     return BuildOptions(deploy=args.deploy, tuned=args.profile, targets=targets, method=args.method,
+                        opt_time=getattr(args, "opt_time", None),
                         cache=not args.no_cache, jobs=args.jobs, save_temps=args.save_temps,
                         pipeline=PipelineOptions(verify_each=True, time_passes=args.time_passes,
                                                  dump_dir=args.dump_dir))
@@ -44,6 +46,7 @@ def format_schedule(graph) -> str:
     ratio = s.makespan / s.heft_makespan if s.heft_makespan > 0 else 1.0
     rows.append(f"makespan {s.makespan * 1e3:.3f} ms (HEFT {s.heft_makespan * 1e3:.3f} ms, ratio {ratio:.3f}), "
                 f"energy {s.energy:.4g} J, period {s.period * 1e3:.3f} ms")
+    rows.append(bound_line(s))
     return "\n".join(rows) + "\n"
 
 

@@ -23,7 +23,7 @@ from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, render_all
 from planc.dsl.parser import parse_file
 
-__all__ = ["add_parser", "dump_ast", "run"]
+__all__ = ["add_parser", "dump_ast", "opt_time_arg", "run"]
 
 EMITS = ("ast", "ir", "schedule", "mlir", "bundle")
 
@@ -51,11 +51,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="deployment to optimize for (default: one matching the plan's targets)")
     g.add_argument("--profile", default="", metavar="TUNED.toml", help="a tuned profile from `planc tune`")
     g.add_argument("--target", default="", metavar="T1,T2", help="override the plan's targets")
-    g.add_argument("--method", default="auto", help="scheduler: auto, ours, exact, heft, peft, greedy")
+    g.add_argument("--method", default="auto", help="scheduler: auto, cpsat, ours, exact, heft, peft, greedy")
+    g.add_argument("--opt-time", type=opt_time_arg, default=None, metavar="SECONDS",
+                   help="the scheduler's constraint-solver budget in deterministic seconds (reproducible, "
+                        "not wall time; default: 0.1 + 0.004 per task, at most 1)")
     g.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
     g.add_argument("-j", "--jobs", type=int, default=None, help="parallel IREE compiles (default: cores)")
     g.add_argument("--save-temps", metavar="DIR", help="keep IREE's inputs, commands and dumps under DIR")
     return p
+
+
+def opt_time_arg(text: str) -> float:
+    """`--opt-time` as a number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got '{text}'")
+    return value
 
 
 def _source(path: str) -> dict[str, str]:

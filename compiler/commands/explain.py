@@ -10,6 +10,7 @@ from typing import Any
 
 from planc.compiler.bundle.build import BuildOptions
 from planc.compiler.commands.build import report_errors
+from planc.compiler.commands.compile import opt_time_arg
 from planc.compiler.costs.profiles import ProfileError
 from planc.compiler.explain.report import explain_plan, format_explanation
 from planc.compiler.pipeline import PassCrash
@@ -31,7 +32,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--deploy", default="", metavar="NAME|FILE[:NAME]",
                    help="deployment to optimize for (default: one matching the plan's targets)")
     p.add_argument("--profile", default="", metavar="TUNED.toml", help="a tuned profile from `planc tune`")
-    p.add_argument("--method", default="auto", help="scheduler: auto, ours, exact, heft, peft, greedy")
+    p.add_argument("--method", default="auto", help="scheduler: auto, cpsat, ours, exact, heft, peft, greedy")
+    p.add_argument("--opt-time", type=opt_time_arg, default=None, metavar="SECONDS",
+                   help="the scheduler's constraint-solver budget in deterministic seconds (default: scaled "
+                        "by plan size)")
     p.add_argument("-o", "--output", type=Path, metavar="PREFIX",
                    help="write the Gantt chart to PREFIX.png and PREFIX.svg")
     p.add_argument("--png", type=Path, metavar="FILE", help="write the Gantt chart as PNG here")
@@ -65,7 +69,7 @@ def _unwrapped(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     method = Method.parse(args.method).value
-    options = BuildOptions(deploy=args.deploy, tuned=args.profile, method=method)
+    options = BuildOptions(deploy=args.deploy, tuned=args.profile, method=method, opt_time=args.opt_time)
     e = explain_plan(args.file, plan=args.plan, options=options)
     png, svg = args.png, args.svg
     if args.output is not None:

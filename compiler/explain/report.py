@@ -10,11 +10,12 @@ from typing import Any
 from planc.compiler.bundle.build import BuildOptions, optimize
 from planc.compiler.costs.deploy import cost_model, runnable, task_cost
 from planc.compiler.costs.model import CostModel
-from planc.compiler.ir.graph import OUTPUT, GroupTask, LoopTask, PlanGraph, Slot
+from planc.compiler.ir.graph import OUTPUT, GroupTask, LoopTask, PlanGraph, PlanSchedule, Slot
 
 from planc.enums import TextEnum
 
-__all__ = ["Explanation", "GroupInfo", "SlotInfo", "SlotKind", "explain", "explain_plan", "format_explanation"]
+__all__ = ["Explanation", "GroupInfo", "SlotInfo", "SlotKind", "bound_line", "explain", "explain_plan",
+           "format_explanation"]
 
 
 class SlotKind(TextEnum, noun="task kind"):
@@ -65,7 +66,9 @@ class SlotInfo:
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """A plan's optimized schedule on one deployment, with the totals and HEFT's makespan."""
+    """A plan's optimized schedule on one deployment, with the totals, HEFT's makespan and
+    the lower bounds on the objective (`bounds`: (name, value) pairs, `lower_bound` the best;
+    `proven`: optimal; `solver`: CP-SAT's status, "" when it did not run)."""
 
     plan: str
     deployment: str
@@ -78,6 +81,11 @@ class Explanation:
     energy: float
     period: float
     heft_makespan: float
+    lower_bound: float = 0.0
+    bounds: tuple[tuple[str, float], ...] = ()
+    proven: bool = False
+    solver: str = ""
+    gap: float = math.inf
 
     def placement(self) -> dict[str, tuple[str, ...]]:
         """Device instance -> the tasks it runs, in start order (every instance, busy or not)."""
@@ -96,6 +104,8 @@ class Explanation:
                        "start": s.start, "finish": s.finish, "energy": s.energy} for s in self.slots],
             "totals": {"makespan": self.makespan, "energy": self.energy, "period": self.period,
                        "heft_makespan": self.heft_makespan},
+            "bounds": {"lower_bound": self.lower_bound, "by": dict(self.bounds), "proven": self.proven,
+                       "solver": self.solver or None, "gap": self.gap if math.isfinite(self.gap) else None},
         }
 
 
@@ -117,7 +127,8 @@ def explain(graph: PlanGraph, model: CostModel) -> Explanation:
     return Explanation(
         plan=graph.info.name, deployment=s.deployment, objective=s.objective, method=s.method, devices=s.devices,
         groups=tuple(_groups(graph, model)), slots=tuple(slots),
-        makespan=s.makespan, energy=s.energy, period=s.period, heft_makespan=s.heft_makespan)
+        makespan=s.makespan, energy=s.energy, period=s.period, heft_makespan=s.heft_makespan,
+        lower_bound=s.lower_bound, bounds=s.bounds, proven=s.proven, solver=s.solver, gap=s.gap)
 
 
 def _slot(graph: PlanGraph, slot: Slot, kinds: dict[str, str], model: CostModel) -> SlotInfo:
@@ -170,8 +181,18 @@ def format_explanation(e: Explanation) -> str:
     ratio = e.makespan / e.heft_makespan if e.heft_makespan > 0 else 1.0
     totals = (f"makespan {_ms(e.makespan)} (HEFT {_ms(e.heft_makespan)}, ratio {ratio:.3f}), "
               f"energy {e.energy:.4g} J, period {_ms(e.period)}")
-    lines += ["", totals]
+    lines += ["", totals, bound_line(e)]
     return "\n".join(lines) + "\n"
+
+
+def bound_line(s: PlanSchedule | Explanation) -> str:
+    """Which method produced the schedule, the lower bounds on its objective and the gap."""
+    unit = (lambda x: f"{x:.4g} J") if s.objective == "energy" else _ms
+    parts = ", ".join(f"{name} {unit(v)}" for name, v in s.bounds) or "none"
+    solver = f"; solver {s.solver.lower()}" if s.solver else "; solver not run"
+    gap = "proven optimal" if s.proven else ("gap unknown" if not math.isfinite(s.gap) else
+                                             f"gap <= {100 * s.gap:.2f} %")
+    return (f"method {s.method}{solver}; {s.objective} lower bound {unit(s.lower_bound)} ({parts}); {gap}")
 
 
 def _group_lines(e: Explanation) -> list[str]:

@@ -68,7 +68,9 @@ class Slot:
 @dataclass(frozen=True, slots=True)
 class PlanSchedule:
     """The schedule pass's result: placement and timeline on one deployment, and how it
-    compares with HEFT's on the same graph (`heft_makespan`)."""
+    compares with HEFT's on the same graph (`heft_makespan`) and with the lower bounds on
+    the objective's value (`bounds`: (name, value) pairs; `lower_bound` their maximum;
+    `proven`: optimal; `solver`: CP-SAT's final status, "" when it did not run)."""
 
     deployment: str
     objective: str
@@ -79,6 +81,20 @@ class PlanSchedule:
     energy: float
     period: float
     heft_makespan: float
+    lower_bound: float = 0.0
+    bounds: tuple[tuple[str, float], ...] = ()
+    proven: bool = False
+    solver: str = ""
+
+    @property
+    def gap(self) -> float:
+        """Relative distance of the objective's value above the lower bound (0: optimal)."""
+        value = {"energy": self.energy, "throughput": self.period}.get(self.objective, self.makespan)
+        if self.proven:
+            return 0.0
+        if self.lower_bound <= 0:
+            return 0.0 if value <= 0 else float("inf")
+        return max(value / self.lower_bound - 1.0, 0.0)
 
     def placement(self) -> dict[str, str]:
         return {s.task: s.device for s in self.slots}

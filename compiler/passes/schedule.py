@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import networkx as nx
 from planc.compiler.costs.deploy import cost_model, io_lane, platform_of, runnable, task_cost
 from planc.compiler.ir.graph import GateTask, GroupTask, PlanGraph, PlanSchedule, Slot, ToolTask
-from planc.compiler.scheduling import schedule
+from planc.compiler.scheduling import Bounds, schedule
 
 __all__ = ["Schedule", "task_graph"]
 
@@ -16,13 +16,15 @@ __all__ = ["Schedule", "task_graph"]
 @dataclass(frozen=True)
 class Schedule:
     """Places every top-level task on a device instance and predicts its start and finish,
-    minimizing the plan's objective; records HEFT's makespan beside ours."""
+    minimizing the plan's objective; records HEFT's makespan and the lower bounds beside ours.
+    `opt-time` is the solver's deterministic time limit (negative: scaled by plan size)."""
 
     name: ClassVar[str] = "schedule"
     deploy: str = ""
     tuned: str = ""
     method: str = "auto"
     seed: int = 0
+    opt_time: float = -1.0
     io_lanes: bool = True  # tool calls and gates get their own lane (planrt runs them concurrently)
 
     def run(self, graph: PlanGraph) -> PlanGraph:
@@ -31,7 +33,8 @@ class Schedule:
         g = task_graph(graph, model, lanes)
         platform = platform_of(model, lanes)
         objective = graph.info.objective.value
-        ours = schedule(g, platform, objective=objective, method=self.method, seed=self.seed)
+        ours = schedule(g, platform, objective=objective, method=self.method, seed=self.seed,
+                        opt_time=None if self.opt_time < 0 else self.opt_time)
         heft = schedule(g, platform, objective=objective, method="heft")
         dep = model.deployment
         record = PlanSchedule(
@@ -39,11 +42,20 @@ class Schedule:
             devices=tuple((d.name, d.kind) for d in dep.devices) + tuple((lane, "io") for lane in lanes),
             slots=tuple(Slot(str(t), p.device, p.start, p.finish) for t, p in ours.placements.items()),
             makespan=ours.makespan, energy=ours.energy, period=ours.period, heft_makespan=heft.makespan,
+            **_bounds(ours.bounds),
         )
         placed = [replace(t, device=ours.placements[t.name].device)
                   for t in graph.tasks() if isinstance(t, GroupTask)]
         out = graph.replace_tasks(placed) if placed else graph
         return out.with_info(deployment=dep.name, schedule=record)
+
+
+def _bounds(b: Bounds | None) -> dict[str, Any]:
+    if b is None:
+        return {}
+    named = (("critical path", b.critical_path), ("work / devices", b.work), ("solver", b.solver))
+    return {"lower_bound": b.best, "bounds": tuple((k, v) for k, v in named if v > 0), "proven": b.proven,
+            "solver": b.solver_status}
 
 
 def io_lanes(graph: PlanGraph) -> tuple[str, ...]:

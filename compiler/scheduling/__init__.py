@@ -4,7 +4,14 @@
 docs/scheduling.md for the model, the algorithms and the objectives.
 """
 
-from planc.compiler.scheduling.api import AUTO_EXACT_NODES, AUTO_EXACT_TASKS, EXACT_MAX_TASKS, schedule
+from planc.compiler.scheduling.api import (
+    AUTO_EXACT_NODES,
+    AUTO_EXACT_TASKS,
+    EXACT_MAX_TASKS,
+    default_opt_time,
+    schedule,
+)
+from planc.compiler.scheduling.bounds import Bounds
 from planc.compiler.scheduling.examples import arabnejad_2014, topcuoglu_2002
 from planc.compiler.scheduling.generator import DagParams, random_dag
 from planc.compiler.scheduling.listsched import ScheduleInfeasible
@@ -17,6 +24,7 @@ __all__ = [
     "AUTO_EXACT_NODES",
     "AUTO_EXACT_TASKS",
     "EXACT_MAX_TASKS",
+    "Bounds",
     "Constraint",
     "DagParams",
     "Device",
@@ -31,6 +39,7 @@ __all__ = [
     "ScheduleInputError",
     "ScheduleViolation",
     "arabnejad_2014",
+    "default_opt_time",
     "random_dag",
     "schedule",
     "topcuoglu_2002",

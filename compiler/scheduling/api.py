@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 
 import networkx as nx
-from planc.compiler.scheduling.exact import exact
+from planc.compiler.scheduling.bounds import Bounds, lower_bounds
+from planc.compiler.scheduling.exact import ExactResult, exact
 from planc.compiler.scheduling.greedy import greedy
 from planc.compiler.scheduling.heft import heft
 from planc.compiler.scheduling.listsched import ScheduleInfeasible, Timing
@@ -18,13 +19,21 @@ from planc.compiler.scheduling.platform import Platform
 from planc.compiler.scheduling.problem import Problem, ScheduleInputError, compile_problem
 from planc.compiler.scheduling.schedule import Method, Objective, Schedule
 
-__all__ = ["AUTO_EXACT_NODES", "AUTO_EXACT_TASKS", "EXACT_MAX_TASKS", "schedule"]
+__all__ = ["AUTO_EXACT_NODES", "AUTO_EXACT_TASKS", "EXACT_MAX_TASKS", "default_opt_time", "schedule"]
 
 log = logging.getLogger(__name__)
 
 AUTO_EXACT_TASKS = 10  # method "auto" searches exactly up to this many tasks...
 AUTO_EXACT_NODES = 300_000  # ...within this many branch-and-bound nodes (a few seconds)
 EXACT_MAX_TASKS = 16   # method "exact" refuses bigger graphs unless given a budget
+
+
+def default_opt_time(n: int) -> float:
+    """The solver's deterministic time limit for a graph of ``n`` tasks: 0.1 plus 0.4 per 100
+    tasks, at most 1 (it stops sooner when it proves its schedule optimal). CP-SAT's
+    deterministic units are not seconds: on models with transfer delays one unit measured
+    10-15 CPU seconds on this project's build host, on pooled identical devices less."""
+    return min(1.0, 0.1 + n / 250)
 
 _BASELINES: dict[Method, Callable[[Problem], Timing]] = {Method.HEFT: heft, Method.PEFT: peft, Method.GREEDY: greedy}
 
@@ -44,7 +53,7 @@ def _ours(prob: Problem, objective: Objective, seed: int, budget_s: float | None
 
 
 def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | None,
-           max_nodes: int | None = None) -> Timing:
+           max_nodes: int | None = None) -> ExactResult:
     if prob.n > EXACT_MAX_TASKS and budget_s is None:
         raise ScheduleInputError(f"method 'exact' takes graphs of at most {EXACT_MAX_TASKS} tasks without a "
                                  f"budget_s (got {prob.n}); use method 'ours' or give budget_s")
@@ -60,7 +69,19 @@ def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | Non
         log.log(logging.INFO if max_nodes else logging.WARNING,
                 "exact search stopped by its budget after %d nodes: the schedule is not proven optimal",
                 result.nodes)
-    return result.timing
+    return result
+
+
+def _solver(prob: Problem, objective: Objective, incumbent: Timing, seed: int,
+            opt_time: float | None) -> tuple[Timing | None, Bounds]:
+    """CP-SAT warm-started with ``incumbent``: its strictly better schedule (or None) and the bounds."""
+    from planc.compiler.scheduling.cpsat import SolverOptions, solve  # ortools loads only when used
+
+    base = lower_bounds(prob, objective)
+    t = default_opt_time(prob.n) if opt_time is None else opt_time
+    result = solve(prob, objective, incumbent, SolverOptions(time=t, seed=seed))
+    bounds = dataclasses.replace(base, solver=result.bound, proven=result.proven, solver_status=result.status)
+    return result.timing, bounds
 
 
 def schedule(
@@ -71,6 +92,7 @@ def schedule(
     method: Method | str = "auto",
     seed: int = 0,
     budget_s: float | None = None,
+    opt_time: float | None = None,
 ) -> Schedule:
     """Place and order the tasks of ``graph`` on ``platform``'s devices.
 
@@ -87,11 +109,18 @@ def schedule(
         method: ``heft``, ``peft``, ``greedy`` (baselines; they minimize latency whatever
             the objective), ``exact`` (branch and bound, optimal; small graphs), ``ours``
             (portfolio + iterated local search; never worse than HEFT or PEFT on the
-            objective) or ``auto`` (``exact`` up to AUTO_EXACT_TASKS tasks, stopped after
-            AUTO_EXACT_NODES nodes with the best schedule found; else ``ours``).
-        seed: seeds ``ours``' random search; the same inputs and seed give the same result.
+            objective), ``cpsat`` (``ours``, then the OR-Tools CP-SAT model warm-started
+            with it; never worse) or ``auto`` (``exact`` up to AUTO_EXACT_TASKS tasks,
+            stopped after AUTO_EXACT_NODES nodes; what it does not prove optimal, and every
+            bigger graph, goes to ``cpsat`` unless the model is above the solver's size,
+            where ``ours`` alone runs). The schedule's ``method`` names the algorithm whose
+            schedule was kept; its ``bounds`` hold the lower bounds and the solver's status.
+        seed: seeds ``ours``' random search and the solver; the same inputs and seed give
+            the same result.
         budget_s: wall-clock cap for ``ours`` and ``exact`` (None: an evaluation budget
             that scales with the graph, and an unbounded exact search).
+        opt_time: the solver's deterministic time limit (None: ``default_opt_time``); it is
+            not wall time, so the result does not depend on the machine's load.
 
     Returns:
         A Schedule: per task device, start and finish; makespan, energy, period.
@@ -104,13 +133,36 @@ def schedule(
     objective = Objective.parse(objective)
     method = Method.parse(method)
     prob = compile_problem(graph, platform)
-    auto = method is Method.AUTO
-    if auto:
-        method = Method.EXACT if prob.n <= AUTO_EXACT_TASKS else Method.OURS
     if method in _BASELINES:
-        timing = _BASELINES[method](prob)
-    elif method is Method.EXACT:
-        timing = _exact(prob, objective, seed, budget_s, AUTO_EXACT_NODES if auto else None)
+        return Schedule.build(prob, _BASELINES[method](prob), objective, method)
+    if method is Method.EXACT:
+        result = _exact(prob, objective, seed, budget_s)
+        bounds = dataclasses.replace(lower_bounds(prob, objective), proven=result.proven)
+        return Schedule.build(prob, result.timing, objective, method, bounds)
+    if method is Method.OURS:
+        return Schedule.build(prob, _ours(prob, objective, seed, budget_s), objective, method,
+                              lower_bounds(prob, objective))
+    return _solved(prob, objective, method, seed, budget_s, opt_time)
+
+
+def _solved(prob: Problem, objective: Objective, method: Method, seed: int, budget_s: float | None,
+            opt_time: float | None) -> Schedule:
+    """``auto`` and ``cpsat``: the best heuristic (a proven branch and bound ends it), then the solver."""
+    from planc.compiler.scheduling.cpsat import fits_solver
+
+    found = Method.OURS
+    if method is Method.AUTO and prob.n <= AUTO_EXACT_TASKS:
+        result = _exact(prob, objective, seed, budget_s, AUTO_EXACT_NODES)
+        if result.proven:
+            bounds = dataclasses.replace(lower_bounds(prob, objective), proven=True)
+            return Schedule.build(prob, result.timing, objective, Method.EXACT, bounds)
+        incumbent, found = result.timing, Method.EXACT
     else:
-        timing = _ours(prob, objective, seed, budget_s)
-    return Schedule.build(prob, timing, objective, method)
+        incumbent = _ours(prob, objective, seed, budget_s)
+    if method is Method.AUTO and not fits_solver(prob):
+        log.info("schedule: %d tasks on %d devices is above the solver's size; heuristics only", prob.n, prob.p)
+        return Schedule.build(prob, incumbent, objective, found, lower_bounds(prob, objective))
+    better_timing, bounds = _solver(prob, objective, incumbent, seed, opt_time)
+    if better_timing is not None:
+        return Schedule.build(prob, better_timing, objective, Method.CPSAT, bounds)
+    return Schedule.build(prob, incumbent, objective, found, bounds)

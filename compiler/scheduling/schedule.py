@@ -7,9 +7,13 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from planc.compiler.scheduling.listsched import Timing
 from planc.compiler.scheduling.problem import Problem
+
+if TYPE_CHECKING:
+    from planc.compiler.scheduling.bounds import Bounds
 
 __all__ = ["Method", "Objective", "Placement", "Schedule", "better", "energy_of", "period_of", "score_of"]
 
@@ -47,6 +51,7 @@ class Method(_Parsable):
     GREEDY = "greedy"  # earliest-start list scheduling
     EXACT = "exact"    # branch and bound; exponential
     OURS = "ours"      # portfolio of list schedules + iterated local search
+    CPSAT = "cpsat"    # OR-Tools CP-SAT warm-started with ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ class Schedule:
         period: steady-state period if runs are pipelined with this placement: the busiest
             device's or link's busy time per run (seconds).
         objective: what the method minimized. method: the method that built it.
+        bounds: lower bounds on the objective's value (None: not computed, e.g. baselines).
     """
 
     placements: Mapping[Hashable, Placement]
@@ -81,6 +87,7 @@ class Schedule:
     period: float
     objective: Objective
     method: Method
+    bounds: Bounds | None = None
 
     def __getitem__(self, task: Hashable) -> Placement:
         return self.placements[task]
@@ -95,6 +102,12 @@ class Schedule:
                    Objective.THROUGHPUT: self.period}[self.objective]
         return (primary, self.makespan)
 
+    @property
+    def gap(self) -> float:
+        """How far the objective's value may be above the optimum, relative (0: proven
+        optimal; inf: no bound known)."""
+        return math.inf if self.bounds is None else self.bounds.gap(self.score[0])
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Schedule):
             return NotImplemented
@@ -102,7 +115,8 @@ class Schedule:
                 and self.method == other.method)
 
     @classmethod
-    def build(cls, prob: Problem, timing: Timing, objective: Objective, method: Method) -> Schedule:
+    def build(cls, prob: Problem, timing: Timing, objective: Objective, method: Method,
+              bounds: Bounds | None = None) -> Schedule:
         """Wrap a decoder's timing as a Schedule with all metrics filled in."""
         dev, start, finish = timing
         placements = {t: Placement(t, prob.names[dev[i]], start[i], finish[i]) for i, t in enumerate(prob.tasks)}
@@ -113,7 +127,7 @@ class Schedule:
         return cls(
             placements=MappingProxyType(placements), order=MappingProxyType(order),
             makespan=timing.makespan, energy=energy_of(prob, timing), period=period_of(prob, dev),
-            objective=objective, method=method,
+            objective=objective, method=method, bounds=bounds,
         )
 
 

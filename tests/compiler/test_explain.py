@@ -140,3 +140,28 @@ def test_plan_errors_print_diagnostics_like_compile(tmp_path, capsys):
     assert main(["compile", str(bad), "--emit", "schedule", "--deploy", "edge-avx2"]) == 1
     assert explain_err == capsys.readouterr().err
     assert "nosuch" in explain_err and "bad.plan:3:" in explain_err
+
+
+def test_bounds_and_method_are_reported(capsys):
+    # Every example: some lower bound, never above the objective's value, and the method named.
+    for file, plan in PLANS:
+        doc = _run_json(capsys, _argv(file, plan, "edge-x86-gpu", "--json", "--method", "cpsat",
+                                      "--opt-time", "0.2"))
+        b = doc["bounds"]
+        value = {"energy": doc["totals"]["energy"], "throughput": doc["totals"]["period"]}.get(
+            doc["objective"], doc["totals"]["makespan"])
+        assert 0 < b["lower_bound"] <= value * (1 + 1e-9) and b["by"]
+        assert b["solver"] in ("OPTIMAL", "FEASIBLE") and doc["method"] in ("cpsat", "ours")
+        assert b["gap"] is not None and b["gap"] >= 0
+    assert main(_argv("defects/defects.plan", None, "edge-x86-gpu")) == 0
+    text = capsys.readouterr().out
+    assert "method exact; solver not run; latency lower bound" in text and "proven optimal" in text
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf"])
+def test_bad_opt_time_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(_argv("defects/defects.plan", None, "edge-x86-gpu", "--opt-time", value))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--opt-time" in err and "Traceback" not in err

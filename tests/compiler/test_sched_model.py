@@ -188,7 +188,7 @@ def test_auto_proves_small_graphs_and_exact_refuses_big_ones() -> None:
     g, platform = random_dag(DagParams(8, devices=3), seed=1)
     assert schedule(g, platform).method is Method.EXACT
     big, platform = random_dag(DagParams(30, devices=3), seed=1)
-    assert schedule(big, platform).method is Method.OURS
+    assert schedule(big, platform).method in (Method.OURS, Method.CPSAT)
     with pytest.raises(ScheduleInputError, match="at most 16 tasks"):
         schedule(big, platform, method="exact")
     s = schedule(big, platform, method="exact", budget_s=0.2)
