@@ -58,7 +58,7 @@ BUILTIN_OPS: dict[str, Callable[[np.ndarray], Any]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Services:
     """What the engine calls out to; each piece is injectable for tests."""
 

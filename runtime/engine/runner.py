@@ -161,7 +161,7 @@ class Runner:
                                  pool=shared.pool, programs=self._programs,
                                  remote_compute=self.engine is not None))
         types = self._input_types
-        env: dict[str, Any] = {n: Value(types[n], host=a) for n, a in arrays.items()}
+        env: dict[str, Any] = {n: Value(types[n], None, None, a) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None
         try:
             engine.run_graph(self.manifest["tasks"], env)
