@@ -33,8 +33,9 @@ class InputSpec:
         out = {}
         for name, want, shape, _ in self.fast:
             a = inputs.get(name)
-            # The common case, checked cheaply: the right array already (used as it is).
-            if type(a) is np.ndarray and a.dtype == want and a.shape == shape and a.flags.c_contiguous:
+            # The common case, checked cheaply: the right array already (used as it is; the
+            # copy to the device makes it C-ordered where it is not).
+            if type(a) is np.ndarray and (a.dtype is want or a.dtype == want) and a.shape == shape:
                 out[name] = a
             else:
                 break

@@ -103,8 +103,7 @@ class Device:
                 arr = np.from_dlpack(_DLPack(self.hal.create_dlpack_capsule(view, _DL_CPU, 0)))
             except (RuntimeError, TypeError, ValueError, BufferError):
                 arr = None
-            want = numpy_dtype(dtype)
-            if arr is not None and arr.dtype == want:
+            if arr is not None and arr.dtype == numpy_dtype(dtype):
                 return arr.copy()
         arr = rt.DeviceArray(self.hal, view, implicit_host_transfer=True, override_dtype=numpy_dtype(dtype))
         return np.array(arr.to_host(), copy=True)
