@@ -127,6 +127,11 @@ def _compile(expr: Mapping[str, Any], fetch: Callable[[Any, str], Any]) -> Calla
     if op == "not":
         (inner,) = parts
         return lambda values: not inner(values)
+    if len(parts) == 2:  # the common case, without a generator (still short-circuits)
+        a, b = parts
+        if op == "and":
+            return lambda values: bool(a(values)) and bool(b(values))
+        return lambda values: bool(a(values)) or bool(b(values))
     if op == "and":
         return lambda values: all(bool(p(values)) for p in parts)  # short-circuits, left to right
     return lambda values: any(bool(p(values)) for p in parts)
