@@ -2,7 +2,8 @@
 
 1. Per-task overhead: a 32-task chain of tiny modules (unmerged, one module per task) run by
    planrt's engine (whole runs, divided by 32), vs raw `VmContext.invoke` of the same modules
-   with prebuilt argument lists.
+   with prebuilt argument lists; in wall time and in the calling thread's CPU time (both are
+   single-threaded, and CPU time leaves out what a loaded machine's scheduler adds).
 2. The defects and sensors examples, run repeatedly from one loaded bundle, vs `jax.jit` of
    the same computation on this CPU (blocked on, and with its results as numpy arrays, the
    form planrt returns them in); the first run after load and the load itself measured apart.
@@ -33,17 +34,18 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
-def _rounds(fns: dict[str, Callable[[], object]], repeat: int, inner: int) -> dict[str, float]:
+def _rounds(fns: dict[str, Callable[[], object]], repeat: int, inner: int,
+            clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Median seconds per call of each function, timed in alternating rounds of `inner` calls."""
     for fn in fns.values():
         fn()  # warm up
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t = clock()
             for _ in range(inner):
                 fn()
-            times[name].append((time.perf_counter() - t) / inner)
+            times[name].append((clock() - t) / inner)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -76,9 +78,14 @@ def overhead(tmp: Path, repeat: int, inner: int) -> list[tuple[str, float]]:
         for ctx, fn, a in calls:
             ctx.invoke(fn, a, rt.VmVariantList(1))
 
-    t = _rounds({"raw": raw, "ours": lambda: runner.run({"x": x})}, repeat, inner)
+    fns = {"raw": raw, "ours": lambda: runner.run({"x": x})}
+    t = _rounds(fns, repeat, inner)
+    # Both run on this thread alone: its CPU time leaves out the waits a loaded machine adds.
+    cpu = _rounds(fns, repeat, inner, clock=time.thread_time)
     runner.close()
-    return [("raw VmContext.invoke (baseline)", t["raw"] / n), ("planrt engine, per task", t["ours"] / n)]
+    return [("raw VmContext.invoke (baseline)", t["raw"] / n), ("planrt engine, per task", t["ours"] / n),
+            ("raw VmContext.invoke, thread CPU time", cpu["raw"] / n),
+            ("planrt engine, per task, thread CPU time", cpu["ours"] / n)]
 
 
 class Example:
@@ -235,12 +242,15 @@ def _pieces(ex: Example, runner) -> None:
 
 
 def _table(title: str, rows: list[tuple[str, float]]) -> None:
+    """Ratios against the first row; each raw-invoke row is the base of the rows after it."""
     base = rows[0][1]
     print(f"\n{title}")
     print(f"| {'what':<48} | {'median':>12} | {'ratio':>7} |")
     print(f"|{'-' * 50}|{'-' * 14}|{'-' * 9}|")
     for name, t in rows:
-        print(f"| {name:<48} | {t * 1e6:>9.1f} us | {t / base:>6.2f}x |")
+        if name.startswith("raw VmContext.invoke"):
+            base = t
+        print(f"| {name:<48} | {t * 1e6:>9.2f} us | {t / base:>6.2f}x |")
 
 
 def main(argv=None) -> int:

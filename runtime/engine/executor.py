@@ -208,13 +208,15 @@ class Engine:
         """A compute task on its local module, nothing recorded around it: the per-task hot path.
         `args` is the previous module's result list when it is exactly this one's argument list.
         Returns IREE's result list, or None when the task went the general way (skipped inputs)."""
-        for v in step.reads:
-            if env.get(v) is SKIPPED:
-                self.run_step(step, env, iteration)
+        guard = step.guard
+        if args is None or guard is not None:  # handed-on results were just made: none is skipped
+            for v in step.reads:
+                if env.get(v) is SKIPPED:
+                    self.run_step(step, env, iteration)
+                    return None
+            if guard is not None and not guard(env):
+                self._skip(step, env)
                 return None
-        if step.guard is not None and not step.guard(env):
-            self._skip(step, env)
-            return None
         dev = step.device
         start = self._now()
         if args is None:
