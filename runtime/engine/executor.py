@@ -6,14 +6,15 @@ import concurrent.futures as cf
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from planc.runtime.engine import expr as E
 from planc.runtime.engine.clock import Clock, SystemClock
-from planc.runtime.engine.modules import numpy_dtype
+from planc.runtime.engine.modules import VariantList, numpy_dtype
+from planc.runtime.engine.program import Program, Programs, Step, needs
 from planc.runtime.engine.values import SKIPPED, Value
 
 __all__ = ["BUILTIN_OPS", "Engine", "RunFailed", "RunResult", "RunStatus", "Services", "needs"]
@@ -57,23 +58,7 @@ BUILTIN_OPS: dict[str, Callable[[np.ndarray], Any]] = {
 }
 
 
-def needs(task: Mapping[str, Any]) -> set[str]:
-    """Every value name a task reads: its args, guard, fallback and, for a loop, its body's outer reads."""
-    out = {a for a in task.get("args", ()) if isinstance(a, str)}
-    if task.get("when") is not None:
-        out |= E.refs(task["when"])
-    fb = (task.get("policy") or {}).get("fallback")
-    if fb:
-        out.add(fb)
-    if task["kind"] == "loop":
-        inner = {r for t in task["body"] for r in t["results"]} | {c["name"] for c in task["carries"]}
-        for t in task["body"]:
-            out |= needs(t) - inner
-        out |= {c["init"] for c in task["carries"]}
-    return out
-
-
-@dataclass
+@dataclass(slots=True)
 class Services:
     """What the engine calls out to; each piece is injectable for tests."""
 
@@ -86,17 +71,17 @@ class Services:
     workers: int = 4
     run_id: str = "run"
     remote_compute: bool = False  # compute waits on other machines (the Ray engine): run it on the pool too
-    # Shared across runs of one Runner: the thread pool and per-graph/per-task precomputation.
+    # Shared across runs of one Runner: the thread pool and the prepared task lists.
     pool: cf.ThreadPoolExecutor | None = None
-    graphs: dict = field(default_factory=dict)
-    needs: dict = field(default_factory=dict)
+    programs: Programs = field(default_factory=Programs)
 
 
 class Engine:
     """Runs a list of manifest TASKs over an environment of values, as a dataflow graph.
 
     Independent tasks run concurrently on a thread pool; when only one task is ready it
-    runs inline on the calling thread (no hand-off cost on chains)."""
+    runs inline on the calling thread (no hand-off cost on chains). A task list in which
+    nothing blocks runs as a straight loop in its prepared order."""
 
     def __init__(self, services: Services):
         self.s = services
@@ -105,56 +90,93 @@ class Engine:
         self.skipped: list[str] = []
         self.rejected_by: str | None = None
         self._lock = threading.Lock()
-        self._pool: cf.ThreadPoolExecutor | None = None
+        # Compute may call IREE directly (no journal, no trace: nothing to record around it).
+        self._direct = services.journal is None and services.tracer is None and not services.remote_compute
+        clock = services.clock
+        self._now = time.monotonic if type(clock) is SystemClock else clock.now
 
     # ----------------------------------------------------------------- graph
-    def _compiled(self, tasks: list[Mapping[str, Any]]) -> _Graph:
-        key = id(tasks)
-        g = self.s.graphs.get(key)
-        if g is None or g.tasks is not tasks:
-            g = self.s.graphs[key] = _Graph(tasks)
-        return g
-
     def run_graph(self, tasks: list[Mapping[str, Any]], env: dict[str, Any], iteration: tuple[int, ...] = ()) -> None:
         """Run every task once its dependencies are done. Tasks that block (tools, gates,
         loops) go to the thread pool; compute runs inline on this thread, one ready task
         after another (a heavy group uses IREE's own task pool), so chains pay no hand-off."""
-        g = self._compiled(tasks)
-        indeg = list(g.indeg)
-        ready = [i for i, d in enumerate(indeg) if d == 0]
-        inflight: dict[cf.Future, int] = {}
+        prog = self.s.programs.get(tasks)
+        if prog.batches is None:
+            self._run_dataflow(prog, env, iteration, 0)
+        elif prog.remote_straight if self.s.remote_compute else prog.straight:
+            self._run_straight(prog.order, env, iteration)
+        else:
+            self._run_batches(prog, env, iteration)
+
+    def _run_straight(self, order: tuple[Step, ...], env: dict[str, Any], iteration: tuple[int, ...]) -> None:
+        """Nothing in the list blocks: every task runs here, in the prepared order. Consecutive
+        modules on one device hand IREE's result list on as the next argument list."""
+        if not self._direct:
+            for step in order:
+                self.run_step(step, env, iteration)
+            return
+        ret = None  # the result list of the step just run, when it was a direct invoke
+        compute = self._compute
+        for step in order:
+            if step.module is not None:
+                ret = compute(step, env, iteration, ret if step.chain else None)
+            else:
+                self.run_step(step, env, iteration)
+                ret = None
+
+    def _run_batches(self, prog: Program, env: dict[str, Any], iteration: tuple[int, ...]) -> None:
+        """Round by round while every task that may block settles without blocking (a false
+        guard, a skipped input); from the first round where one would block, the dataflow loop
+        takes over exactly where this left off."""
+        remote = self.s.remote_compute
+        steps = prog.steps
+        for b, batch in enumerate(prog.batches or ()):
+            for i in batch.remote_blocking if remote else batch.blocking:
+                if not self._settled(steps[i], env):
+                    self._run_dataflow(prog, env, iteration, b)
+                    return
+            self._run_straight(batch.steps, env, iteration)
+
+    def _run_dataflow(self, prog: Program, env: dict[str, Any], iteration: tuple[int, ...], start: int) -> None:
+        """The general loop, from the start of round `start` (the rounds before it are done)."""
+        steps, succ = prog.steps, prog.succ
+        indeg = list(prog.indeg)
         done = 0
+        for batch in (prog.batches or ())[:start]:
+            for step in batch.steps:
+                done += 1
+                for j in succ[step.index]:
+                    indeg[j] -= 1
+        ready = ([s.index for s in prog.batches[start].steps] if prog.batches is not None
+                 else [i for i, d in enumerate(indeg) if d == 0])
+        inflight: dict[cf.Future, int] = {}
 
         def finish(i: int) -> None:
             nonlocal done
             done += 1
-            for j in g.succ[i]:
+            for j in succ[i]:
                 indeg[j] -= 1
                 if indeg[j] == 0:
                     ready.append(j)
 
-        blocking = g.remote_blocking if self.s.remote_compute else g.blocking
-        succ, run_task = g.succ, self.run_task
+        blocking = prog.remote_blocking if self.s.remote_compute else prog.blocking
+        run_step = self.run_step
         while ready or inflight:
             if not inflight and len(ready) == 1 and not blocking[ready[0]]:
                 i = ready.pop()  # the common case on a chain: straight on, no bookkeeping
-                run_task(tasks[i], env, iteration)
-                done += 1
-                for j in succ[i]:
-                    indeg[j] -= 1
-                    if indeg[j] == 0:
-                        ready.append(j)
+                run_step(steps[i], env, iteration)
+                finish(i)
                 continue
             # A blocking task that its guard or a skipped input skips is settled here, not on the pool.
-            inline = [i for i in ready if not blocking[i] or self._settled(tasks[i], env)]
+            inline = [i for i in ready if not blocking[i] or self._settled(steps[i], env)]
             if len(inline) < len(ready):
                 pool = self._get_pool()
                 for i in ready:
                     if i not in inline:
-                        inflight[pool.submit(self.run_task, tasks[i], env, iteration)] = i
+                        inflight[pool.submit(run_step, steps[i], env, iteration)] = i
             ready.clear()
             for i in inline:
-                self.run_task(tasks[i], env, iteration)
+                run_step(steps[i], env, iteration)
                 finish(i)
             if inflight:
                 finished, _ = cf.wait(list(inflight), timeout=None if not ready else 0,
@@ -168,8 +190,8 @@ class Engine:
                         cf.wait(list(inflight))
                         raise exc
                     finish(i)
-        if done != len(tasks):
-            stuck = next(tasks[i]["name"] for i, d in enumerate(indeg) if d > 0)
+        if done != len(steps):
+            stuck = next(steps[i].name for i, d in enumerate(indeg) if d > 0)
             raise RunFailed(stuck, "waits for tasks that never run (a dependency cycle)")
 
     def _get_pool(self) -> cf.ThreadPoolExecutor:
@@ -182,8 +204,37 @@ class Engine:
         """Nothing to release per run: the pool belongs to the services (one per Runner)."""
 
     # ----------------------------------------------------------------- tasks
-    def run_task(self, task: Mapping[str, Any], env: dict[str, Any], iteration: tuple[int, ...]) -> None:
-        kind, name, reads, guard, args, results_names = self._step(task)
+    def _compute(self, step: Step, env: dict[str, Any], iteration: tuple[int, ...], args: Any) -> Any:
+        """A compute task on its local module, nothing recorded around it: the per-task hot path.
+        `args` is the previous module's result list when it is exactly this one's argument list.
+        Returns IREE's result list, or None when the task went the general way (skipped inputs)."""
+        guard = step.guard
+        if args is None or guard is not None:  # handed-on results were just made: none is skipped
+            for v in step.reads:
+                if env.get(v) is SKIPPED:
+                    self.run_step(step, env, iteration)
+                    return None
+            if guard is not None and not guard(env):
+                self._skip(step, env)
+                return None
+        dev = step.device
+        start = self._now()
+        if args is None:
+            args = VariantList(len(step.args))
+            push = args.push_ref
+            for a in step.args:
+                v = env[a]
+                push(v.view if v.device is dev else v.on(dev))
+        ret = step.module.call(args)
+        ts, name = self.task_seconds, step.name
+        ts[name] = ts.get(name, 0.0) + (self._now() - start)
+        get = ret.get_as_ref
+        for r, t, i in step.outs:
+            env[r] = Value(t, get(i), dev)
+        return ret
+
+    def run_step(self, step: Step, env: dict[str, Any], iteration: tuple[int, ...]) -> None:
+        kind, name, task = step.kind, step.name, step.task
         journal = self.s.journal
         if journal is not None and kind != "loop":
             saved = journal.finished(task, iteration)
@@ -191,45 +242,47 @@ class Engine:
                 env.update(saved)
                 return
         partial: list[str] = []
-        for v in reads:
+        for v in step.reads:
             if env.get(v) is SKIPPED:
                 partial = self._partial(task, env)
                 if not partial:
-                    self._skip(task, env)
+                    self._skip(step, env)
                     return
                 break
-        if guard is not None and kind != "gate" and not guard(_Scalars(env)):
-            self._skip(task, env)
+        if step.guard is not None and kind != "gate" and not step.guard(env):
+            self._skip(step, env)
             return
-        now = self.s.clock.now
+        if kind == "compute" and not partial and self._direct and step.module is not None:
+            self._compute(step, env, iteration, None)
+            return
+        now = self._now
         start = now()
         if kind == "compute":
             if partial:
                 outs = self._compute_partial(task, env, partial)
             else:
-                outs = self.s.compute(task, [env[a] for a in args])
+                outs = self.s.compute(task, [env[a] for a in step.args])
             elapsed = now() - start
-            # The hot path: no lock (a task name is only ever timed by one thread at a time).
-            ts = self.task_seconds
+            ts = self.task_seconds  # no lock: a task name is only ever timed by one thread at a time
             ts[name] = ts.get(name, 0.0) + elapsed
-            for r, o in zip(results_names, outs):
+            for r, o in zip(step.results, outs):
                 env[r] = o
             if self.s.tracer is not None:
                 self.s.tracer.add_slice(name, start, elapsed, category=kind, lane=str(task["module"]),
                                         args={"iteration": list(iteration)} if iteration else None)
             if journal is not None:
-                journal.record(task, iteration, dict(zip(results_names, outs)))
+                journal.record(task, iteration, dict(zip(step.results, outs)))
             return
         if kind == "builtin":
-            x = env[task["args"][0]].to_host()
+            x = env[step.args[0]].to_host()
             dtype = (task.get("type") or {}).get("dtype") or _dtype_name(np.asarray(x))
-            results = {task["results"][0]: Value.from_host(BUILTIN_OPS[task["op"]](x), dtype)}
+            results = {step.results[0]: Value.from_host(BUILTIN_OPS[task["op"]](x), dtype)}
         elif kind == "tool":
             results = self._tool(task, env, iteration)
         elif kind == "gate":
-            results = self._gate(task, env, iteration)
+            results = self._gate(step, env, iteration)
         elif kind == "loop":
-            self._loop(task, env, iteration)
+            self._loop(step, env, iteration)
             return
         else:
             raise RunFailed(name, f"unknown task kind '{kind}'")
@@ -262,35 +315,23 @@ class Engine:
         outs = self.s.compute(task, args)
         return [o if r in keep else SKIPPED for r, o in zip(task["results"], outs)]
 
-    def _settled(self, task: Mapping[str, Any], env: dict[str, Any]) -> bool:
-        """Whether running `task` would do nothing that blocks: it will be skipped, or it is a
+    def _settled(self, step: Step, env: dict[str, Any]) -> bool:
+        """Whether running `step` would do nothing that blocks: it will be skipped, or it is a
         gate whose guard is false (it passes its value through without asking)."""
-        kind, _, reads, guard, _, _ = self._step(task)
+        kind = step.kind
         if kind == "loop" or (self.s.journal is not None and kind == "tool"):
             return False
-        if any(env.get(v) is SKIPPED for v in reads) and not self._partial(task, env):
+        if any(env.get(v) is SKIPPED for v in step.reads) and not self._partial(step.task, env):
             return True
-        return guard is not None and not guard(_Scalars(env))
+        return step.guard is not None and not step.guard(env)
 
-    def _step(self, task: Mapping[str, Any]) -> tuple:
-        """(kind, name, reads, guard, args, results) of a task, computed once per Runner.
-        `reads` leaves out the fallback: a skipped fallback does not skip the task."""
-        hit = self.s.needs.get(id(task))
-        if hit is None or hit[0] is not task:
-            fb = (task.get("policy") or {}).get("fallback")
-            guard = E.compile_guard(task["when"]) if task.get("when") is not None else None
-            step = (task["kind"], task["name"], tuple(sorted(needs(task) - {fb})), guard,
-                    tuple(task["args"]), tuple(task["results"]))
-            hit = self.s.needs[id(task)] = (task, step)
-        return hit[1]
-
-    def _skip(self, task: Mapping[str, Any], env: dict[str, Any]) -> None:
+    def _skip(self, step: Step, env: dict[str, Any]) -> None:
         with self._lock:
-            self.skipped.append(task["name"])
-        for r in task["results"]:
+            self.skipped.append(step.name)
+        for r in step.results:
             env[r] = SKIPPED
-        if task["kind"] == "loop":
-            for t in task["body"]:
+        if step.kind == "loop":
+            for t in step.task["body"]:
                 for r in t["results"]:
                     env[r] = SKIPPED
 
@@ -305,10 +346,10 @@ class Engine:
                 self.skipped.append(task["name"])
         return {task["results"][0]: value}
 
-    def _gate(self, task, env, iteration) -> dict[str, Any]:
+    def _gate(self, step: Step, env, iteration) -> dict[str, Any]:
+        task = step.task
         value = env[task["args"][0]]
-        guard = self._step(task)[3]
-        if guard is not None and not guard(_Scalars(env)):
+        if step.guard is not None and not step.guard(env):
             return {task["results"][0]: value}  # a false guard passes without asking
         if self.s.gate is None:
             raise RunFailed(task["name"], "no gate decision source configured")
@@ -320,8 +361,8 @@ class Engine:
             return {task["results"][0]: SKIPPED}
         return {task["results"][0]: approved}
 
-    def _loop(self, task, env, iteration) -> None:
-        name = task["name"]
+    def _loop(self, step: Step, env, iteration) -> None:
+        task, name, until = step.task, step.name, step.until
         carries = {c["name"]: env[c["init"]] for c in task["carries"]}
         count = 0
         for i in range(task["max"]):
@@ -332,53 +373,13 @@ class Engine:
             for t in task["body"]:
                 for r in t["results"]:
                     env[r] = inner[r]
-            if E.evaluate_bool(task["until"], _Scalars(inner)):
+            if until(inner):
                 break
             carries = {c["name"]: inner[c["next"]] for c in task["carries"]}
         with self._lock:
             self.iterations[name] = count
 
 
-class _Graph:
-    """A task list's dependency structure, computed once: successors and in-degrees by index."""
-
-    def __init__(self, tasks: list[Mapping[str, Any]]):
-        self.tasks = tasks
-        index = {t["name"]: i for i, t in enumerate(tasks)}
-        producer = {r: i for i, t in enumerate(tasks) for r in t["results"]}
-        self.succ: list[list[int]] = [[] for _ in tasks]
-        self.blocking = [t["kind"] in ("tool", "gate", "loop") for t in tasks]
-        self.remote_blocking = [b or t["kind"] == "compute" for b, t in zip(self.blocking, tasks)]
-        self.indeg = [0] * len(tasks)
-        for j, t in enumerate(tasks):
-            deps = {producer[v] for v in needs(t) if v in producer}
-            deps |= {index[a] for a in t.get("after", ()) if a in index}
-            deps |= {producer[a] for a in t.get("after", ()) if a in producer}
-            deps.discard(j)
-            for i in sorted(deps):
-                self.succ[i].append(j)
-            self.indeg[j] = len(deps)
-
-
 def _dtype_name(a: np.ndarray) -> str:
     return {"float32": "f32", "float16": "f16", "int8": "i8", "int32": "i32", "int64": "i64",
             "bool": "bool", "bfloat16": "bf16", "float64": "f32"}[a.dtype.name]
-
-
-class _Scalars(Mapping):
-    """A view of the environment that hands host values to the expression evaluator."""
-
-    def __init__(self, env: dict[str, Any]):
-        self.env = env
-
-    def __getitem__(self, k: str) -> Any:
-        v = self.env[k]
-        if v is SKIPPED:
-            raise KeyError(k)
-        return v.to_host() if isinstance(v, Value) else v
-
-    def __iter__(self):
-        return iter(self.env)
-
-    def __len__(self) -> int:
-        return len(self.env)

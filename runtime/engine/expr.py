@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ExprError", "evaluate", "evaluate_bool", "refs", "scalar", "validate"]
+__all__ = ["ExprError", "compile_guard", "evaluate", "evaluate_bool", "refs", "scalar", "validate"]
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
@@ -37,6 +37,8 @@ def scalar(name: str, value: Any) -> bool | int | float:
     Scalars are Python bools/ints/floats, numpy scalars and 0-d numpy arrays of a
     boolean, integer or floating dtype.
     """
+    if type(value) is np.ndarray and value.ndim == 0 and value.dtype.kind in "biuf":
+        return value.item()  # type: ignore[no-any-return]  # the common case: a 0-d task result
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
@@ -87,10 +89,52 @@ def evaluate_bool(expr: Any, values: Mapping[str, Any]) -> bool:
     return bool(evaluate(expr, values))
 
 
-def compile_guard(expr: Any) -> Callable[[Mapping[str, Any]], bool]:
-    """Check `expr` once and return a guard function over values (the executor's hot path)."""
+def compile_guard(expr: Any, *, fetch: Callable[[Any, str], Any] | None = None) -> Callable[[Any], bool]:
+    """Check `expr` once and return a guard function over values (the executor's hot path).
+
+    The tree becomes nested closures, so a run walks no dicts. `fetch(values, name)` reads
+    one value (KeyError when it is not available); by default `values[name]`."""
     _check(expr, "expression")
-    return lambda values: bool(_eval(expr, values))
+    f = _compile(expr, fetch or _item)
+    return lambda values: bool(f(values))
+
+
+def _item(values: Any, name: str) -> Any:
+    return values[name]
+
+
+def _compile(expr: Mapping[str, Any], fetch: Callable[[Any, str], Any]) -> Callable[[Any], Any]:
+    if "ref" in expr:
+        name = _name(expr)
+
+        def ref(values: Any) -> Any:
+            try:
+                v = fetch(values, name)
+            except KeyError:
+                known = ", ".join(sorted(values)) or "none"
+                raise ExprError(f"expression refers to value '{name}', which is not available (known: {known})"
+                                ) from None
+            return scalar(name, v)
+        return ref
+    if "num" in expr:
+        n = _num(expr)
+        return lambda values: n
+    op, args = _op(expr)
+    parts = [_compile(a, fetch) for a in args]
+    if op in _COMPARE:
+        cmp, (left, right) = _COMPARE[op], parts
+        return lambda values: bool(cmp(left(values), right(values)))
+    if op == "not":
+        (inner,) = parts
+        return lambda values: not inner(values)
+    if len(parts) == 2:  # the common case, without a generator (still short-circuits)
+        a, b = parts
+        if op == "and":
+            return lambda values: bool(a(values)) and bool(b(values))
+        return lambda values: bool(a(values)) or bool(b(values))
+    if op == "and":
+        return lambda values: all(bool(p(values)) for p in parts)  # short-circuits, left to right
+    return lambda values: any(bool(p(values)) for p in parts)
 
 
 def _eval(expr: Mapping[str, Any], values: Mapping[str, Any]) -> bool | int | float:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import iree.runtime as rt
 import numpy as np
 
-__all__ = ["DTYPES", "Device", "LoadedModule", "ModuleError", "numpy_dtype"]
+__all__ = ["DTYPES", "Device", "LoadedModule", "ModuleError", "VariantList", "numpy_dtype"]
 
 # Manifest dtype name -> (numpy dtype name, HAL element type).
 DTYPES: dict[str, tuple[str, object]] = {
@@ -22,15 +22,42 @@ DTYPES: dict[str, tuple[str, object]] = {
 }
 
 
-_VariantList = rt.VmVariantList
+VariantList = rt.VmVariantList  # an IREE argument or result list
+_DEVICE_LOCAL = int(rt.MemoryType.DEVICE_LOCAL)
+_USAGE = int(rt.BufferUsage.DEFAULT)
+_VariantList = VariantList
 _BufferView = rt.HalBufferView
+
+
+_DL_CPU = 1  # DLPack's device type for host memory
+
+
+class _DLPack:
+    """Hands one DLPack capsule to `np.from_dlpack`."""
+
+    __slots__ = ("capsule",)
+
+    def __init__(self, capsule):
+        self.capsule = capsule
+
+    def __dlpack__(self, stream=None, **_):
+        return self.capsule
+
+    def __dlpack_device__(self):
+        return (_DL_CPU, 0)
 
 
 class ModuleError(RuntimeError):
     """A module failed to load or to run; names the module and the driver."""
 
 
+_NUMPY: dict[str, np.dtype] = {k: np.dtype(n) for k, (n, _) in DTYPES.items() if n != "bfloat16"}
+
+
 def numpy_dtype(name: str) -> np.dtype:
+    hit = _NUMPY.get(name)
+    if hit is not None:
+        return hit
     np_name = DTYPES[name][0]
     if np_name == "bfloat16":
         try:
@@ -54,20 +81,30 @@ class Device:
         self.hal = self.config.device
         self.allocator = self.hal.allocator
         self._hal_module = rt.create_hal_module(self.instance, self.hal)
+        self._dlpack = driver.startswith("local-")  # buffers in host memory, readable in place
 
     def to_device(self, array: np.ndarray, dtype: str):
         """Copy a host array into a device buffer view (a copy: never aliasing
         an unaligned numpy buffer, which IREE's zero-copy import crashes on)."""
-        arr = np.asarray(array, dtype=numpy_dtype(dtype), order="C")
-        return self.allocator.allocate_buffer_copy(
-            memory_type=rt.MemoryType.DEVICE_LOCAL,
-            allowed_usage=rt.BufferUsage.DEFAULT,
-            device=self.hal,
-            buffer=arr,
-            element_type=DTYPES[dtype][1],
-        )
+        want = numpy_dtype(dtype)
+        arr = array if type(array) is np.ndarray and array.dtype == want else np.asarray(array, dtype=want)
+        if not arr.flags.c_contiguous:
+            arr = np.asarray(arr, order="C")
+        return self.allocator.allocate_buffer_copy(_DEVICE_LOCAL, _USAGE, self.hal, arr, DTYPES[dtype][1])
 
     def to_host(self, view, dtype: str) -> np.ndarray:
+        """A host copy of a buffer view (or of the VmRef of one, as IREE's result lists hold them)."""
+        if isinstance(view, rt.VmRef):
+            view = view.deref(_BufferView)
+        if self._dlpack:
+            # Host memory on a local driver: DLPack gives numpy the buffer without IREE's
+            # DeviceArray machinery (a third of the time); a dtype DLPack lacks (bf16) falls back.
+            try:
+                arr = np.from_dlpack(_DLPack(self.hal.create_dlpack_capsule(view, _DL_CPU, 0)))
+            except (RuntimeError, TypeError, ValueError, BufferError):
+                arr = None
+            if arr is not None and arr.dtype == numpy_dtype(dtype):
+                return arr.copy()
         arr = rt.DeviceArray(self.hal, view, implicit_host_transfer=True, override_dtype=numpy_dtype(dtype))
         return np.array(arr.to_host(), copy=True)
 
@@ -100,6 +137,17 @@ class LoadedModule:
         self._n_out = len(outputs)
         self._out_range = range(len(outputs))
         self._lock = threading.Lock()  # one VM context is not re-entrant
+
+    def call(self, args):
+        """The executor's hot path: a VmVariantList of argument refs in, IREE's result list out
+        (its refs stay on the device; the list may serve as the next module's argument list)."""
+        ret = _VariantList(self._n_out)
+        try:
+            with self._lock:
+                self.context.invoke(self.function, args, ret)
+        except RuntimeError as e:
+            raise ModuleError(f"module '{self.name}' failed on driver '{self.device.driver}': {e}") from e
+        return ret
 
     def invoke(self, views: list) -> list:
         args = _VariantList(len(views))

@@ -5,16 +5,21 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
 from planc.runtime.engine.clock import Clock, SystemClock
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
-from planc.runtime.engine.modules import Device, LoadedModule, numpy_dtype
+from planc.runtime.engine.expr import ExprError
+from planc.runtime.engine.inputs import InputError, InputSpec, check_inputs
+from planc.runtime.engine.modules import Device, LoadedModule
+from planc.runtime.engine.program import Programs, prepare
 from planc.runtime.engine.runstate import RunState, TaskStatus
 from planc.runtime.engine.values import SKIPPED, Value, to_json
 from planc.runtime.gates.keeper import AuditLog, AutoApprove, GateKeeper, GateSource
@@ -27,10 +32,6 @@ from planc.runtime.tools.runner import ReturnType, ToolCall, ToolRunner
 __all__ = ["ENGINES", "InputError", "RunConfig", "Runner", "check_inputs"]
 
 log = logging.getLogger(__name__)
-
-
-class InputError(ValueError):
-    """An input is missing, unknown, or of the wrong type or shape; names it."""
 
 
 @dataclass
@@ -49,28 +50,6 @@ class RunConfig:
     compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
     engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray/engine.py)
     address: str | None = None  # the Ray cluster's head for engine "ray" (None: $RAY_ADDRESS or auto)
-
-
-def check_inputs(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Inputs converted to the declared dtypes; an InputError names any mismatch."""
-    declared = {i["name"]: i for i in manifest["inputs"]}
-    unknown = sorted(set(inputs) - set(declared))
-    if unknown:
-        raise InputError(f"unknown input(s) {', '.join(unknown)}; the plan takes: {', '.join(declared) or 'none'}")
-    out = {}
-    for name, d in declared.items():
-        if name not in inputs:
-            raise InputError(f"missing input '{name}' ({d['dtype']}{d['shape']})")
-        a = np.asarray(inputs[name])
-        want = numpy_dtype(d["dtype"])
-        if a.dtype.kind == "V" and a.dtype.itemsize == want.itemsize and want.kind == "V":
-            a = a.view(want)  # a .npy of bf16 loads as raw 2-byte records
-        if list(a.shape) != list(d["shape"]):
-            raise InputError(f"input '{name}' has shape {list(a.shape)}, the plan declares {d['dtype']}{d['shape']}")
-        if a.dtype != want and not np.can_cast(a.dtype, want, casting="same_kind"):
-            raise InputError(f"input '{name}' has dtype {a.dtype}, the plan declares {d['dtype']}")
-        out[name] = np.asarray(a, dtype=want, order="C")  # ascontiguousarray would make 0-d 1-d
-    return out
 
 
 class Runner:
@@ -97,14 +76,26 @@ class Runner:
             self.modules[name] = LoadedModule(name, dev, bundle.read(variant["path"]),
                                               [t["dtype"] for t in mod["inputs"]],
                                               [t["dtype"] for t in mod["outputs"]])
+        # Everything a run needs that does not depend on its inputs is prepared here, once:
+        # steps with their guards and modules, input and output tables, the extracted tools.
+        try:
+            self._programs: Programs = prepare(self.manifest["tasks"], self.modules if local else None)
+        except ExprError as e:
+            raise BadManifest(f"{MANIFEST}: {e}", member=MANIFEST) from None
+        self._inputs = InputSpec(self.manifest)
+        self._input_types = {n: t for n, _, _, t in self._inputs.fast}
+        self._outputs = tuple((o["name"], o["value"]) for o in self.manifest["outputs"])
         self._tools_dir: tempfile.TemporaryDirectory | None = None
         self._shared_tools: ToolRunner | None = None
-        self._shared = Services(compute=None)  # pool and precomputed graphs, reused by every run
+        self._tools_lock = threading.Lock()
+        self._shared = Services(compute=None)  # the thread pool, made on first use and reused by every run
+        if self.manifest.get("tools"):
+            self._tool_runner(None)  # extracts the tools; python workers start on a tool's first call
 
     # ------------------------------------------------------------------ public
     def run(self, inputs: Mapping[str, Any]) -> tuple[RunResult, RunDir | None]:
         """A new run (journaled under `config.run_root` when set)."""
-        arrays = check_inputs(self.manifest, inputs)
+        arrays = self._inputs.check(inputs)
         run_dir = None
         if self.config.run_root is not None:
             engine = {"engine": self.config.engine, "address": self.config.address} if self.engine else None
@@ -120,7 +111,7 @@ class Runner:
             raise InputError(f"run {run_dir.path} was started with bundle sha256 {run_dir.bundle_sha256[:12]}, "
                              f"not {self.bundle.sha256[:12]}; resume it with the same bundle")
         state = run_dir.replay()
-        arrays = check_inputs(self.manifest, state.inputs)
+        arrays = self._inputs.check(state.inputs)
         return self._execute(arrays, run_dir, state)
 
     def close(self) -> None:
@@ -147,41 +138,45 @@ class Runner:
         if self._tools_dir is None:
             self._tools_dir = tempfile.TemporaryDirectory(prefix="planrt-tools-")
             self.bundle.extract_tools(self._tools_dir.name)
-        if run_dir is None and self._shared_tools is not None:
+        if run_dir is not None:
+            return ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name, cwd=run_dir.work_dir,
+                                            env=self.config.tool_env)
+        with self._tools_lock:  # concurrent runs share one
+            if self._shared_tools is None:
+                self._shared_tools = ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name,
+                                                              cwd=Path(self._tools_dir.name), env=self.config.tool_env)
             return self._shared_tools
-        cwd = run_dir.work_dir if run_dir is not None else Path(self._tools_dir.name)
-        runner = ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name, cwd=cwd,
-                                          env=self.config.tool_env)
-        if run_dir is None:
-            self._shared_tools = runner
-        return runner
 
     def _execute(self, arrays: dict[str, np.ndarray], run_dir: RunDir | None, state: RunState | None) -> RunResult:
         cfg = self.config
         tracer = Tracer(cfg.clock) if cfg.trace else None
         tools = self._tool_runner(run_dir)
         run_id = run_dir.run_id if run_dir is not None else (cfg.run_id or "run")
-        ctx = _Context(self, run_dir, state, tools, BreakerRegistry(cfg.clock), random.Random(cfg.seed), tracer)
+        ctx = _Context(self, run_dir, state, tools, tracer)
         shared = self._shared
         compute = cfg.compute or (self.engine.service(tracer) if self.engine is not None else ctx.compute)
         engine = Engine(Services(compute=compute, tool=ctx.tool, gate=ctx.gate,
                                  journal=ctx if run_dir is not None else None, tracer=tracer,
                                  clock=cfg.clock, workers=cfg.workers, run_id=run_id,
-                                 pool=shared.pool, graphs=shared.graphs, needs=shared.needs,
+                                 pool=shared.pool, programs=self._programs,
                                  remote_compute=self.engine is not None))
-        env: dict[str, Any] = {n: Value.from_host(a, _input_dtype(self.manifest, n)) for n, a in arrays.items()}
+        types = self._input_types
+        env: dict[str, Any] = {n: Value(types[n], None, None, a) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None
         try:
             engine.run_graph(self.manifest["tasks"], env)
         except RunFailed as e:
             status, error = RunStatus.FAILED, str(e)
         finally:
-            shared.pool = engine.s.pool  # created on first use, kept for the next run
+            if shared.pool is None:
+                shared.pool = engine.s.pool  # created on first use, kept for the next run
+            elif engine.s.pool is not shared.pool and engine.s.pool is not None:
+                engine.s.pool.shutdown(wait=False)  # another run made one at the same time
             if tools is not None and tools is not self._shared_tools:
                 tools.close()
         if status is RunStatus.COMPLETED and engine.rejected_by:
             status = RunStatus.REJECTED
-        outputs = {o["name"]: _host(env.get(o["value"], SKIPPED)) for o in self.manifest["outputs"]}
+        outputs = {name: _host(env.get(value, SKIPPED)) for name, value in self._outputs}
         result = RunResult(status, outputs, engine.iterations, engine.task_seconds, engine.skipped, error,
                            engine.rejected_by)
         result.tracer = tracer  # type: ignore[attr-defined]
@@ -204,10 +199,6 @@ def _remote_engine(bundle: Bundle, config: RunConfig) -> Any:
     return RayEngine(bundle, address=config.address)
 
 
-def _input_dtype(manifest: Mapping[str, Any], name: str) -> str:
-    return next(i["dtype"] for i in manifest["inputs"] if i["name"] == name)
-
-
 def _host(v: Any) -> Any:
     if v is SKIPPED:
         return None
@@ -218,10 +209,28 @@ class _Context:
     """The engine's services for one run (compute, tools, gates, journal), sharing its state."""
 
     def __init__(self, runner: Runner, run_dir: RunDir | None, state: RunState | None, tools: ToolRunner | None,
-                 breakers: BreakerRegistry, rng: random.Random, tracer: Tracer | None):
-        self.r, self.run_dir, self.state, self.tools = runner, run_dir, state, tools
-        self.breakers, self.rng, self.tracer = breakers, rng, tracer
+                 tracer: Tracer | None):
+        self.r, self.run_dir, self.state, self.tools, self.tracer = runner, run_dir, state, tools, tracer
         self._gates: GateKeeper | None = None
+        self._breakers: BreakerRegistry | None = None
+        self._rng: random.Random | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def breakers(self) -> BreakerRegistry:
+        """This run's circuit breakers, made when a tool first runs."""
+        with self._lock:
+            if self._breakers is None:
+                self._breakers = BreakerRegistry(self.r.config.clock)
+            return self._breakers
+
+    @property
+    def rng(self) -> random.Random:
+        """The backoff jitter's generator (seeded from the config), made when a tool first runs."""
+        with self._lock:
+            if self._rng is None:
+                self._rng = random.Random(self.r.config.seed)
+            return self._rng
 
     @property
     def gates(self) -> GateKeeper:

@@ -6,7 +6,15 @@ import math
 
 import numpy as np
 import pytest
-from planc.runtime.engine.expr import ExprError, evaluate, evaluate_bool, refs, scalar, validate
+from planc.runtime.engine.expr import (
+    ExprError,
+    compile_guard,
+    evaluate,
+    evaluate_bool,
+    refs,
+    scalar,
+    validate,
+)
 
 
 def ref(n: str) -> dict:
@@ -58,6 +66,7 @@ VALUES = {
 def test_evaluation_table(expr: dict, expected: bool) -> None:
     assert evaluate(expr, VALUES) is expected
     assert evaluate_bool(expr, VALUES) is expected
+    assert compile_guard(expr)(VALUES) is expected  # the executor's compiled form agrees
 
 
 def test_bare_refs_and_numbers_yield_numbers() -> None:
@@ -73,6 +82,26 @@ def test_short_circuit_never_touches_the_other_side() -> None:
     assert evaluate(op("or", op(">", ref("worst"), num(0)), missing), VALUES) is True
     with pytest.raises(ExprError, match="'skipped_value', which is not available"):
         evaluate(op("or", op("<", ref("worst"), num(0)), missing), VALUES)
+    assert compile_guard(op("and", op("<", ref("worst"), num(0)), missing))(VALUES) is False
+    assert compile_guard(op("or", op(">", ref("worst"), num(0)), missing))(VALUES) is True
+    with pytest.raises(ExprError, match="'skipped_value', which is not available"):
+        compile_guard(op("or", op("<", ref("worst"), num(0)), missing))(VALUES)
+
+
+def test_compiled_guard_reads_through_fetch() -> None:
+    """The executor's fetch hands over host values and hides skipped ones (KeyError)."""
+    seen = []
+
+    def fetch(values, name):
+        seen.append(name)
+        if values[name] is None:
+            raise KeyError(name)
+        return values[name] * 2
+
+    guard = compile_guard(op(">", ref("x"), num(3)), fetch=fetch)
+    assert guard({"x": 2}) is True and guard({"x": 1}) is False and seen == ["x", "x"]
+    with pytest.raises(ExprError, match=r"'x', which is not available \(known: x\)"):
+        guard({"x": None})
 
 
 @pytest.mark.parametrize(
@@ -89,6 +118,8 @@ def test_short_circuit_never_touches_the_other_side() -> None:
 def test_bad_values_are_named(values: dict, msg: str) -> None:
     with pytest.raises(ExprError, match=msg):
         evaluate(op(">", ref("x"), num(0)), values)
+    with pytest.raises(ExprError, match=msg):
+        compile_guard(op(">", ref("x"), num(0)))(values)
 
 
 @pytest.mark.parametrize(
@@ -111,6 +142,8 @@ def test_malformed_trees_are_errors_even_where_short_circuited(expr, msg: str) -
         validate(expr)
     with pytest.raises(ExprError, match=msg):
         evaluate(expr, VALUES)
+    with pytest.raises(ExprError, match=msg):
+        compile_guard(expr)  # when the bundle is loaded, not when a run first reaches the guard
 
 
 def test_refs_and_scalar() -> None:
