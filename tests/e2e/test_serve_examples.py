@@ -180,7 +180,7 @@ def test_metrics(server, bundles):
 
     client = tritonclient_http.InferenceServerClient(server.url, network_timeout=120)
     triage = example_inputs(load_bundle(bundles["triage"].path).manifest)
-    triage["urgency"] = np.float32(2.5)  # the review gate asks; the approver decides it
+    triage["urgency"] = np.asarray(2.5, np.float32)  # the review gate asks; the approver decides it
     assert _infer(client, "triage", triage).get_response()["parameters"]["status"] == "completed"
     status, _, _ = post_json(server.url, "/v2/models/sensors/infer", {"inputs": [
         {"name": "audio", "shape": [8, 256], "datatype": "FP32", "data": [0.1] * 2048},
