@@ -159,9 +159,9 @@ class InferenceServer:
             result = plan.run(req.inputs, idempotency_key=key, request_id=rid,
                               gates=self.board.source(served.name, req.id or rid))
         except (BadRequest, InputError) as e:
-            if isinstance(e, IdempotencyConflict):
-                return error_reply(422, str(e))
             return error_reply(400, str(e))
+        except IdempotencyConflict as e:  # the key was used with other inputs (or bundle version)
+            return error_reply(422, str(e))
         except JournalError as e:  # the key's run is held by another process
             return error_reply(409, str(e))
         self.metrics.observe_run(served.name, result, set(plan.manifest.get("modules") or ()))
