@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-from planc.runtime.api.gates import NoReviewer
+from planc.runtime.api.gates import GateBoard, NoReviewer
 from planc.runtime.api.results import Output, Result
 from planc.runtime.api.signature import TensorSpec, signature
 from planc.runtime.bundle.loader import Bundle, load_bundle
@@ -36,7 +36,7 @@ class IdempotencyConflict(JournalError):
     """An idempotency key was used before with other inputs, or with another version of the bundle."""
 
 
-def load(path: str | os.PathLike[str], *, gates: GateSource | None = None,
+def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None = None,
          state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
          tool_env: Mapping[str, str] | None = None, host: Host | None = None,
          on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None) -> Plan:
@@ -61,7 +61,7 @@ class Plan:
     """One loaded bundle. `run` is thread-safe: runs share the loaded modules, the tool workers and
     the tools' circuit breakers; each run has its own values, journal and gate decisions."""
 
-    def __init__(self, bundle: Bundle, *, gates: GateSource | None = None,
+    def __init__(self, bundle: Bundle, *, gates: GateSource | GateBoard | None = None,
                  state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
                  tool_env: Mapping[str, str] | None = None, host: Host | None = None,
                  on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None) -> None:
@@ -79,6 +79,8 @@ class Plan:
         clock = SystemClock()
         self.breakers = BreakerRegistry(clock)
         # Tools and gates wait on the pool; a loop's body waits on it from inside it: room for every run.
+        if isinstance(gates, GateBoard):
+            gates = gates.source(str(bundle.manifest.get("plan")))
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=audit_dir / "audit.jsonl", on_attempt=on_tool_attempt)
@@ -124,7 +126,7 @@ class Plan:
 
     # ----------------------------------------------------------------- runs
     def run(self, inputs: Mapping[str, Any] | None = None, /, *, idempotency_key: str | None = None,
-            gates: GateSource | None = None, request_id: str | None = None, **named: Any) -> Result:
+            gates: GateSource | GateBoard | None = None, request_id: str | None = None, **named: Any) -> Result:
         """Run the plan once: `plan.run(frame=array)` or `plan.run({"frame": array})`.
 
         - `idempotency_key`: journal the run under this key (needs `state_dir`). A second run with
@@ -137,6 +139,8 @@ class Plan:
 
         Bad inputs raise InputError naming the input; a run that fails returns status FAILED."""
         values = {**(inputs or {}), **named}
+        if isinstance(gates, GateBoard):
+            gates = gates.source(self.name, request_id)
         cfg = dataclasses.replace(self._config, gates=gates or self._config.gates,
                                   run_id=request_id or "r-" + secrets.token_hex(8))
         if idempotency_key is None:
