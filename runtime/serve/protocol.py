@@ -23,6 +23,14 @@ _NUMPY = {"FP32": "float32", "FP16": "float16", "INT8": "int8", "INT32": "int32"
 JSON_DATATYPE = "BYTES"  # a tool's untyped (JSON) result: one BYTES element holding the JSON text
 
 
+try:  # the serve extra brings orjson: parses a request's numbers ~6x faster than the json module
+    from orjson import JSONDecodeError as _JSONError
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover (planc[serve] installs it)
+    from json import JSONDecodeError as _JSONError  # type: ignore[assignment]
+    from json import loads as _loads  # type: ignore[assignment]
+
+
 class BadRequest(ValueError):
     """A request the server cannot run: the message names the input or field that is wrong."""
 
@@ -68,8 +76,8 @@ def parse_request(body: bytes, header_length: int | None, specs: Sequence[Tensor
     else:
         head, binary = body, memoryview(b"")
     try:
-        doc = json.loads(head)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        doc = _loads(head)
+    except (UnicodeDecodeError, _JSONError) as e:
         raise BadRequest(f"the request body is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise BadRequest("the request body must be a JSON object with 'inputs'")
