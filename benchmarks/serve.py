@@ -3,7 +3,7 @@
 
 For the defects and sensors examples, at concurrency 1, 4 and 16: requests per second and p50/p99
 latency (client side), medians over --repeat rounds of --seconds each, for
-1. planrt serve BUNDLES --workers 4 (this repository),
+1. planrt serve BUNDLES --workers CORES (this repository),
 2. FastAPI + jax.jit of the same pipeline (benchmarks/serve_baseline.py), same JSON requests,
 3. one `planrt run BUNDLE -i ... --no-journal` process per request (what there was before).
 Every server's answer is checked against the others' before timing. The defects frame is the
@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=4.0, help="length of one measured round")
     ap.add_argument("--repeat", type=int, default=3, help="rounds per point (medians are reported)")
     ap.add_argument("--concurrency", default="1,4,16")
-    ap.add_argument("--workers", type=int, default=4, help="planrt serve --workers")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                    help="planrt serve --workers (default: the number of cores, as docs/serving.md advises)")
     ap.add_argument("--skip-processes", action="store_true", help="leave out the planrt-run-per-request rows")
     args = ap.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -44,8 +45,6 @@ class _Approver(threading.Thread):
                     status, body, _ = get(self.url, f"/v2/models/{m}/gates")
                 except OSError:
                     continue
-                import json
-
                 for g in json.loads(body).get("gates", []) if status == 200 else []:
                     post_json(self.url, f"/v2/models/{m}/gates/{g['id']}", {"decision": "approve", "by": "test"})
 
@@ -84,8 +83,6 @@ def _check(response, expected, model):
             np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-6, err_msg=f"{model}.{name}")
         else:
             assert got is not None and got.shape == (1,), name  # JSON: one BYTES element
-            import json
-
             sent = json.loads(got[0])
             if name != "reply":  # the reply carries the run's own idempotency key
                 assert sent == value, name
