@@ -39,22 +39,25 @@ class IdempotencyConflict(JournalError):
 def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None = None,
          state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
          tool_env: Mapping[str, str] | None = None, host: Host | None = None,
-         on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None) -> Plan:
+         on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
+         engine: str = "local", address: str | None = None, seed: int = 0) -> Plan:
     """Verify the bundle at `path`, detect this host, pick and load every module's variant: a Plan.
 
     - `gates`: where review gate decisions come from (default: each gate takes its own default at
       once; `planc.runtime.api.gates.GateBoard` lets the application decide them).
     - `state_dir`: where runs with an idempotency key keep their journal (`state_dir/runs/`) and where
       gate decisions of the other runs are logged (`state_dir/audit.jsonl`); None: a fresh temporary
-      directory per Plan for the audit log, and idempotency keys are refused.
+      directory per run for the audit log, and idempotency keys are refused.
     - `concurrency`: how many runs are expected at once (sizes the pool that tools and gates wait on).
     - `tool_env`: the environment tools run with (default: this process's).
     - `on_tool_attempt(task, tool, attempt, error)`: called after every tool attempt (metrics).
+    - `engine`: "local" (IREE in this process) or "ray" (compute on a Ray cluster at `address`,
+      docs/ray.md); `seed`: retry jitter.
 
     Raises the errors `planrt run` reports: BundleError, NoVariantError, HostSpecError."""
     bundle = load_bundle(path)
     return Plan(bundle, gates=gates, state_dir=state_dir, concurrency=concurrency, tool_env=tool_env,
-                host=host, on_tool_attempt=on_tool_attempt)
+                host=host, on_tool_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
 
 
 class Plan:
@@ -64,18 +67,12 @@ class Plan:
     def __init__(self, bundle: Bundle, *, gates: GateSource | GateBoard | None = None,
                  state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
                  tool_env: Mapping[str, str] | None = None, host: Host | None = None,
-                 on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None) -> None:
+                 on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
+                 engine: str = "local", address: str | None = None, seed: int = 0) -> None:
         self.bundle = bundle
         self.state_dir = Path(state_dir) if state_dir is not None else None
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._tmp: str | None = None
-        audit_dir = self.state_dir
-        if audit_dir is None:
-            import tempfile
-
-            self._tmp = tempfile.mkdtemp(prefix="planrt-plan-")
-            audit_dir = Path(self._tmp)
         clock = SystemClock()
         self.breakers = BreakerRegistry(clock)
         # Tools and gates wait on the pool; a loop's body waits on it from inside it: room for every run.
@@ -83,7 +80,8 @@ class Plan:
             gates = gates.source(str(bundle.manifest.get("plan")))
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
-                                 audit_path=audit_dir / "audit.jsonl", on_attempt=on_tool_attempt)
+                                 audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
+                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
         self.runner = Runner(bundle, self._config)
         self.inputs, self.outputs = signature(bundle.manifest)
         self._keys: dict[str, list[Any]] = {}
@@ -110,8 +108,9 @@ class Plan:
         return dict(self.runner.variants)
 
     @property
-    def audit_path(self) -> Path:
-        assert self._config.audit_path is not None
+    def audit_path(self) -> Path | None:
+        """Where gate decisions of runs without a run directory are logged (None: a new temporary
+        directory per run, named in the log's messages)."""
         return self._config.audit_path
 
     def input(self, name: str) -> TensorSpec:
@@ -126,7 +125,8 @@ class Plan:
 
     # ----------------------------------------------------------------- runs
     def run(self, inputs: Mapping[str, Any] | None = None, /, *, idempotency_key: str | None = None,
-            gates: GateSource | GateBoard | None = None, request_id: str | None = None, **named: Any) -> Result:
+            gates: GateSource | GateBoard | None = None, request_id: str | None = None,
+            journal: str | os.PathLike[str] | None = None, trace: bool = False, **named: Any) -> Result:
         """Run the plan once: `plan.run(frame=array)` or `plan.run({"frame": array})`.
 
         - `idempotency_key`: journal the run under this key (needs `state_dir`). A second run with
@@ -136,25 +136,43 @@ class Plan:
         - `gates`: this run's gate decision source (default: the Plan's).
         - `request_id`: the run's id as tools see it (their idempotency keys are `ID:task`; default:
           a fresh random id, so no two runs share a tool key).
+        - `journal`: make this run's run directory under this folder (`planrt run`'s `--run-dir`),
+          resumable with `resume`; its name is `request_id` (default: time and a random suffix).
+        - `trace`: keep a Chrome trace of the run (`result.trace.write(path)`).
 
         Bad inputs raise InputError naming the input; a run that fails returns status FAILED."""
         values = {**(inputs or {}), **named}
         if isinstance(gates, GateBoard):
             gates = gates.source(self.name, request_id)
-        cfg = dataclasses.replace(self._config, gates=gates or self._config.gates,
-                                  run_id=request_id or "r-" + secrets.token_hex(8))
+        cfg = dataclasses.replace(self._config, gates=gates or self._config.gates, trace=trace,
+                                  run_id=request_id or (None if journal else "r-" + secrets.token_hex(8)),
+                                  run_root=Path(journal) if journal is not None else None)
+        if idempotency_key is not None and journal is not None:
+            raise InputError("a run has either an idempotency key or a journal folder, not both")
         if idempotency_key is None:
             arrays = check_inputs(self.manifest, values)
-            result, _ = self.runner.run(arrays, config=cfg)
-            return self._result(result)
+            result, run_dir = self.runner.run(arrays, config=cfg)
+            if run_dir is None:
+                return self._result(result)
+            run_dir.close()
+            return self._result(result, run_id=run_dir.run_id, run_dir=run_dir.path)
         return self._run_keyed(values, idempotency_key, cfg)
 
     def close(self) -> None:
         """Stop the tool workers and the thread pool (in-flight runs should have finished)."""
         self.runner.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+
+    def resume(self, run_dir: str | os.PathLike[str], *, gates: GateSource | GateBoard | None = None,
+               trace: bool = False) -> Result:
+        """Finish a run that was cut off (`planrt resume`): nothing that finished is redone, no
+        completed tool call is repeated. Raises JournalError when the directory is not a run, or is
+        in use; InputError when the run was started with another bundle."""
+        if isinstance(gates, GateBoard):
+            gates = gates.source(self.name)
+        cfg = dataclasses.replace(self._config, gates=gates or self._config.gates, trace=trace)
+        with RunDir.open(run_dir) as rd:
+            result = self.runner.resume(rd, config=cfg)
+            return self._result(result, run_id=rd.run_id, run_dir=rd.path)
 
     def __enter__(self) -> Self:
         return self
@@ -163,9 +181,11 @@ class Plan:
         self.close()
 
     # ------------------------------------------------------------- internal
-    def _result(self, r: RunResult, *, run_id: str | None = None, replayed: bool = False) -> Result:
+    def _result(self, r: RunResult, *, run_id: str | None = None, replayed: bool = False,
+                run_dir: Path | None = None) -> Result:
         return Result(r.status, {n: Output.of(n, v) for n, v in r.outputs.items()}, self.sha256, r.error,
-                      r.rejected_by, dict(r.iterations), dict(r.task_seconds), tuple(r.skipped), run_id, replayed)
+                      r.rejected_by, dict(r.iterations), dict(r.task_seconds), tuple(r.skipped), run_id, replayed,
+                      run_dir, getattr(r, "tracer", None))
 
     def _run_keyed(self, values: Mapping[str, Any], key: str, cfg: RunConfig) -> Result:
         if self.state_dir is None:
@@ -184,7 +204,7 @@ class Plan:
                                                                                       run_id=run_id))
                 if run_dir is not None:
                     run_dir.close()
-                return self._result(result, run_id=run_id)
+                return self._result(result, run_id=run_id, run_dir=path)
             with RunDir.open(path) as run_dir:
                 if run_dir.bundle_sha256 != self.sha256:
                     raise IdempotencyConflict(
@@ -196,7 +216,7 @@ class Plan:
                         raise IdempotencyConflict(f"idempotency key {key!r} was used with another value "
                                                   f"of input '{name}'; use a new key")
                 result = self.runner.resume(run_dir, config=cfg)
-            return self._result(result, run_id=run_id, replayed=True)
+            return self._result(result, run_id=run_id, replayed=True, run_dir=path)
 
     @contextmanager
     def _key_lock(self, run_id: str) -> Iterator[None]:

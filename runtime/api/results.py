@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ class Result:
 
     `status` is COMPLETED, REJECTED (a review gate rejected; `rejected_by` names it) or FAILED (`error`
     says which task and why). `model_version` is the bundle's sha256. `run_id` names the run directory
-    of a journaled run (an idempotency key); `replayed` is true when the result came back from an
+    of a journaled run (an idempotency key, or a journal folder; `run_dir` is its path); `replayed` is true when the result came back from an
     earlier run with the same key instead of running again."""
 
     status: RunStatus
@@ -60,6 +61,8 @@ class Result:
     skipped: tuple[str, ...] = ()
     run_id: str | None = None
     replayed: bool = False
+    run_dir: Path | None = None
+    trace: Any = None  # a planc.runtime.journal.trace.Tracer when the run was traced
 
     @property
     def ok(self) -> bool:
