@@ -1,4 +1,4 @@
-"""The `planrt` command line: run, resume and inspect bundles."""
+"""The `planrt` command line: run, resume, inspect and serve bundles."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ COMMANDS = {
     "run": "planc.runtime.commands.run",
     "resume": "planc.runtime.commands.resume",
     "inspect": "planc.runtime.commands.inspect",
+    "serve": "planc.runtime.commands.serve",
     "node": "planc.runtime.ray.node",
 }
 

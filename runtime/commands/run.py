@@ -1,4 +1,5 @@
-"""`planrt run` and `planrt resume`: execute a bundle on this host, journaled and resumable."""
+"""`planrt run` and `planrt resume`: execute a bundle on this host, journaled and resumable (a thin
+layer over `planc.runtime.load`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from planc.runtime.api.plan import Plan
+from planc.runtime.api.results import Result
 from planc.runtime.bundle.loader import BundleError, load_bundle
 from planc.runtime.engine.modules import ModuleError
-from planc.runtime.engine.runner import ENGINES, InputError, RunConfig, Runner
+from planc.runtime.engine.runner import ENGINES, InputError, RunConfig
 from planc.runtime.engine.runstate import JournalError
 from planc.runtime.gates.keeper import AutoApprove, DecisionsDir, Interactive
 from planc.runtime.host.detect import HostSpecError, NoVariantError
@@ -102,34 +105,41 @@ def _config(args: argparse.Namespace, root: Path | None, run_id: str | None,
                      engine=engine, address=address)
 
 
-def _report(args: argparse.Namespace, runner: Runner, result: Any, run_dir: RunDir | None) -> int:
+def _plan(bundle: Any, config: RunConfig) -> Plan:
+    return Plan(bundle, gates=config.gates, engine=config.engine, address=config.address, seed=config.seed,
+                concurrency=1)
+
+
+def _report(args: argparse.Namespace, plan: Plan, result: Result) -> int:
+    engine = plan.runner.engine
+    outputs = {k: o.value for k, o in result.outputs.items()}
     summary = {
         "status": result.status.value, "error": result.error, "rejected_by": result.rejected_by,
-        "run_dir": str(run_dir.path) if run_dir else None, "variants": runner.variants,
-        **({"placement": runner.engine.placement()} if runner.engine is not None else {}),
-        "iterations": result.iterations, "skipped": result.skipped,
+        "run_dir": str(result.run_dir) if result.run_dir else None, "variants": plan.variants,
+        **({"placement": engine.placement()} if engine is not None else {}),
+        "iterations": dict(result.iterations), "skipped": list(result.skipped),
         "task_seconds": {k: round(v, 6) for k, v in sorted(result.task_seconds.items())},
-        "outputs": {k: _describe(v) for k, v in result.outputs.items()},
+        "outputs": {k: _describe(v) for k, v in outputs.items()},
     }
     if args.output_dir:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name, v in result.outputs.items():
+        for name, v in outputs.items():
             if isinstance(v, np.ndarray):
                 np.save(out / f"{name}.npy", v)
             else:
                 (out / f"{name}.json").write_text(json.dumps(v))
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    if args.trace and result.tracer is not None:
-        result.tracer.write(args.trace)
+    if args.trace and result.trace is not None:
+        result.trace.write(args.trace)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(f"status: {summary['status']}" + (f" ({result.error})" if result.error else ""))
         for k, v in summary["outputs"].items():
             print(f"  {k} = {v}")
-        if run_dir:
-            print(f"run: {run_dir.path}")
+        if result.run_dir:
+            print(f"run: {result.run_dir}")
     return 0 if result.status.value != "failed" else 1
 
 
@@ -158,41 +168,37 @@ def run(args: argparse.Namespace) -> int:
         root = None if args.no_journal else Path(args.run_dir)
         config = _config(args, root, args.run_id)
         with _stdout_for(config) as own_stdout:
-            runner = Runner(bundle, config)
+            plan = _plan(bundle, config)
             try:
-                result, run_dir = runner.run(inputs)
-                try:
-                    with own_stdout():
-                        return _report(args, runner, result, run_dir)
-                finally:
-                    if run_dir is not None:
-                        run_dir.close()
+                result = plan.run(inputs, journal=root, request_id=args.run_id, trace=bool(args.trace))
+                with own_stdout():
+                    return _report(args, plan, result)
             finally:
-                runner.close()
+                plan.close()
     except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
         return _fail(str(e))
 
 
 def resume(args: argparse.Namespace) -> int:
     try:
-        run_dir = RunDir.open(args.run_dir)
+        with RunDir.open(args.run_dir) as run_dir:  # what the run recorded: its bundle and engine
+            recorded_bundle, recorded_sha256, recorded = run_dir.bundle_path, run_dir.bundle_sha256, run_dir
     except (JournalError, OSError) as e:
         return _fail(str(e))
     try:
-        path = args.bundle or run_dir.bundle_path
+        path = args.bundle or recorded_bundle
         if not path:
-            return _fail(f"run {run_dir.path} does not record its bundle; name it with --bundle")
-        bundle = load_bundle(path, sha256=run_dir.bundle_sha256 or None)  # the run's own bundle, or none
-        config = _config(args, None, None, run_dir)
+            return _fail(f"run {args.run_dir} does not record its bundle; name it with --bundle")
+        bundle = load_bundle(path, sha256=recorded_sha256 or None)  # the run's own bundle, or none
+        config = _config(args, None, None, recorded)
         with _stdout_for(config) as own_stdout:
-            runner = Runner(bundle, config)
+            plan = _plan(bundle, config)
             try:
-                result = runner.resume(run_dir)
+                result = plan.resume(args.run_dir, trace=bool(args.trace))
                 with own_stdout():
-                    return _report(args, runner, result, run_dir)
+                    return _report(args, plan, result)
             finally:
-                runner.close()
-    except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError, OSError) as e:
+                plan.close()
+    except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError,
+            OSError) as e:
         return _fail(str(e))
-    finally:
-        run_dir.close()

@@ -6,7 +6,7 @@ import logging
 import random
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,12 @@ class RunConfig:
     compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
     engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray/engine.py)
     address: str | None = None  # the Ray cluster's head for engine "ray" (None: $RAY_ADDRESS or auto)
+    # Shared across runs when set (a served plan): tool breakers, where gate decisions of runs without a
+    # run directory are logged (None: a temporary file), and a callback per tool attempt
+    # (task, tool, attempt number, error or None).
+    breakers: BreakerRegistry | None = None
+    audit_path: Path | None = None
+    on_attempt: Callable[[str, str, int, str | None], None] | None = None
 
 
 class Runner:
@@ -87,32 +93,36 @@ class Runner:
         self._outputs = tuple((o["name"], o["value"]) for o in self.manifest["outputs"])
         self._tools_dir: tempfile.TemporaryDirectory | None = None
         self._shared_tools: ToolRunner | None = None
-        self._tools_lock = threading.Lock()
+        self._lock = threading.Lock()  # runs may start from several threads at once (planc.runtime.load)
         self._shared = Services(compute=None)  # the thread pool, made on first use and reused by every run
         if self.manifest.get("tools"):
             self._tool_runner(None)  # extracts the tools; python workers start on a tool's first call
 
     # ------------------------------------------------------------------ public
-    def run(self, inputs: Mapping[str, Any]) -> tuple[RunResult, RunDir | None]:
-        """A new run (journaled under `config.run_root` when set)."""
+    def run(self, inputs: Mapping[str, Any], *,
+            config: RunConfig | None = None) -> tuple[RunResult, RunDir | None]:
+        """A new run (journaled under `config.run_root` when set). `config` replaces the Runner's
+        per-run settings (run_root, run_id, gates, clock, seed, trace, breakers, audit_path, on_attempt)
+        for this run only; what was fixed at load (host, engine, workers) stays."""
+        cfg = config or self.config
         arrays = self._inputs.check(inputs)
         run_dir = None
-        if self.config.run_root is not None:
+        if cfg.run_root is not None:
             engine = {"engine": self.config.engine, "address": self.config.address} if self.engine else None
-            run_dir = RunDir.create(self.config.run_root, self.bundle.sha256, arrays,
-                                    run_id=self.config.run_id, clock=self.config.clock,
+            run_dir = RunDir.create(cfg.run_root, self.bundle.sha256, arrays,
+                                    run_id=cfg.run_id, clock=cfg.clock,
                                     bundle_path=str(Path(self.bundle.path).resolve()),
                                     engine=engine)  # `planrt resume` continues on the same engine
-        return self._execute(arrays, run_dir, None), run_dir
+        return self._execute(arrays, run_dir, None, cfg), run_dir
 
-    def resume(self, run_dir: RunDir) -> RunResult:
+    def resume(self, run_dir: RunDir, *, config: RunConfig | None = None) -> RunResult:
         """Continue a crashed or stopped run: finished tasks and completed tool calls are reused."""
         if run_dir.bundle_sha256 and run_dir.bundle_sha256 != self.bundle.sha256:
             raise InputError(f"run {run_dir.path} was started with bundle sha256 {run_dir.bundle_sha256[:12]}, "
                              f"not {self.bundle.sha256[:12]}; resume it with the same bundle")
         state = run_dir.replay()
         arrays = self._inputs.check(state.inputs)
-        return self._execute(arrays, run_dir, state)
+        return self._execute(arrays, run_dir, state, config or self.config)
 
     def close(self) -> None:
         """Stop the engine, the thread pool and the tool workers, and remove extracted tools."""
@@ -135,29 +145,29 @@ class Runner:
         a journal share one runner, so python tool workers stay warm between runs."""
         if not self.manifest.get("tools"):
             return None
-        if self._tools_dir is None:
-            self._tools_dir = tempfile.TemporaryDirectory(prefix="planrt-tools-")
-            self.bundle.extract_tools(self._tools_dir.name)
-        if run_dir is not None:
-            return ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name, cwd=run_dir.work_dir,
-                                            env=self.config.tool_env)
-        with self._tools_lock:  # concurrent runs share one
-            if self._shared_tools is None:
+        with self._lock:
+            if self._tools_dir is None:
+                self._tools_dir = tempfile.TemporaryDirectory(prefix="planrt-tools-")
+                self.bundle.extract_tools(self._tools_dir.name)
+            if run_dir is not None:
+                return ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name,
+                                                cwd=run_dir.work_dir, env=self.config.tool_env)
+            if self._shared_tools is None:  # concurrent runs without a journal share one
                 self._shared_tools = ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name,
                                                               cwd=Path(self._tools_dir.name), env=self.config.tool_env)
             return self._shared_tools
 
-    def _execute(self, arrays: dict[str, np.ndarray], run_dir: RunDir | None, state: RunState | None) -> RunResult:
-        cfg = self.config
+    def _execute(self, arrays: dict[str, np.ndarray], run_dir: RunDir | None, state: RunState | None,
+                 cfg: RunConfig) -> RunResult:
         tracer = Tracer(cfg.clock) if cfg.trace else None
         tools = self._tool_runner(run_dir)
         run_id = run_dir.run_id if run_dir is not None else (cfg.run_id or "run")
-        ctx = _Context(self, run_dir, state, tools, tracer)
+        ctx = _Context(self, cfg, run_dir, state, tools, tracer)
         shared = self._shared
-        compute = cfg.compute or (self.engine.service(tracer) if self.engine is not None else ctx.compute)
+        compute = self.config.compute or (self.engine.service(tracer) if self.engine is not None else ctx.compute)
         engine = Engine(Services(compute=compute, tool=ctx.tool, gate=ctx.gate,
                                  journal=ctx if run_dir is not None else None, tracer=tracer,
-                                 clock=cfg.clock, workers=cfg.workers, run_id=run_id,
+                                 clock=cfg.clock, workers=self.config.workers, run_id=run_id,
                                  pool=shared.pool, programs=self._programs,
                                  remote_compute=self.engine is not None))
         types = self._input_types
@@ -168,10 +178,11 @@ class Runner:
         except RunFailed as e:
             status, error = RunStatus.FAILED, str(e)
         finally:
-            if shared.pool is None:
-                shared.pool = engine.s.pool  # created on first use, kept for the next run
-            elif engine.s.pool is not shared.pool and engine.s.pool is not None:
-                engine.s.pool.shutdown(wait=False)  # another run made one at the same time
+            with self._lock:  # one pool for every run, also when the first runs end at once
+                if shared.pool is None:
+                    shared.pool = engine.s.pool  # created on first use, kept for the next run
+                elif engine.s.pool is not shared.pool and engine.s.pool is not None:
+                    engine.s.pool.shutdown(wait=False)  # another run made one at the same time
             if tools is not None and tools is not self._shared_tools:
                 tools.close()
         if status is RunStatus.COMPLETED and engine.rejected_by:
@@ -208,11 +219,12 @@ def _host(v: Any) -> Any:
 class _Context:
     """The engine's services for one run (compute, tools, gates, journal), sharing its state."""
 
-    def __init__(self, runner: Runner, run_dir: RunDir | None, state: RunState | None, tools: ToolRunner | None,
-                 tracer: Tracer | None):
-        self.r, self.run_dir, self.state, self.tools, self.tracer = runner, run_dir, state, tools, tracer
+    def __init__(self, runner: Runner, cfg: RunConfig, run_dir: RunDir | None, state: RunState | None,
+                 tools: ToolRunner | None, tracer: Tracer | None):
+        self.r, self.cfg, self.run_dir, self.state, self.tools = runner, cfg, run_dir, state, tools
+        self.tracer = tracer
         self._gates: GateKeeper | None = None
-        self._breakers: BreakerRegistry | None = None
+        self._breakers: BreakerRegistry | None = cfg.breakers  # shared across runs by a served plan
         self._rng: random.Random | None = None
         self._lock = threading.Lock()
 
@@ -221,7 +233,7 @@ class _Context:
         """This run's circuit breakers, made when a tool first runs."""
         with self._lock:
             if self._breakers is None:
-                self._breakers = BreakerRegistry(self.r.config.clock)
+                self._breakers = BreakerRegistry(self.cfg.clock)
             return self._breakers
 
     @property
@@ -229,16 +241,16 @@ class _Context:
         """The backoff jitter's generator (seeded from the config), made when a tool first runs."""
         with self._lock:
             if self._rng is None:
-                self._rng = random.Random(self.r.config.seed)
+                self._rng = random.Random(self.cfg.seed)
             return self._rng
 
     @property
     def gates(self) -> GateKeeper:
         """The gate keeper and its audit log, made when a gate first asks (most runs never do)."""
         if self._gates is None:
-            cfg = self.r.config
-            path = (self.run_dir.audit_path if self.run_dir is not None
-                    else Path(tempfile.mkdtemp(prefix="planrt-audit-")) / "audit.jsonl")
+            cfg = self.cfg
+            path = (self.run_dir.audit_path if self.run_dir is not None else cfg.audit_path
+                    or Path(tempfile.mkdtemp(prefix="planrt-audit-")) / "audit.jsonl")
             self._gates = GateKeeper(cfg.gates, AuditLog(path, clock=cfg.clock), clock=cfg.clock)
         return self._gates
 
@@ -276,8 +288,10 @@ class _Context:
                                       lane=f"tool {tool}", args=args)
             if r.error is not None and self.run_dir is not None:
                 self.run_dir.record_tool_failed(key, attempt=r.number, error=str(r.error))
+            if self.cfg.on_attempt is not None:
+                self.cfg.on_attempt(name, tool, r.number, None if r.error is None else str(r.error))
 
-        outcome = call_with_policy(attempt, policy, clock=self.r.config.clock, rng=self.rng,
+        outcome = call_with_policy(attempt, policy, clock=self.cfg.clock, rng=self.rng,
                                    breaker=self.breakers.get(tool, policy), on_attempt=report)
         if outcome.kind is OutcomeKind.OK:
             if self.run_dir is not None:

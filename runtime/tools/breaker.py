@@ -107,6 +107,12 @@ class BreakerRegistry:
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
 
+    def states(self) -> dict[str, BreakerState]:
+        """Each breaker's state, by tool."""
+        with self._lock:
+            breakers = dict(self._breakers)
+        return {tool: b.state for tool, b in sorted(breakers.items())}
+
     def get(self, tool: str, policy: Policy) -> CircuitBreaker | None:
         """The tool's breaker, or None when `policy` declares none. The first declaration wins."""
         if policy.breaker is None:

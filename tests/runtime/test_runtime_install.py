@@ -109,6 +109,11 @@ def test_runtime_installs_alone(tmp_path: Path) -> None:
 
     out = _run([str(planrt), "--help"], cwd=tmp_path)
     assert out.returncode == 0 and "planrt" in out.stdout, out.stdout + out.stderr
+    # planrt serve is the extra planc[serve]: without it, it says how to install it (no traceback).
+    assert "planc.runtime.serve.app" in probe["modules"]  # imported above without starlette
+    assert not any(m.split(".")[0] in {"starlette", "uvicorn", "prometheus_client"} for m in probe["loaded"])
+    out = _run([str(planrt), "serve", str(bundle)], cwd=tmp_path)
+    assert out.returncode == 1 and "pip install 'planc[serve]'" in out.stderr, out.stdout + out.stderr
 
     # And it runs a real compiled bundle there, with the same numbers as here.
     import numpy as np
