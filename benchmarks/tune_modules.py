@@ -114,7 +114,8 @@ MLIR_MODELS = {
 
 def _facts(text: str) -> ComputeFacts:
     c = count_stablehlo(text)
-    return ComputeFacts(c.flops, c.bytes_accessed, "f32", c.dispatches, working_set=c.working_set)
+    return ComputeFacts(c.flops, c.bytes_accessed, "f32", c.dispatches, working_set=c.working_set,
+                        vector_flops=c.vector_flops)
 
 
 def generated_cases(target: Target, driver: str) -> list[Case]:
@@ -210,9 +211,8 @@ def _legacy(res, module: str, facts: ComputeFacts) -> ComputeFacts:
     from planc.compiler.codegen.lower import value_types
     from planc.compiler.codegen.stablehlo import cost_facts as xla
     from planc.compiler.costs.deploy import task_facts
-    from planc.compiler.ir.graph import ValueRef
     from planc.compiler.costs.model import merge_facts
-    from planc.compiler.ir.graph import ComputeTask, GroupTask
+    from planc.compiler.ir.graph import ComputeTask, GroupTask, ValueRef
     from planc.compiler.models.load import load_model
 
     graph = res.graph

@@ -14,6 +14,7 @@ from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.codegen.targets import parse_targets
 from planc.compiler.costs.profiles import Profile, ProfileError, load_profile
 from planc.compiler.pipeline import PassFailed
+from planc.compiler.tuning.crossover import crossover_cases, crossover_flops, with_crossover
 from planc.compiler.tuning.fit import FitResult, base_model, direct, leave_one_out
 from planc.compiler.tuning.probes import probe_cases
 from planc.compiler.tuning.tune import (
@@ -48,7 +49,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Time every module variant of BUNDLE that this host can run (median and spread over "
                     "--repeat runs after --warmup, fresh inputs of the declared types each run), read task "
                     "and tool times from planrt traces, fit each device kind's peak, bandwidth, dispatch "
-                    "overhead and serial fraction (least squares on log time), and write a tuned profile for "
+                    "overhead, per-dispatch cost, cache and DRAM bandwidth, vector rate and how compute and memory "
+                    "combine (least squares on log time), measure where local-task beats local-sync, and write a tuned profile for "
                     "`planc compile --profile` and `planc explain --profile`.")
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle from `planc compile -o NAME.planb`")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PROFILE",
@@ -98,11 +100,16 @@ def _tune(args: argparse.Namespace) -> int:
     times = read_traces(args.trace, bundle.manifest)
     if not cases and not times:
         raise TuneError(f"no module variant of {args.bundle} can run on this host and no trace was given")
+    xover: tuple = ()
     if not args.no_probes:
+        xover = crossover_cases(sorted({c.target for c in cases}))
         cases += probe_cases(sorted({c.target for c in cases}))
     measured = measure(cases, repeat=args.repeat, warmup=args.warmup, rounds=args.rounds, seed=args.seed)
     measured = tuple(direct(measured + trace_measurements(times, bundle.manifest, host, facts)))
     result = fit(measured, profile, tools=tool_latencies(times), previous=previous)
+    if xover:  # timed apart: the thread pool's runs must not disturb the fit's
+        result = with_crossover(result, crossover_flops(
+            measure(xover, repeat=max(5, args.repeat // 2), warmup=args.warmup, seed=args.seed)))
     before = {k: b for k in sorted({m.target for m in measured}) if (b := base_model(profile, k, previous))}
     rep = report(measured, before, result, leave_one_out(measured, profile, previous=previous))
     args.output.write_text(result.tuning.to_toml(), encoding="utf-8")

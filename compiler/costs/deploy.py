@@ -82,7 +82,7 @@ def task_facts(task: Task, in_types: list[ValueType]) -> ComputeFacts | None:
     if isinstance(task, ComputeTask):
         f = task.facts or _io_facts(task, in_types)
         return ComputeFacts(f.flops, f.bytes_accessed, _dtype(task.results[0]) if task.results else "f32",
-                            working_set=f.working_set)
+                            working_set=f.working_set, vector_flops=f.vector_flops)
     if isinstance(task, BuiltinTask):
         nbytes = sum(t.nbytes for t in in_types if t is not None)
         elems = sum(math.prod(t.shape) for t in in_types if t is not None)

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["ANCHORS", "TRANSCENDENTAL_WEIGHT", "HloCounts", "count_stablehlo"]
+__all__ = ["ANCHORS", "TRANSCENDENTAL_WEIGHT", "WRITE_WEIGHT", "HloCounts", "count_stablehlo"]
+
+# Bytes written count this many times in `bytes_accessed`: a CPU reads a line for ownership
+# before it writes it back (measured here: a read-only row sum and a read-write axpb stream at
+# the same rate only when the axpb's writes count twice).
+WRITE_WEIGHT = 2.0
 
 # Element-wise ops that run as a polynomial or an iterative sequence on a vector unit, in
 # flop-equivalents per element (the lengths of the expansions MLIR's math dialect uses on CPUs;
@@ -48,7 +53,8 @@ class HloCounts:
     `bytes_accessed` is the memory traffic of the module's dispatches after fusion: each
     dispatch (an anchor op with its element-wise neighbours fused in, or an element-wise
     tail) reads the materialized tensors it needs (arguments, weights, other dispatches'
-    results) and writes its result. `working_set` is the size of every distinct tensor the
+    results) and writes its result (writes weigh WRITE_WEIGHT). `contraction_flops` are the
+    flops of matmuls and convolutions (`vector_flops` the rest). `working_set` is the size of every distinct tensor the
     module touches; `dispatches` the number of dispatches IREE is expected to form (the
     compiled module's own count, `costs.dispatches.dispatch_count`, is exact).
     """
@@ -59,6 +65,12 @@ class HloCounts:
     working_set: float
     dispatches: int
     ops: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    contraction_flops: float = 0.0
+
+    @property
+    def vector_flops(self) -> float:
+        """Flops outside matmuls and convolutions (element-wise, transcendental, reductions)."""
+        return max(0.0, self.flops - self.contraction_flops)
 
 
 @dataclass(slots=True)
@@ -79,6 +91,7 @@ class _Flow:
     returned: list[int] = field(default_factory=list)
     flops: float = 0.0
     trans: float = 0.0
+    contraction: float = 0.0
     ops: dict[str, int] = field(default_factory=dict)
     next_id: int = 0
 
@@ -150,6 +163,7 @@ def _walk(block: Any, env: dict[Any, int], flow: _Flow, funcs: Mapping[str, Any]
                     _walk(blk, {**env}, sub, funcs, depth + 1)
                     flow.flops += sub.flops
                     flow.trans += sub.trans
+                    flow.contraction += sub.contraction
         flow.nodes.append(_Node(short, operands, results, short in ANCHORS))
     return returned
 
@@ -163,10 +177,10 @@ def _count(op: Any, short: str, flow: _Flow) -> None:
         flow.trans += out
     elif short in _ARITH:
         flow.flops += _ARITH[short] * out
-    elif short in ("dot_general", "dot"):
-        flow.flops += 2.0 * out * _contracted(op, short)
-    elif short == "convolution":
-        flow.flops += 2.0 * out * _kernel_per_output(op)
+    elif short in ("dot_general", "dot", "convolution"):
+        f = 2.0 * out * (_kernel_per_output(op) if short == "convolution" else _contracted(op, short))
+        flow.flops += f
+        flow.contraction += f
     elif short == "reduce":
         n_in = max(1, len(op.operands) // 2)
         body = sum(1 for o in op.regions[0].blocks[0].operations if not o.operation.name.endswith("return"))
@@ -260,15 +274,17 @@ def _fuse(flow: _Flow) -> HloCounts:
             reads[id(a)] = (reads[id(a)] | reads[id(tail)]) - set(a.results)
             out_ids[id(a)] = out_ids[id(tail)]
     live = [n for n in roots if id(n) not in merged]
-    traffic = sum(sum(flow.nbytes[v] for v in reads[id(n)] | out_ids[id(n)]) for n in live)
+    # A write costs twice a read: the line is read for ownership, then written back.
+    traffic = sum(sum(flow.nbytes[v] for v in reads[id(n)]) + WRITE_WEIGHT * sum(
+        flow.nbytes[v] for v in out_ids[id(n)] - reads[id(n)]) for n in live)
     touched = set(flow.materialized) | returned
     for n in live:
         touched |= reads[id(n)] | out_ids[id(n)]
     if not live:  # no op computes: the results are (views of) the arguments
-        traffic = sum(flow.nbytes[v] for v in returned)
+        traffic = WRITE_WEIGHT * sum(flow.nbytes[v] for v in returned)
     ws = sum(flow.nbytes[v] for v in touched)
     return HloCounts(flow.flops, flow.trans, float(traffic), float(ws), len(live),
-                     MappingProxyType(dict(sorted(flow.ops.items()))))
+                     MappingProxyType(dict(sorted(flow.ops.items()))), flow.contraction)
 
 
 def _shape_only_of_anchor(n: _Node, producer: Mapping[int, _Node]) -> bool:

@@ -257,7 +257,7 @@ def _counted(text: str) -> CostFacts:
     from planc.compiler.costs.hlo_counts import count_stablehlo
 
     c = count_stablehlo(text)
-    return CostFacts(c.flops, c.bytes_accessed, c.dispatches, c.working_set)
+    return CostFacts(c.flops, c.bytes_accessed, c.dispatches, c.working_set, c.vector_flops)
 
 
 def load_jax_model(decl: ModelDecl, arg_types: Sequence[TensorType], *, cache: ModelCache | None = None,

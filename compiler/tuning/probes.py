@@ -87,7 +87,7 @@ def probe_cases(targets: Iterable[str], *, cache: bool = True, probes: tuple[Pro
         text = export_stablehlo(p.fn, [(s, "f32") for s in p.shapes], name=p.name)
         c = count_stablehlo(text)
         lowered[p.name] = (text, ComputeFacts(c.flops, c.bytes_accessed, "f32", c.dispatches,
-                                              working_set=c.working_set))
+                                              working_set=c.working_set, vector_flops=c.vector_flops))
     jobs = [CompileJob(name, t, mlir) for name, (mlir, _) in lowered.items() for t in wanted]
     built = compile_all(jobs, cache=Cache.default() if cache else None, progress=None)
     return tuple(

@@ -115,7 +115,7 @@ def _counted(bundle: Bundle, mod: Mapping[str, Any], facts: ComputeFacts) -> Com
         log.warning("cannot count %s: %s", member, e)
         return facts
     return replace(facts, flops=c.flops, bytes_accessed=c.bytes_accessed, working_set=c.working_set,
-                   dispatches=c.dispatches, mix=())
+                   dispatches=c.dispatches, mix=(), vector_flops=c.vector_flops)
 
 
 def with_dispatches(facts: ComputeFacts, vmfb: bytes) -> ComputeFacts:

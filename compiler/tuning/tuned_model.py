@@ -42,7 +42,8 @@ class DeviceFit:
     last-level cache, at `mem_bandwidth` for the rest; compute and memory combine as the
     p-norm with p = `blend` (1 their sum, 64 and up their max). `local_task_flops` is the
     size from which IREE's local-task driver beat local-sync on the tuned host (0: not
-    measured)."""
+    measured). `vector_rate` is the fraction of the peak that flops outside matmuls and
+    convolutions reach (0: not fitted, the peak)."""
 
     peak_flops: Mapping[str, float]
     mem_bandwidth: float
@@ -53,9 +54,13 @@ class DeviceFit:
     llc_bytes: float = 0.0
     blend: float = 0.0
     local_task_flops: float = 0.0
+    vector_rate: float = 0.0
 
     def time(self, compute: float, facts: ComputeFacts) -> float:
-        """Seconds of `facts` whose compute time at the fitted peaks is `compute`."""
+        """Seconds of `facts` whose compute time at the fitted peaks is `compute` (vector
+        flops run at `vector_rate` x the peak, when fitted)."""
+        if 0 < self.vector_rate < 1 and facts.vector_flops > 0 and facts.flops > 0:
+            compute *= 1.0 + (facts.vector_flops / facts.flops) * (1.0 / self.vector_rate - 1.0)
         return float(module_time(compute, facts.bytes_accessed, facts.working_set, max(1, facts.dispatches),
                                  call=self.dispatch_overhead if self.blend > 0 else 0.0,
                                  per_dispatch=self.per_dispatch if self.blend > 0 else self.dispatch_overhead,
@@ -146,7 +151,7 @@ _TUNING_KEYS = ("schema", "scale", "compute", "tools", "devices", "facts")
 # The fuller form's keys: TOML key -> (DeviceFit field, unit scale from SI).
 _FULL = {"per_dispatch_us": ("per_dispatch", 1e6), "cache_bandwidth_gbs": ("cache_bandwidth", 1e-9),
          "llc_mb": ("llc_bytes", 1.0 / (1 << 20)), "blend": ("blend", 1.0),
-         "local_task_gflop": ("local_task_flops", 1e-9)}
+         "local_task_gflop": ("local_task_flops", 1e-9), "vector_rate": ("vector_rate", 1.0)}
 _FIT_KEYS = ("peak_gflops", "mem_bandwidth_gbs", "dispatch_us", "serial", *_FULL)
 
 

@@ -32,7 +32,8 @@ def _count(fn, *shapes):
 def test_matmul_flops_and_traffic_are_exact():
     c = _count(lambda a, b: a @ b, (64, 32), (32, 48))
     assert c.flops == 2 * 64 * 32 * 48
-    assert c.bytes_accessed == 4 * (64 * 32 + 32 * 48 + 64 * 48)
+    assert c.bytes_accessed == 4 * (64 * 32 + 32 * 48 + 2 * 64 * 48)  # a write counts twice
+    assert c.contraction_flops == c.flops and c.vector_flops == 0
     assert c.dispatches == 1 and c.transcendentals == 0
 
 
@@ -53,15 +54,16 @@ def test_transcendentals_are_counted_and_weighted():
     c = _count(lambda x: jnp.tanh(x) + jnp.exp(x), (n,))
     assert c.transcendentals == 2 * n
     assert c.flops == n * (TRANSCENDENTAL_WEIGHT["tanh"] + TRANSCENDENTAL_WEIGHT["exponential"] + 1)
-    assert c.bytes_accessed == 2 * 4 * n  # one fused dispatch: read x, write the result
+    assert c.bytes_accessed == 3 * 4 * n  # one fused dispatch: read x, write the result
+    assert c.vector_flops == c.flops
 
 
 def test_fusion_keeps_intermediates_of_an_elementwise_chain_on_chip():
     chain = _count(lambda x: ((x * 2.0 + 1.0) * x - 3.0) * 0.5, (4096,))
-    assert chain.bytes_accessed == 2 * 4 * 4096 and chain.dispatches == 1
+    assert chain.bytes_accessed == 3 * 4 * 4096 and chain.dispatches == 1
     two = _count(lambda x, w: jnp.sum(jnp.maximum(x @ w, 0.0), axis=0), (64, 64), (64, 64))
     assert two.dispatches == 2  # the matmul's result goes to memory, the reduction reads it back
-    assert two.bytes_accessed == 4 * (3 * 64 * 64 + 64 * 64 + 64)
+    assert two.bytes_accessed == 4 * (2 * 64 * 64 + 2 * 64 * 64 + 64 * 64 + 2 * 64)
 
 
 def test_weights_count_as_traffic_and_calls_are_inlined():
