@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import random
 import statistics
 import sys
@@ -126,8 +127,15 @@ def accuracy(args: argparse.Namespace, tmp: Path) -> None:
     legacy = {c.case.module: c.legacy for c in cases}
     t0 = time.perf_counter()
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
-    measured = list(measure([c.case for c in cases], repeat=args.repeat, warmup=args.warmup, rounds=args.rounds,
-                            seed=args.seed, clock=clock))
+    if args.load:  # times of an earlier run (--save), facts counted afresh
+        saved = json.loads(args.load.read_text())
+        measured = [Measurement(c.case.module, c.case.target, c.case.driver, c.case.facts, *saved[c.case.module])
+                    for c in cases if c.case.module in saved]
+    else:
+        measured = list(measure([c.case for c in cases], repeat=args.repeat, warmup=args.warmup,
+                                rounds=args.rounds, seed=args.seed, clock=clock))
+    if args.save:
+        args.save.write_text(json.dumps({m.module: [m.median, m.spread, m.samples] for m in measured}, indent=1))
     took = time.perf_counter() - t0
     llc = None if args.llc_mb is None else args.llc_mb * (1 << 20)
     counts = {f: sum(1 for v in family.values() if v == f) for f in sorted(set(family.values()))}
@@ -267,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the split shown in the table")
     ap.add_argument("--splits", type=int, default=20, help="seeded splits summarized after the table")
     ap.add_argument("--plot", type=Path)
+    ap.add_argument("--save", type=Path, help="write the measured times (JSON) for a later --load")
+    ap.add_argument("--load", type=Path, help="use the times of an earlier --save instead of measuring")
     ap.add_argument("--table", action="store_true", help="print every module's measured and fitted time")
     ap.add_argument("--llc-mb", type=float, help="last-level cache for the fit (default: each of the host's "
                                                     "cache levels, the best fitting kept)")
