@@ -190,7 +190,7 @@ def mm(params, x):
     return x @ params["w"]
 
 def act(x):
-    return jnp.tanh(x) * 0.5 + x
+    return jnp.maximum(x, 0.0) * 0.5 + x  # memory-bound: the wrong datasheet sends it to cpu1
 """
 # The datasheet a user wrote for "two devices" that are the two vector units of one host:
 # cpu1's bandwidth typed 10x too high (512 GB/s), dispatch called free, a free link.

@@ -165,13 +165,18 @@ def _json(args: argparse.Namespace, measured: tuple[Measurement, ...], result: F
         s = k.spec
         return {"peak_gflops": {dt: v / 1e9 for dt, v in sorted(s.peak_flops.items())},
                 "mem_bandwidth_gbs": s.mem_bandwidth / 1e9, "dispatch_us": s.dispatch_overhead * 1e6,
-                "serial": k.serial}
+                "serial": k.serial, **({
+                    "per_dispatch_us": k.full.per_dispatch * 1e6, "cache_bandwidth_gbs": k.full.cache_bandwidth / 1e9,
+                    "llc_mb": k.full.llc_bytes / (1 << 20), "blend": k.full.blend, "vector_rate": k.full.vector_rate,
+                } if k.full is not None else {})}
 
     tuning: Tuning = result.tuning
     return {
         "profile": str(args.output),
-        "devices": {k.kind: {"modules": k.modules, "rms_log": k.rms_log, "before": spec(k.before),
-                             "after": spec(k.after)} for k in result.kinds},
+        "devices": {k.kind: {"modules": k.modules, "rms_log": k.rms_log, "combination": k.combination,
+                             "before": spec(k.before), "after": spec(k.after),
+                             "local_task_gflop": tuning.devices[k.kind].local_task_flops / 1e9}
+                    for k in result.kinds},
         "skipped": {kind: why for kind, why in result.skipped},
         "modules": [dataclasses.asdict(r) for r in rep.rows],
         "summary": {f"{stat}_{which}": _finite(getattr(rep, stat)(which))

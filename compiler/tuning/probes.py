@@ -27,7 +27,7 @@ def _matmul(a, b):
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """One single-op f32 module (so fused and unfused cost facts agree) and what it shows."""
+    """One small f32 module and what it shows the fit."""
 
     name: str
     fn: Callable
@@ -35,11 +35,26 @@ class Probe:
     shows: str
 
 
+def _tanh(x):
+    import jax.numpy as jnp
+
+    return jnp.tanh(x)
+
+
+def _mlp(x, w1, w2):
+    import jax.numpy as jnp
+
+    return jnp.maximum(x @ w1, 0.0) @ w2
+
+
 PROBES: tuple[Probe, ...] = (
-    Probe("probe_add_16", _add, ((16,), (16,)), "dispatch overhead"),
-    Probe("probe_add_256k", _add, ((262144,), (262144,)), "memory bandwidth"),
+    Probe("probe_add_16", _add, ((16,), (16,)), "call overhead"),
+    Probe("probe_add_256k", _add, ((262144,), (262144,)), "cache bandwidth"),
+    Probe("probe_add_4m", _add, ((1 << 22,), (1 << 22,)), "DRAM bandwidth"),
     Probe("probe_matmul_128", _matmul, ((128, 128), (128, 128)), "peak"),
     Probe("probe_matmul_256", _matmul, ((256, 256), (256, 256)), "peak"),
+    Probe("probe_tanh_64k", _tanh, ((65536,),), "vector rate"),
+    Probe("probe_mlp_64", _mlp, ((16, 64), (64, 64), (64, 64)), "per-dispatch cost"),
 )
 
 

@@ -96,8 +96,9 @@ def format_changes(result: FitResult) -> str:
         lines.append(f"  {'vector rate':<18} {'':>18}    {full.vector_rate:<18.3f} "
                      "(share of the peak outside matmuls and convolutions)")
         lines.append(f"  {'combination':<18} {'max':>18} -> {k.combination:<18} (of compute and memory time)")
-        if full.local_task_flops > 0:
-            lines.append(f"  {'local-task from':<18} {'':>18}    {_si(full.local_task_flops / 1e6, 'MFLOP'):<18} "
+        saved = result.tuning.devices.get(k.kind)
+        if saved is not None and saved.local_task_flops > 0:
+            lines.append(f"  {'local-task from':<18} {'':>18}    {_si(saved.local_task_flops / 1e6, 'MFLOP'):<18} "
                          "(local-sync below: measured crossover)")
     for kind, why in result.skipped:
         lines.append(f"device kind {kind}: not fitted ({why}); measured modules are still recorded")
