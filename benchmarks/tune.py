@@ -2,18 +2,22 @@
 
     .venv/bin/python benchmarks/tune.py [--repeat 30] [--warmup 5] [--runs 300] [--plot FILE]
 
-Accuracy: the example plans' modules and ~30 generated JAX modules (elementwise to
-matmul-heavy), lowered with export_stablehlo, facts from cost_facts, compiled for the
-host's best CPU target and timed with compiler.tune.measure (LoadedModule on the driver
-the bundle writer would give them: local-task from HEAVY_FLOPS up, else local-sync).
-Modules are sorted by their datasheet prediction and cut into blocks of five; two per
-block (seeded) are held out, the rest fit the device kind (no per-module overrides).
-MAPE and Kendall tau-b on the held-out modules, datasheet (before) vs fitted (after).
+Accuracy: the example plans' modules and the generated ones of benchmarks/tune_modules.py
+(six families: elementwise chains, reductions, matmuls/MLPs, attention, convolutions, and
+StableHLO text declared as `mlir` models), compiled for the host's best CPU target and
+timed with compiler.tune.measure (local-sync by default). Three models side by side: the
+untuned datasheet roofline and today's fit (roofline form, today's facts: XLA's cost
+analysis, 0 flops for mlir), and the new fit (facts counted from the StableHLO, dispatches
+read from the compiled module, two-level memory, fitted combination). Modules are sorted
+by their datasheet prediction and cut into blocks of five; two per block (seeded) are
+held out, the rest fit the device kind: MAPE and Kendall tau-b on the held-out modules,
+median over --splits splits; then leave-one-family-out MAPE for every family.
 
 Decision: a two-"device" deployment of this host (cpu0 = x86_64-avx512, cpu1 = x86_64-avx2,
 shared memory) whose datasheet overstates cpu1's memory bandwidth 10x and calls dispatch
-free: the merge DP alternates devices and merges nothing. `planc tune` on that bundle, then
-recompiling with --profile, merges the chain. Both bundles run with planrt's Runner in this
+free. With today's XLA facts the merge DP alternated devices and merged nothing; with
+facts counted from the StableHLO (fused traffic, weighted tanh) it merges the chain even
+on that datasheet, so what `planc tune` fixes there is the predicted time. Both bundles run with planrt's Runner in this
 process, alternately, `--runs` times; medians and the ratio.
 """
 
@@ -22,39 +26,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import random
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 from planc.compiler.bundle.build import BuildOptions, build_bundle
 from planc.compiler.cli import main as planc
-from planc.compiler.codegen.cache import Cache
-from planc.compiler.codegen.compile import CompileJob, compile_all
-from planc.compiler.codegen.stablehlo import cost_facts, export_stablehlo
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.model import ComputeFacts
 from planc.compiler.costs.profiles import load_profile
-from planc.compiler.tuning.fit import KindModel, predict
-from planc.compiler.tuning.probes import driver_for
-from planc.compiler.tuning.tune import (
-    ModuleCase,
-    Report,
-    bundle_cases,
-    fit,
-    format_changes,
-    format_report,
-    measure,
-    plot,
-    report,
-)
+from planc.compiler.tuning.fit import KindModel, kendall_tau, mape, predict
+from planc.compiler.tuning.tune import Measurement, fit, format_changes, measure, plot, report
 from planc.runtime.bundle.loader import load_bundle
 from planc.runtime.engine.runner import RunConfig, Runner
 from planc.runtime.host.detect import detect, ranked_variants
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tune_modules import example_cases, generated_cases
 
 __all__ = ["main"]
 
@@ -63,106 +57,64 @@ EXAMPLES = [("defects/defects.plan", "defects"), ("agent/agent.plan", "triage"),
             ("sensors/sensors.plan", "sensors"), ("sensors/sensors.plan", "vib_screen")]
 
 
-def _generated() -> list[tuple[str, object, list[tuple[int, ...]]]]:
-    """(name, function, f32 argument shapes): elementwise, reductions, softmax, matmuls (power-of-two
-    sizes and others), batched matmuls, MLPs, attention, convolutions; 42 modules."""
-    import jax
+def split(names: list[str], order: dict[str, float], seed: int) -> set[str]:
+    """Held-out names: blocks of five by datasheet prediction, two of each block (seeded)."""
+    rng = random.Random(seed)
+    ordered = sorted(names, key=lambda n: order[n])
+    held: set[str] = set()
+    for i in range(0, len(ordered), 5):
+        block = ordered[i:i + 5]
+        if len(block) > 1:
+            held |= {block[j] for j in rng.sample(range(len(block)), min(2, len(block) - 1))}
+    return held
 
-    out: list[tuple[str, object, list[tuple[int, ...]]]] = []
-    for n in (1 << 10, 1 << 14, 1 << 17, 1 << 19, 1 << 21):
-        out.append((f"axpb_{n}", lambda x: x * 1.5 + 0.5, [(n,)]))
-    for n in (1 << 12, 1 << 16, 1 << 20):
-        out.append((f"addmul_{n}", lambda x, y: (x + y) * y, [(n,), (n,)]))
-    for n in (1 << 13, 1 << 18):
-        out.append((f"tanh_{n}", lambda x: jnp.tanh(x) * 0.5 + x, [(n,)]))
-    for r, c in ((64, 256), (512, 512), (1024, 2048)):
-        out.append((f"rowsum_{r}x{c}", lambda x: jnp.sum(x, axis=1), [(r, c)]))
-    for r, c in ((128, 128), (512, 512)):
-        out.append((f"softmax_{r}x{c}", lambda x: jax.nn.softmax(x, axis=-1), [(r, c)]))
-    for n in (24, 32, 48, 64, 96, 128, 160, 224, 256, 320, 448, 512, 640):
-        out.append((f"matmul_{n}", lambda a, b: a @ b, [(n, n), (n, n)]))
-    for b, n in ((8, 64), (4, 128)):
-        out.append((f"bmm_{b}x{n}", lambda a, c: jnp.einsum("bij,bjk->bik", a, c), [(b, n, n), (b, n, n)]))
-    for b, d in ((8, 64), (16, 128), (32, 192), (64, 256), (128, 384), (128, 512), (256, 768)):
-        out.append((f"mlp_{b}x{d}", lambda x, w1, w2: jnp.maximum(x @ w1, 0.0) @ w2,
-                    [(b, d), (d, d), (d, d)]))
-    for s, d in ((32, 32), (128, 64), (256, 128)):
-        out.append((f"attn_{s}x{d}", lambda q, k, v: jax.nn.softmax(q @ k.T, axis=-1) @ v, [(s, d)] * 3))
-    for hw, ci, co in ((16, 8, 16), (32, 16, 32)):
-        out.append((f"conv_{hw}_{ci}_{co}", lambda x, w: jax.lax.conv_general_dilated(
-            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
-            [(1, hw, hw, ci), (3, 3, ci, co)]))
+
+MODELS = ("datasheet", "today", "new")
+
+
+def _predictor(which: str, train: list[Measurement], profile, spec, llc):
+    """Seconds for a module's facts: the untuned datasheet roofline, today's fit (roofline
+    form, today's facts) or the new one (fuller form, counted facts and dispatches)."""
+    if which == "datasheet":
+        model = KindModel(spec)
+    else:
+        res = fit(train, profile, overrides=False, form="roofline" if which == "today" else "full", llc_bytes=llc)
+        model = res.model(spec.name)
+    return model.predict
+
+
+def evaluate(measured: list[Measurement], legacy: dict[str, ComputeFacts], family: dict[str, str], profile,
+             spec, n_splits: int, llc) -> dict:
+    """Held-out MAPE and tau per model over `n_splits` splits, and leave-one-family-out MAPE."""
+    sets = {"datasheet": [replace(m, facts=legacy[m.module]) for m in measured],
+            "today": [replace(m, facts=legacy[m.module]) for m in measured], "new": list(measured)}
+    order = {m.module: predict(legacy[m.module], spec) for m in measured}
+    names = [m.module for m in measured]
+    out: dict = {"splits": {w: ([], []) for w in MODELS}, "lofo": {}}
+    for seed in range(n_splits):
+        held = split(names, order, seed)
+        for which in MODELS:
+            ms = sets[which]
+            f = _predictor(which, [m for m in ms if m.module not in held], profile, spec, llc)
+            test = [m for m in ms if m.module in held]
+            pred, real = [f(m.facts) for m in test], [m.median for m in test]
+            out["splits"][which][0].append(mape(pred, real))
+            out["splits"][which][1].append(kendall_tau(pred, real))
+    for fam in sorted(set(family.values())):
+        row = {}
+        for which in MODELS:
+            ms = sets[which]
+            f = _predictor(which, [m for m in ms if family[m.module] != fam], profile, spec, llc)
+            test = [m for m in ms if family[m.module] == fam]
+            row[which] = (mape([f(m.facts) for m in test], [m.median for m in test]), len(test))
+        out["lofo"][fam] = row
     return out
 
 
-def generated_cases(target: Target, driver: str) -> list[ModuleCase]:
-    specs = _generated()
-    lowered = {}
-    for name, fn, shapes in specs:
-        types = [(s, "f32") for s in shapes]
-        f = cost_facts(fn, types)  # fused: XLA's traffic after fusion, closest to IREE's dispatches
-        facts = ComputeFacts(f.flops, f.bytes_accessed, "f32")
-        lowered[name] = (export_stablehlo(fn, types, name=name), facts,
-                         tuple(("f32", s) for s in shapes))
-    built = compile_all([CompileJob(n, target, m) for n, (m, _, _) in lowered.items()], cache=Cache.default(),
-                        progress=None)
-    return [ModuleCase(n, target.value, driver if driver != "rule" else driver_for(target, f.flops),
-                       built[(n, target)], sig, ("f32",), f) for n, (_, f, sig) in lowered.items()]
-
-
-def example_cases(target: str, out: Path, driver: str) -> list[ModuleCase]:
-    host = detect()
-    cases = []
-    for file, plan in EXAMPLES:
-        source = ROOT / "examples" / file
-        res = build_bundle(source, out / f"{plan}.planb", plan=plan, options=BuildOptions(progress=None))
-        for c in bundle_cases(load_bundle(res.path), host, source=source, targets=(target,)):
-            cases.append(ModuleCase(f"{plan}.{c.module}", c.target, c.driver if driver == "rule" else driver,
-                                    c.vmfb, c.inputs, c.outputs, c.facts))
-    return cases
-
-
-def split(cases: list[ModuleCase], spec, seed: int) -> tuple[list[ModuleCase], list[ModuleCase]]:
-    """Blocks of five by datasheet prediction; two of each block held out."""
-    rng = random.Random(seed)
-    ordered = sorted(cases, key=lambda c: predict(c.facts, spec))
-    fit_set, held = [], []
-    for i in range(0, len(ordered), 5):
-        block = ordered[i:i + 5]
-        out = set(rng.sample(range(len(block)), min(2, len(block) - 1))) if len(block) > 1 else set()
-        for j, c in enumerate(block):
-            (held if j in out else fit_set).append(c)
-    return fit_set, held
-
-
-def splits(measured, spec, profile, n: int) -> str:
-    """Held-out MAPE and Kendall tau (before, after) over `n` seeded splits, and per class of module."""
-    by_name = {m.module: m for m in measured}
-    cases = [ModuleCase(m.module, m.target, m.driver, b"", (), (), m.facts) for m in measured]
-    stats: dict[str, list[float]] = {k: [] for k in ("mb", "ma", "tb", "ta", "mg", "me")}
-    for seed in range(n):
-        _, held = split(cases, spec, seed)
-        names = {c.module for c in held}
-        result = fit([m for m in measured if m.module not in names], profile, overrides=False)
-        rep = report([by_name[c] for c in sorted(names)], {spec.name: KindModel(spec)}, result)
-        for key, value in (("mb", rep.mape("before")), ("ma", rep.mape("after")), ("tb", rep.tau("before")),
-                           ("ta", rep.tau("after"))):
-            stats[key].append(value)
-        gen = Report(tuple(r for r in rep.rows if "." not in r.module))
-        ex = Report(tuple(r for r in rep.rows if "." in r.module))
-        stats["mg"].append(gen.mape("after"))
-        if ex.rows:
-            stats["me"].append(ex.mape("after"))
-
-    def show(key: str, pct: bool) -> str:
-        v = np.array(stats[key])
-        f = (lambda x: f"{100 * x:.1f} %") if pct else (lambda x: f"{x:.3f}")
-        return f"{f(np.median(v))} (range {f(v.min())} .. {f(v.max())})"
-
-    return (f"\nover {n} seeded splits (median, range): held-out MAPE before {show('mb', True)}, "
-            f"after {show('ma', True)}\n  Kendall tau before {show('tb', False)}, after {show('ta', False)}\n"
-            f"  after, generated modules only: MAPE {show('mg', True)}; "
-            f"example modules only: MAPE {show('me', True)}")
+def _med(values: list[float], pct: bool) -> str:
+    v = np.array(values)
+    f = (lambda x: f"{100 * x:.1f} %") if pct else (lambda x: f"{x:.3f}")
+    return f"{f(np.median(v))} ({f(v.min())}-{f(v.max())})"
 
 
 def accuracy(args: argparse.Namespace, tmp: Path) -> None:
@@ -172,28 +124,47 @@ def accuracy(args: argparse.Namespace, tmp: Path) -> None:
     profile = load_profile()
     spec = profile.devices[best]
     cases = example_cases(best, tmp, args.driver) + generated_cases(target, args.driver)
-    fit_set, held = split(cases, spec, args.seed)
+    family = {c.case.module: c.family for c in cases}
+    legacy = {c.case.module: c.legacy for c in cases}
     t0 = time.perf_counter()
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
-    measured = measure(cases, repeat=args.repeat, warmup=args.warmup, rounds=args.rounds, seed=args.seed,
-                       clock=clock)
-    held_names = {c.module for c in held}
-    result = fit([m for m in measured if m.module not in held_names], profile, overrides=False)
-    rep_held = report([m for m in measured if m.module in held_names], {best: KindModel(spec)}, result)
-    rep_all = report(measured, {best: KindModel(spec)}, result)
-    print(f"## accuracy on {best} ({len(cases)} modules: {len(cases) - len(_generated())} from examples, "
-          f"{len(_generated())} generated; {len(fit_set)} fit, {len(held)} held out; "
-          f"{args.repeat} runs in {args.rounds} rounds after {args.warmup} warm-ups each, "
-          f"measured in {time.perf_counter() - t0:.1f} s)\n")
-    print(format_changes(result))
-    print("\nheld-out modules (not used for fitting):")
-    print(format_report(rep_held))
-    print(f"\nall modules (fit + held out): MAPE before {100 * rep_all.mape('before'):.1f} %, "
-          f"after {100 * rep_all.mape('after'):.1f} %; Kendall before {rep_all.tau('before'):.3f}, "
-          f"after {rep_all.tau('after'):.3f}")
-    print(splits(measured, spec, profile, args.splits))
+    if args.load:  # times of an earlier run (--save), facts counted afresh
+        saved = json.loads(args.load.read_text())
+        measured = [Measurement(c.case.module, c.case.target, c.case.driver, c.case.facts, *saved[c.case.module])
+                    for c in cases if c.case.module in saved]
+    else:
+        measured = list(measure([c.case for c in cases], repeat=args.repeat, warmup=args.warmup,
+                                rounds=args.rounds, seed=args.seed, clock=clock))
+    if args.save:
+        args.save.write_text(json.dumps({m.module: [m.median, m.spread, m.samples] for m in measured}, indent=1))
+    took = time.perf_counter() - t0
+    llc = None if args.llc_mb is None else args.llc_mb * (1 << 20)
+    counts = {f: sum(1 for v in family.values() if v == f) for f in sorted(set(family.values()))}
+    n_ex = sum(1 for c in cases if "." in c.case.module)
+    print(f"## accuracy on {best}: {len(cases)} modules ({n_ex} from the examples, {len(cases) - n_ex} generated); "
+          f"families: {', '.join(f'{f} {n}' for f, n in counts.items())}; {args.repeat} runs in {args.rounds} "
+          f"rounds after {args.warmup} warm-ups each, measured in {took:.1f} s\n")
+    result = fit(measured, profile, overrides=False, form="full", llc_bytes=llc)
+    print("new fit on all modules:\n" + format_changes(result))
+    ev = evaluate(measured, legacy, family, profile, spec, args.splits, llc)
+    print(f"\n| {args.splits} seeded splits, held-out (median, range) | MAPE | Kendall tau |\n|---|---|---|")
+    labels = {"datasheet": "datasheet (untuned, today's facts)", "today": "today's fit (roofline, XLA facts)",
+              "new": "new fit (counted facts, dispatches, 2-level memory, combination)"}
+    for which in MODELS:
+        mapes, taus = ev["splits"][which]
+        print(f"| {labels[which]} | {_med(mapes, True)} | {_med(taus, False)} |")
+    print("\n| leave one family out | modules | MAPE datasheet | MAPE today's fit | MAPE new fit |\n|---|---|---|---|---|")
+    for fam, row in ev["lofo"].items():
+        print(f"| {fam} | {row['new'][1]} | {100 * row['datasheet'][0]:.1f} % | {100 * row['today'][0]:.1f} % | "
+              f"{100 * row['new'][0]:.1f} % |")
+    if args.table:
+        pred = result.model(best)
+        print("\n| module | family | dispatches | measured us | new fit (all) us |\n|---|---|---|---|---|")
+        for m in sorted(measured, key=lambda m: (family[m.module], m.module)):
+            print(f"| {m.module} | {family[m.module]} | {m.facts.dispatches} | {m.median * 1e6:.1f} | "
+                  f"{pred.predict(m.facts) * 1e6:.1f} |")
     if args.plot:
-        plot(rep_held, args.plot, title=f"held-out modules on {best}")
+        plot(report(measured, {best: KindModel(spec)}, result), args.plot, title=f"all modules on {best}")
         print(f"plot: {args.plot}")
 
 
@@ -305,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the split shown in the table")
     ap.add_argument("--splits", type=int, default=20, help="seeded splits summarized after the table")
     ap.add_argument("--plot", type=Path)
+    ap.add_argument("--save", type=Path, help="write the measured times (JSON) for a later --load")
+    ap.add_argument("--load", type=Path, help="use the times of an earlier --save instead of measuring")
+    ap.add_argument("--table", action="store_true", help="print every module's measured and fitted time")
+    ap.add_argument("--llc-mb", type=float, help="last-level cache for the fit (default: each of the host's "
+                                                    "cache levels, the best fitting kept)")
     ap.add_argument("--driver", choices=("local-sync", "local-task", "rule"), default="local-sync",
                     help="driver for the accuracy modules (rule: the bundle writer's, local-task from "
                          "HEAVY_FLOPS up); default local-sync")

@@ -29,7 +29,8 @@ __all__ = ["HEAVY_FLOPS", "BuildOptions", "BuildResult", "build_bundle", "optimi
 
 log = logging.getLogger(__name__)
 
-# Groups above this many flops run on IREE's multi-threaded local-task driver; below it the
+# Groups above this many flops run on IREE's multi-threaded local-task driver (unless a tuned
+# profile carries this host's measured crossover, `planc tune`); below it the
 # thread pool's hand-off costs more than it gives, so local-sync (the caller's thread) wins.
 # Measured on a 2-core AVX-512 host (tanh(a @ b), n x n): n=256 (34 MFLOP) local-sync 0.18 ms
 # vs local-task 0.70 ms; n=512 (268 MFLOP) 1.56 ms vs 0.85 ms; n=1024 28.2 ms vs 15.3 ms.
@@ -94,11 +95,20 @@ def optimize(path: str | Path, *, plan: str | None = None, options: BuildOptions
                                diagnostics=(*diags, *front.diagnostics, *back.diagnostics))
 
 
-def _driver(target: Target, group: GroupTask | None) -> str:
+def _driver(target: Target, group: GroupTask | None, heavy_flops: float = HEAVY_FLOPS) -> str:
     if target.drivers[0] != "local-sync" and "local-task" not in target.drivers:
         return target.driver
-    heavy = group is not None and group.facts is not None and group.facts.flops >= HEAVY_FLOPS
+    heavy = group is not None and group.facts is not None and group.facts.flops >= heavy_flops
     return "local-task" if heavy else "local-sync"
+
+
+def _heavy_flops(tuned: str) -> dict[str, float]:
+    """The local-sync / local-task crossover `planc tune` measured, per device kind."""
+    if not tuned:
+        return {}
+    from planc.compiler.tuning.tuned_model import load_tuning
+
+    return {k: f.local_task_flops for k, f in load_tuning(tuned).devices.items() if f.local_task_flops > 0}
 
 
 def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None = None,
@@ -154,6 +164,7 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
               built: dict, options: BuildOptions) -> tuple[dict[str, Any], dict[str, bytes]]:
     members: dict[str, bytes] = {}
     groups = {t.name: t for t in graph.walk() if isinstance(t, GroupTask)}
+    heavy = _heavy_flops(options.tuned)
     mods: dict[str, Any] = {}
     for m in modules:
         members[f"mlir/{m.name}.mlir"] = m.mlir.encode()
@@ -161,7 +172,7 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
         for t in targets:
             member = f"modules/{m.name}/{t.value}.vmfb"
             members[member] = built[(m.name, t)]
-            variants[t.value] = {"path": member, "backend": t.backend.value, "driver": _driver(t, groups.get(m.name)),
+            variants[t.value] = {"path": member, "backend": t.backend.value, "driver": _driver(t, groups.get(m.name), heavy.get(t.value, HEAVY_FLOPS)),
                                  "requires": sorted(t.requires), "rank": t.rank}
         g = groups.get(m.name)
         facts = {"flops": g.facts.flops, "bytes_accessed": g.facts.bytes_accessed} if g and g.facts else None

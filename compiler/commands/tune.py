@@ -14,6 +14,7 @@ from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.codegen.targets import parse_targets
 from planc.compiler.costs.profiles import Profile, ProfileError, load_profile
 from planc.compiler.pipeline import PassFailed
+from planc.compiler.tuning.crossover import crossover_cases, crossover_flops, with_crossover
 from planc.compiler.tuning.fit import FitResult, base_model, direct, leave_one_out
 from planc.compiler.tuning.probes import probe_cases
 from planc.compiler.tuning.tune import (
@@ -48,7 +49,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Time every module variant of BUNDLE that this host can run (median and spread over "
                     "--repeat runs after --warmup, fresh inputs of the declared types each run), read task "
                     "and tool times from planrt traces, fit each device kind's peak, bandwidth, dispatch "
-                    "overhead and serial fraction (least squares on log time), and write a tuned profile for "
+                    "overhead, per-dispatch cost, cache and DRAM bandwidth, vector rate and how compute and memory "
+                    "combine (least squares on log time), measure where local-task beats local-sync, and write a tuned profile for "
                     "`planc compile --profile` and `planc explain --profile`.")
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle from `planc compile -o NAME.planb`")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PROFILE",
@@ -98,11 +100,16 @@ def _tune(args: argparse.Namespace) -> int:
     times = read_traces(args.trace, bundle.manifest)
     if not cases and not times:
         raise TuneError(f"no module variant of {args.bundle} can run on this host and no trace was given")
+    xover: tuple = ()
     if not args.no_probes:
+        xover = crossover_cases(sorted({c.target for c in cases}))
         cases += probe_cases(sorted({c.target for c in cases}))
     measured = measure(cases, repeat=args.repeat, warmup=args.warmup, rounds=args.rounds, seed=args.seed)
     measured = tuple(direct(measured + trace_measurements(times, bundle.manifest, host, facts)))
     result = fit(measured, profile, tools=tool_latencies(times), previous=previous)
+    if xover:  # timed apart: the thread pool's runs must not disturb the fit's
+        result = with_crossover(result, crossover_flops(
+            measure(xover, repeat=max(5, args.repeat // 2), warmup=args.warmup, seed=args.seed)))
     before = {k: b for k in sorted({m.target for m in measured}) if (b := base_model(profile, k, previous))}
     rep = report(measured, before, result, leave_one_out(measured, profile, previous=previous))
     args.output.write_text(result.tuning.to_toml(), encoding="utf-8")
@@ -158,13 +165,18 @@ def _json(args: argparse.Namespace, measured: tuple[Measurement, ...], result: F
         s = k.spec
         return {"peak_gflops": {dt: v / 1e9 for dt, v in sorted(s.peak_flops.items())},
                 "mem_bandwidth_gbs": s.mem_bandwidth / 1e9, "dispatch_us": s.dispatch_overhead * 1e6,
-                "serial": k.serial}
+                "serial": k.serial, **({
+                    "per_dispatch_us": k.full.per_dispatch * 1e6, "cache_bandwidth_gbs": k.full.cache_bandwidth / 1e9,
+                    "llc_mb": k.full.llc_bytes / (1 << 20), "blend": k.full.blend, "vector_rate": k.full.vector_rate,
+                } if k.full is not None else {})}
 
     tuning: Tuning = result.tuning
     return {
         "profile": str(args.output),
-        "devices": {k.kind: {"modules": k.modules, "rms_log": k.rms_log, "before": spec(k.before),
-                             "after": spec(k.after)} for k in result.kinds},
+        "devices": {k.kind: {"modules": k.modules, "rms_log": k.rms_log, "combination": k.combination,
+                             "before": spec(k.before), "after": spec(k.after),
+                             "local_task_gflop": tuning.devices[k.kind].local_task_flops / 1e9}
+                    for k in result.kinds},
         "skipped": {kind: why for kind, why in result.skipped},
         "modules": [dataclasses.asdict(r) for r in rep.rows],
         "summary": {f"{stat}_{which}": _finite(getattr(rep, stat)(which))

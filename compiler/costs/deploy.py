@@ -81,7 +81,8 @@ def task_facts(task: Task, in_types: list[ValueType]) -> ComputeFacts | None:
         return ComputeFacts(task.facts.flops, task.facts.bytes_accessed, dtype, key=task.name)
     if isinstance(task, ComputeTask):
         f = task.facts or _io_facts(task, in_types)
-        return ComputeFacts(f.flops, f.bytes_accessed, _dtype(task.results[0]) if task.results else "f32")
+        return ComputeFacts(f.flops, f.bytes_accessed, _dtype(task.results[0]) if task.results else "f32",
+                            working_set=f.working_set, vector_flops=f.vector_flops)
     if isinstance(task, BuiltinTask):
         nbytes = sum(t.nbytes for t in in_types if t is not None)
         elems = sum(math.prod(t.shape) for t in in_types if t is not None)
@@ -90,7 +91,7 @@ def task_facts(task: Task, in_types: list[ValueType]) -> ComputeFacts | None:
 
 
 def _io_facts(task: Task, in_types: list[ValueType]) -> CostFacts:
-    # An mlir model has no JAX cost analysis: count its I/O traffic, no flops.
+    # A model typed without cost facts (infer-types with facts off): its I/O traffic, no flops.
     nbytes = sum(t.nbytes for t in (*in_types, *task.results) if t is not None)
     return CostFacts(0.0, float(nbytes))
 

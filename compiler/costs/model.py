@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,7 +39,10 @@ class ComputeFacts:
     traffic (operands read, results written); `dispatches` the kernel launches it takes;
     `key` names it for measured overrides (see TunedModel). A merged group computing in
     several dtypes lists its flops per dtype in `mix` (then `flops` is their sum and
-    `dtype` the one with the most).
+    `dtype` the one with the most). `working_set` is the bytes of every tensor it touches
+    (0: unknown, taken to be `bytes_accessed`), which a fitted two-level memory model
+    compares with the last-level cache; `vector_flops` the part of `flops` outside matmuls
+    and convolutions, which a fitted model may run at a lower rate.
     """
 
     flops: float
@@ -48,13 +51,15 @@ class ComputeFacts:
     dispatches: int = 1
     key: str | None = None
     mix: tuple[tuple[str, float], ...] = ()
+    working_set: float = 0.0
+    vector_flops: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, DType):
             object.__setattr__(self, "dtype", self.dtype.value)
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype '{self.dtype}', expected one of: {', '.join(DTYPES)}")
-        for name in ("flops", "bytes_accessed"):
+        for name in ("flops", "bytes_accessed", "working_set", "vector_flops"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"ComputeFacts.{name} must be a finite number >= 0, found {v!r}")
@@ -90,14 +95,20 @@ def merge_facts(members: Sequence[ComputeFacts], internal_bytes: float = 0.0, *,
         for dt, f in m.by_dtype():
             by_dtype[dt] += f
     traffic = max(0.0, sum(m.bytes_accessed for m in members) - internal_bytes)
-    return _mixed(by_dtype, traffic, members[0].dtype, key)
+    # An intermediate shows in two members' working sets (written, then read): count it once.
+    ws = max(0.0, sum(m.working_set for m in members) - internal_bytes / 2) if all(
+        m.working_set > 0 for m in members) else 0.0
+    out = _mixed(by_dtype, traffic, members[0].dtype, key, ws)
+    vector = sum(m.vector_flops for m in members)
+    return replace(out, vector_flops=min(vector, out.flops)) if vector else out
 
 
-def _mixed(by_dtype: Mapping[str, float], traffic: float, default_dtype: str, key: str | None) -> ComputeFacts:
+def _mixed(by_dtype: Mapping[str, float], traffic: float, default_dtype: str, key: str | None,
+           working_set: float = 0.0) -> ComputeFacts:
     flops = sum(by_dtype.values())
     dtype = max(DTYPES, key=lambda d: (by_dtype.get(d, 0.0), -DTYPES.index(d))) if flops > 0 else default_dtype
     mix = tuple((dt, by_dtype[dt]) for dt in DTYPES if by_dtype.get(dt, 0.0) > 0)
-    return ComputeFacts(flops, traffic, dtype, 1, key, mix if len(mix) > 1 else ())
+    return ComputeFacts(flops, traffic, dtype, 1, key, mix if len(mix) > 1 else (), working_set)
 
 
 @runtime_checkable

@@ -142,10 +142,16 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class CostFacts:
-    """What a compute task costs, device-independently (from JAX's cost analysis)."""
+    """What a compute task costs, device-independently (counted from its StableHLO,
+    costs.hlo_counts): flops, fused memory traffic, the dispatches IREE is expected to
+    form (1 when unknown), the bytes of every tensor it touches (0 when unknown) and the
+    flops outside matmuls and convolutions."""
 
     flops: float
     bytes_accessed: float
+    dispatches: int = 1
+    working_set: float = 0.0
+    vector_flops: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

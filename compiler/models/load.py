@@ -246,10 +246,18 @@ def _trace(decl: ModelDecl, arg_types: tuple[TensorType, ...], cache: ModelCache
 
 
 def _cost(fn: Callable[..., Any], arg_types: tuple[TensorType, ...]) -> CostFacts:
-    from planc.compiler.codegen.stablehlo import cost_facts
+    from planc.compiler.codegen.stablehlo import export_stablehlo
 
-    f = cost_facts(fn, arg_types, fused=False)  # of the lowered (unoptimized) function
-    return CostFacts(float(f.flops), float(f.bytes_accessed))
+    # Counted from the StableHLO, op by op, as an mlir model's are: the same function costs
+    # the same whichever way it is declared.
+    return _counted(export_stablehlo(fn, arg_types, name="model"))
+
+
+def _counted(text: str) -> CostFacts:
+    from planc.compiler.costs.hlo_counts import count_stablehlo
+
+    c = count_stablehlo(text)
+    return CostFacts(c.flops, c.bytes_accessed, c.dispatches, c.working_set, c.vector_flops)
 
 
 def load_jax_model(decl: ModelDecl, arg_types: Sequence[TensorType], *, cache: ModelCache | None = None,
@@ -295,30 +303,36 @@ def _mlir_signature(decl: ModelDecl) -> tuple[tuple[TensorType, ...], tuple[Tens
     return tuple(map(as_type, ins)), tuple(map(as_type, outs))
 
 
+def _mlir_model(decl: ModelDecl, facts: bool
+                ) -> tuple[tuple[TensorType, ...], tuple[TensorType, ...], CostFacts | None]:
+    ins, outs = _mlir_signature(decl)
+    return ins, outs, _counted(decl.path.read_text(encoding="utf-8")) if facts else None
+
+
 def load_mlir_model(decl: ModelDecl, arg_types: Sequence[TensorType], *,
-                    cache: ModelCache | None = None) -> LoadedModel:
+                    cache: ModelCache | None = None, facts: bool = True) -> LoadedModel:
     """Reads the entry function's signature and checks the arguments against it.
 
-    Cost facts are left None: a StableHLO file is not a JAX function, so there is no
-    cost analysis to run; the cost model falls back to measured or byte-based costs.
+    Cost facts are counted from the StableHLO op by op (costs.hlo_counts), as a jax
+    model's are; `facts=False` leaves them None.
     """
     cache = cache or _SHARED
     types = tuple(arg_types)
     with cache.lock:
         key = _file_key(decl.path, "model file", "E0302", "model")
-        ins, outs = _memo(cache.loaded, ("mlir", key), lambda: _mlir_signature(decl))
+        ins, outs, counted = _memo(cache.loaded, ("mlir", key, facts), lambda: _mlir_model(decl, facts))
     if len(ins) != len(types):
         raise ModelError("E0111", f"model '{decl.name}' takes {len(ins)} input{'s' * (len(ins) != 1)}, "
                          f"the task passes {len(types)}", "task")
     for i, (want, got) in enumerate(zip(ins, types)):
         if want != got:
             raise ModelError("E0301", f"model '{decl.name}' expects {want} as input {i}, got {got}", "arg", i)
-    return LoadedModel(decl, types, outs, len(outs) != 1, None, None)
+    return LoadedModel(decl, types, outs, len(outs) != 1, None, counted)
 
 
 def load_model(decl: ModelDecl, arg_types: Sequence[TensorType], *, cache: ModelCache | None = None,
                facts: bool = True) -> LoadedModel:
     """load_jax_model or load_mlir_model, by the model's kind."""
     if decl.kind is ModelKind.MLIR:
-        return load_mlir_model(decl, arg_types, cache=cache)
+        return load_mlir_model(decl, arg_types, cache=cache, facts=facts)
     return load_jax_model(decl, arg_types, cache=cache, facts=facts)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from planc.compiler.costs.model import ComputeFacts, RooflineModel
 from planc.compiler.costs.profiles import Deployment, DeviceInstance, DeviceSpec, Profile
+from planc.compiler.tuning.formula import combination_name
 from planc.compiler.tuning.tuned_model import DeviceFit, TunedModel, Tuning
 
 if TYPE_CHECKING:
@@ -38,9 +39,12 @@ class KindModel:
 
     spec: DeviceSpec
     serial: float = 0.0
+    full: DeviceFit | None = None  # the fuller form (fit_full), when fitted so
 
     def predict(self, facts: ComputeFacts) -> float:
         """Seconds the compiler's cost model gives `facts` on a device of this kind."""
+        if self.full is not None and self.full.blend > 0:
+            return self.full.time(sum(f / self.spec.peak(dt) for dt, f in facts.by_dtype()), facts)
         dep = Deployment("tune", (DeviceInstance("dev", self.spec),), "dev")
         base = RooflineModel(_EMPTY_PROFILE, dep)
         if self.serial == 0.0:
@@ -49,6 +53,8 @@ class KindModel:
         return TunedModel(base, tuning).compute_time(facts, "dev")
 
     def device_fit(self) -> DeviceFit:
+        if self.full is not None:
+            return self.full
         s = self.spec
         return DeviceFit(s.peak_flops, s.mem_bandwidth, s.dispatch_overhead, self.serial)
 
@@ -63,6 +69,7 @@ class KindFit:
     after: KindModel
     modules: int
     rms_log: float
+    combination: str = "max"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +166,27 @@ def base_model(profile: Profile, kind: str, previous: Tuning | None = None) -> K
     if spec is None:
         return None
     fit = previous.devices.get(kind) if previous is not None else None
-    return KindModel(fit.apply(spec), fit.serial) if fit is not None else KindModel(spec)
+    if fit is None:
+        return KindModel(spec)
+    return KindModel(fit.apply(spec), fit.serial, fit if fit.blend > 0 else None)
+
+
+def _fit_one(ms: Sequence[Measurement], base: KindModel, form: str, llc_bytes: float | None
+             ) -> tuple[KindModel, float, str]:
+    if form == "roofline":
+        after, rms = fit_kind(ms, base)
+        return after, rms, combination_name(0.0, after.serial)
+    if form != "full":
+        raise ValueError(f"unknown fit form '{form}', expected one of: full, roofline")
+    from planc.compiler.tuning.fit_full import fit_full
+    from planc.compiler.tuning.probes import host_cache_bytes
+
+    return fit_full(ms, base, host_cache_bytes() if llc_bytes is None else (llc_bytes,))
 
 
 def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping[str, float] | None = None,
-        overrides: bool = True, previous: Tuning | None = None, min_modules: int = MIN_MODULES) -> FitResult:
+        overrides: bool = True, previous: Tuning | None = None, min_modules: int = MIN_MODULES,
+        form: str = "full", llc_bytes: float | None = None) -> FitResult:
     """Fits every device kind with at least `min_modules` measured modules and returns the
     tuned profile: fitted device parameters, each measured module's median seconds per
     kind (with the facts it was measured for) when `overrides`, and tool latencies.
@@ -187,8 +210,8 @@ def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping
         if len(ms) < min_modules:
             skipped.append((kind, f"{len(ms)} module(s) measured, {min_modules} needed for a fit"))
             continue
-        after, rms = fit_kind(ms, base)
-        kinds.append(KindFit(kind, base, after, len(ms), rms))
+        after, rms, how = _fit_one(ms, base, form, llc_bytes)
+        kinds.append(KindFit(kind, base, after, len(ms), rms, how))
         devices[kind] = after.device_fit()
     tuning = Tuning(
         scale=previous.scale if previous else MappingProxyType({}),
@@ -199,7 +222,8 @@ def fit(measurements: Iterable[Measurement], profile: Profile, *, tools: Mapping
 
 
 def leave_one_out(measurements: Iterable[Measurement], profile: Profile, *, previous: Tuning | None = None,
-                  min_modules: int = MIN_MODULES) -> dict[tuple[str, str], float]:
+                  min_modules: int = MIN_MODULES, form: str = "full", llc_bytes: float | None = None
+                  ) -> dict[tuple[str, str], float]:
     """For every measured (module, kind) of the plan: the fitted roofline's prediction when
     that module was left out of the fit (probes always stay in: they are what pins the
     parameters). Kinds with too few modules to fit without one are left out."""
@@ -211,7 +235,7 @@ def leave_one_out(measurements: Iterable[Measurement], profile: Profile, *, prev
         for i, m in enumerate(ms):
             if m.source == "probe":
                 continue
-            fitted, _ = fit_kind(ms[:i] + ms[i + 1:], base)
+            fitted, _, _ = _fit_one(ms[:i] + ms[i + 1:], base, form, llc_bytes)
             out[(m.module, kind)] = fitted.predict(m.facts)
     return out
 

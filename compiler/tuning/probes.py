@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from planc.compiler.bundle.build import HEAVY_FLOPS
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
-from planc.compiler.codegen.stablehlo import cost_facts, export_stablehlo
+from planc.compiler.codegen.stablehlo import export_stablehlo
 from planc.compiler.codegen.targets import Target
+from planc.compiler.costs.hlo_counts import count_stablehlo
 from planc.compiler.costs.model import ComputeFacts
 
-__all__ = ["PROBES", "Probe", "driver_for", "probe_cases"]
+__all__ = ["PROBES", "Probe", "driver_for", "host_cache_bytes", "host_llc_bytes", "probe_cases"]
 
 
 def _add(x, y):
@@ -25,7 +27,7 @@ def _matmul(a, b):
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """One single-op f32 module (so fused and unfused cost facts agree) and what it shows."""
+    """One small f32 module and what it shows the fit."""
 
     name: str
     fn: Callable
@@ -33,12 +35,53 @@ class Probe:
     shows: str
 
 
+def _tanh(x):
+    import jax.numpy as jnp
+
+    return jnp.tanh(x)
+
+
+def _mlp(x, w1, w2):
+    import jax.numpy as jnp
+
+    return jnp.maximum(x @ w1, 0.0) @ w2
+
+
 PROBES: tuple[Probe, ...] = (
-    Probe("probe_add_16", _add, ((16,), (16,)), "dispatch overhead"),
-    Probe("probe_add_256k", _add, ((262144,), (262144,)), "memory bandwidth"),
+    Probe("probe_add_16", _add, ((16,), (16,)), "call overhead"),
+    Probe("probe_add_256k", _add, ((262144,), (262144,)), "cache bandwidth"),
+    Probe("probe_add_4m", _add, ((1 << 22,), (1 << 22,)), "DRAM bandwidth"),
     Probe("probe_matmul_128", _matmul, ((128, 128), (128, 128)), "peak"),
     Probe("probe_matmul_256", _matmul, ((256, 256), (256, 256)), "peak"),
+    Probe("probe_tanh_64k", _tanh, ((65536,),), "vector rate"),
+    Probe("probe_mlp_64", _mlp, ((16, 64), (64, 64), (64, 64)), "per-dispatch cost"),
 )
+
+
+def host_cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> tuple[float, ...]:
+    """The sizes in bytes of this host's data or unified caches from level 2 up (as Linux lists
+    them for cpu0), smallest first; empty where the host does not say."""
+    sizes = set()
+    for index in sorted(Path(root).glob("index*")):
+        try:
+            level = int((index / "level").read_text().strip())
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip().upper()
+        except (OSError, ValueError):
+            continue
+        if kind == "Instruction" or level < 2 or not size:
+            continue
+        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1], 1)
+        number = size[:-1] if size[-1] in "KMG" else size
+        if number.isdigit():
+            sizes.add(float(int(number) * unit))
+    return tuple(sorted(sizes))
+
+
+def host_llc_bytes() -> float:
+    """This host's last-level cache in bytes; 0 where the host does not say."""
+    sizes = host_cache_bytes()
+    return sizes[-1] if sizes else 0.0
 
 
 def driver_for(target: Target, flops: float) -> str:
@@ -49,20 +92,21 @@ def driver_for(target: Target, flops: float) -> str:
 
 
 def probe_cases(targets: Iterable[str], *, cache: bool = True, probes: tuple[Probe, ...] = PROBES) -> tuple:
-    """A ModuleCase per probe and target (compiled through the module cache), facts from
-    JAX's cost analysis the way the compiler computes a model's."""
-    from planc.compiler.tuning.tune import ModuleCase
+    """A ModuleCase per probe and target (compiled through the module cache), facts counted
+    from its StableHLO the way the compiler counts a model's, dispatches read from the module."""
+    from planc.compiler.tuning.tune import ModuleCase, with_dispatches
 
     wanted = [Target.parse(t) for t in targets]
     lowered = {}
     for p in probes:
-        types = [(s, "f32") for s in p.shapes]
-        f = cost_facts(p.fn, types, fused=False)
-        facts = ComputeFacts(f.flops, f.bytes_accessed, "f32")
-        lowered[p.name] = (export_stablehlo(p.fn, types, name=p.name), facts)
+        text = export_stablehlo(p.fn, [(s, "f32") for s in p.shapes], name=p.name)
+        c = count_stablehlo(text)
+        lowered[p.name] = (text, ComputeFacts(c.flops, c.bytes_accessed, "f32", c.dispatches,
+                                              working_set=c.working_set, vector_flops=c.vector_flops))
     jobs = [CompileJob(name, t, mlir) for name, (mlir, _) in lowered.items() for t in wanted]
     built = compile_all(jobs, cache=Cache.default() if cache else None, progress=None)
     return tuple(
         ModuleCase(p.name, t.value, driver_for(t, lowered[p.name][1].flops), built[(p.name, t)],
-                   tuple(("f32", s) for s in p.shapes), ("f32",), lowered[p.name][1], source="probe")
+                   tuple(("f32", s) for s in p.shapes), ("f32",),
+                   with_dispatches(lowered[p.name][1], built[(p.name, t)]), source="probe")
         for t in wanted for p in probes)

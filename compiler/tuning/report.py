@@ -81,10 +81,25 @@ def format_changes(result: FitResult) -> str:
         for dt in sorted(new.peak_flops):
             lines.append(_change(f"peak {dt}", old.peak(dt) / 1e9, new.peak(dt) / 1e9, "GFLOP/s"))
         lines.append(_change("memory bandwidth", old.mem_bandwidth / 1e9, new.mem_bandwidth / 1e9, "GB/s"))
-        lines.append(_change("dispatch overhead", old.dispatch_overhead * 1e6, new.dispatch_overhead * 1e6,
-                             "us"))
-        lines.append(f"  {'serial fraction':<18} {k.before.serial:>18.2f} -> {k.after.serial:<18.2f} "
-                     f"(0: compute and memory overlap, 1: they add up)")
+        full = k.after.full
+        call = "call overhead" if full is not None else "dispatch overhead"
+        lines.append(_change(call, old.dispatch_overhead * 1e6, new.dispatch_overhead * 1e6, "us"))
+        if full is None:
+            lines.append(f"  {'serial fraction':<18} {k.before.serial:>18.2f} -> {k.after.serial:<18.2f} "
+                         f"(0: compute and memory overlap, 1: they add up)")
+            continue
+        lines.append(f"  {'per dispatch':<18} {'':>18}    {_si(full.per_dispatch * 1e6, 'us'):<18} "
+                     "(each IREE dispatch of a module)")
+        if full.cache_bandwidth > 0:
+            lines.append(f"  {'cache bandwidth':<18} {'':>18}    {_si(full.cache_bandwidth / 1e9, 'GB/s'):<18} "
+                         f"(working set within {full.llc_bytes / (1 << 20):.4g} MiB)")
+        lines.append(f"  {'vector rate':<18} {'':>18}    {full.vector_rate:<18.3f} "
+                     "(share of the peak outside matmuls and convolutions)")
+        lines.append(f"  {'combination':<18} {'max':>18} -> {k.combination:<18} (of compute and memory time)")
+        saved = result.tuning.devices.get(k.kind)
+        if saved is not None and saved.local_task_flops > 0:
+            lines.append(f"  {'local-task from':<18} {'':>18}    {_si(saved.local_task_flops / 1e6, 'MFLOP'):<18} "
+                         "(local-sync below: measured crossover)")
     for kind, why in result.skipped:
         lines.append(f"device kind {kind}: not fitted ({why}); measured modules are still recorded")
     return "\n".join(lines)

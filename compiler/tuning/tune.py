@@ -7,7 +7,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "FitResult", "KindFit", "Measurement", "ModuleCase", "Report", "Row", "TaskTimes", "TuneError",
     "bundle_cases", "bundle_facts", "fit", "format_changes", "format_report", "kendall_tau", "mape",
     "measure", "plot", "predict", "read_traces", "report", "tool_latencies", "trace_measurements",
+    "with_dispatches",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,15 +89,44 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
     facts = dict(facts) if facts is not None else bundle_facts(manifest, Path(bundle.path), source)
     cases = []
     for name, mod in sorted((manifest.get("modules") or {}).items()):
+        counted = _counted(bundle, mod, facts[name])
         for target in ranked_variants(mod["variants"], host):
             if targets and target not in targets:
                 continue
             variant = mod["variants"][target]
+            vmfb = bundle.read(variant["path"])
             cases.append(ModuleCase(
-                name, target, variant.get("driver") or "local-sync", bundle.read(variant["path"]),
+                name, target, variant.get("driver") or "local-sync", vmfb,
                 tuple((t["dtype"], tuple(t["shape"])) for t in mod["inputs"]),
-                tuple(t["dtype"] for t in mod["outputs"]), facts[name]))
+                tuple(t["dtype"] for t in mod["outputs"]), with_dispatches(counted, vmfb)))
     return tuple(cases)
+
+
+def _counted(bundle: Bundle, mod: Mapping[str, Any], facts: ComputeFacts) -> ComputeFacts:
+    """`facts` recounted from the module's own StableHLO in the bundle (when it has it)."""
+    from planc.compiler.costs.hlo_counts import count_stablehlo
+
+    member = mod.get("mlir")
+    if not member:
+        return facts
+    try:
+        c = count_stablehlo(bundle.read(member).decode("utf-8"))
+    except Exception as e:  # noqa: BLE001 - an unreadable member keeps the manifest's facts
+        log.warning("cannot count %s: %s", member, e)
+        return facts
+    return replace(facts, flops=c.flops, bytes_accessed=c.bytes_accessed, working_set=c.working_set,
+                   dispatches=c.dispatches, mix=(), vector_flops=c.vector_flops)
+
+
+def with_dispatches(facts: ComputeFacts, vmfb: bytes) -> ComputeFacts:
+    """`facts` with the dispatch count of the compiled module (costs.dispatches), when readable."""
+    from planc.compiler.costs.dispatches import DispatchCountError, dispatch_count
+
+    try:
+        return replace(facts, dispatches=dispatch_count(vmfb))
+    except DispatchCountError as e:
+        log.warning("cannot count dispatches: %s", e)
+        return facts
 
 
 def random_array(sig: TensorSig, rng: np.random.Generator) -> np.ndarray:

@@ -21,6 +21,7 @@ from planc.compiler.costs.profiles import (
     Profile,
     ProfileError,
 )
+from planc.compiler.tuning.formula import module_time
 
 __all__ = ["DeviceFit", "TunedModel", "Tuning", "load_tuning"]
 
@@ -33,12 +34,38 @@ class DeviceFit:
 
     `serial` is the fraction of the shorter of compute and memory time that adds to the
     longer: 0 is the roofline (they overlap perfectly), 1 their sum (a module whose
-    dispatches each either compute or move memory, one after the other)."""
+    dispatches each either compute or move memory, one after the other).
+
+    The fuller form (`blend` > 0, see tuning.formula): `dispatch_overhead` is the cost of
+    one module call and `per_dispatch` that of each IREE dispatch in it; memory streams at
+    `cache_bandwidth` for the share of the working set that fits in `llc_bytes` of
+    last-level cache, at `mem_bandwidth` for the rest; compute and memory combine as the
+    p-norm with p = `blend` (1 their sum, 64 and up their max). `local_task_flops` is the
+    size from which IREE's local-task driver beat local-sync on the tuned host (0: not
+    measured). `vector_rate` is the fraction of the peak that flops outside matmuls and
+    convolutions reach (0: not fitted, the peak)."""
 
     peak_flops: Mapping[str, float]
     mem_bandwidth: float
     dispatch_overhead: float
     serial: float = 0.0
+    per_dispatch: float = 0.0
+    cache_bandwidth: float = 0.0
+    llc_bytes: float = 0.0
+    blend: float = 0.0
+    local_task_flops: float = 0.0
+    vector_rate: float = 0.0
+
+    def time(self, compute: float, facts: ComputeFacts) -> float:
+        """Seconds of `facts` whose compute time at the fitted peaks is `compute` (vector
+        flops run at `vector_rate` x the peak, when fitted)."""
+        if 0 < self.vector_rate < 1 and facts.vector_flops > 0 and facts.flops > 0:
+            compute *= 1.0 + (facts.vector_flops / facts.flops) * (1.0 / self.vector_rate - 1.0)
+        return float(module_time(compute, facts.bytes_accessed, facts.working_set, max(1, facts.dispatches),
+                                 call=self.dispatch_overhead if self.blend > 0 else 0.0,
+                                 per_dispatch=self.per_dispatch if self.blend > 0 else self.dispatch_overhead,
+                                 dram_bw=self.mem_bandwidth, cache_bw=self.cache_bandwidth,
+                                 llc_bytes=self.llc_bytes, blend=self.blend, serial=self.serial))
 
     def apply(self, spec: DeviceSpec) -> DeviceSpec:
         """`spec` with the fitted numbers."""
@@ -80,6 +107,8 @@ class Tuning:
                       f"mem_bandwidth_gbs = {_toml_float(fit.mem_bandwidth / 1e9)}",
                       f"dispatch_us = {_toml_float(fit.dispatch_overhead * 1e6)}",
                       f"serial = {_toml_float(fit.serial)}"]
+            lines += [f"{key} = {_toml_float(getattr(fit, attr) * scale)}" for key, (attr, scale) in _FULL.items()
+                      if getattr(fit, attr) > 0]
         for key, (flops, nbytes) in sorted(self.facts.items()):
             lines += ["", f"[facts.{json.dumps(key)}]", f"flops = {_toml_float(flops)}",
                       f"bytes_accessed = {_toml_float(nbytes)}"]
@@ -119,7 +148,11 @@ def load_tuning(path: str | Path) -> Tuning:
 
 
 _TUNING_KEYS = ("schema", "scale", "compute", "tools", "devices", "facts")
-_FIT_KEYS = ("peak_gflops", "mem_bandwidth_gbs", "dispatch_us", "serial")
+# The fuller form's keys: TOML key -> (DeviceFit field, unit scale from SI).
+_FULL = {"per_dispatch_us": ("per_dispatch", 1e6), "cache_bandwidth_gbs": ("cache_bandwidth", 1e-9),
+         "llc_mb": ("llc_bytes", 1.0 / (1 << 20)), "blend": ("blend", 1.0),
+         "local_task_gflop": ("local_task_flops", 1e-9), "vector_rate": ("vector_rate", 1.0)}
+_FIT_KEYS = ("peak_gflops", "mem_bandwidth_gbs", "dispatch_us", "serial", *_FULL)
 
 
 def _device_fit(t: Any, where: str, file: str) -> DeviceFit:
@@ -143,9 +176,10 @@ def _device_fit(t: Any, where: str, file: str) -> DeviceFit:
     if scalars.get("serial", 0.0) > 1:
         raise ProfileError(file, f"{where}.serial",
                            f"expected a fraction from 0 to 1, found {scalars['serial']}")
+    full = {attr: scalars.get(key, 0.0) / scale for key, (attr, scale) in _FULL.items()}
     return DeviceFit(MappingProxyType({dt: v * 1e9 for dt, v in peaks.items()}),
                      scalars["mem_bandwidth_gbs"] * 1e9, scalars["dispatch_us"] * 1e-6,
-                     scalars.get("serial", 0.0))
+                     scalars.get("serial", 0.0), **full)
 
 
 def _facts_guard(t: Any, where: str, file: str) -> tuple[float, float]:
@@ -244,33 +278,40 @@ def _fitted(base: CostModel, tuning: Tuning) -> CostModel:
     if not tuning.devices or not isinstance(base, RooflineModel):
         return base
     dep = base.deployment
-    instances, serial = [], {}
+    instances, fits = [], {}
     for d in dep.devices:
         fit = tuning.devices.get(d.name) or tuning.devices.get(d.kind)
         instances.append(DeviceInstance(d.name, fit.apply(d.spec)) if fit is not None else d)
-        serial[d.name] = fit.serial if fit is not None else 0.0
-    return _FittedRoofline(base.profile, replace(dep, devices=tuple(instances)), serial)
+        if fit is not None:
+            fits[d.name] = fit
+    return _FittedRoofline(base.profile, replace(dep, devices=tuple(instances)), fits)
 
 
 class _FittedRoofline(RooflineModel):
-    """The roofline over fitted specs, where a fraction `serial[device]` of the shorter of
-    compute and memory time does not overlap the longer (DeviceFit.serial)."""
+    """The roofline over fitted specs, priced by each device's DeviceFit (tuning.formula);
+    devices without a fit keep the roofline."""
 
-    def __init__(self, profile: Profile, deployment: Deployment, serial: Mapping[str, float]) -> None:
+    def __init__(self, profile: Profile, deployment: Deployment, fits: Mapping[str, DeviceFit]) -> None:
         super().__init__(profile, deployment)
-        self._serial = dict(serial)
+        self._fits = dict(fits)
 
     def compute_time(self, facts: ComputeFacts, device: str) -> float:
+        fit = self._fits.get(device)
+        if fit is None:
+            return super().compute_time(facts, device)
         spec = self.spec(device)
-        compute = sum(f / spec.peak(dt) for dt, f in facts.by_dtype())
-        memory = facts.bytes_accessed / spec.mem_bandwidth
-        return (spec.dispatch_overhead * facts.dispatches + max(compute, memory)
-                + self._serial.get(device, 0.0) * min(compute, memory))
+        return fit.time(sum(f / spec.peak(dt) for dt, f in facts.by_dtype()), facts)
 
     def compute_times(self, flops: np.ndarray, bytes_accessed: np.ndarray, dtypes: Sequence[str],
                       device: str) -> np.ndarray:
+        fit = self._fits.get(device)
+        if fit is None:
+            return super().compute_times(flops, bytes_accessed, dtypes, device)
         spec = self.spec(device)
         compute = (flops / np.array([spec.peak(d) for d in dtypes])).sum(axis=-1)
-        memory = bytes_accessed / spec.mem_bandwidth
-        return (spec.dispatch_overhead + np.maximum(compute, memory)
-                + self._serial.get(device, 0.0) * np.minimum(compute, memory))
+        # One dispatch per candidate group; its traffic stands for its working set.
+        return module_time(compute, bytes_accessed, bytes_accessed, 1.0,
+                           call=fit.dispatch_overhead if fit.blend > 0 else 0.0,
+                           per_dispatch=fit.per_dispatch if fit.blend > 0 else fit.dispatch_overhead,
+                           dram_bw=fit.mem_bandwidth, cache_bw=fit.cache_bandwidth, llc_bytes=fit.llc_bytes,
+                           blend=fit.blend, serial=fit.serial)

@@ -4,6 +4,7 @@ tuning on this host fixes the numbers and the recompiled plan merges it."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def mm(params, x):
     return x @ params["w"]
 
 def act(x):
-    return jnp.tanh(x) * 0.5 + x
+    return jnp.maximum(x, 0.0) * 0.5 + x  # memory-bound: the wrong datasheet sends it to cpu1
 """
 TOOLS = """def log(x, *, idempotency_key=None):
     return len(x)
@@ -92,7 +93,7 @@ def scenario(tmp_path_factory):
     (d / "tools.py").write_text(TOOLS)
     (d / "wrong.toml").write_text(WRONG)
     np.savez(d / "w.npz", w=(np.random.default_rng(0).standard_normal((128, 128)) / 12).astype(np.float32))
-    options = BuildOptions(deploy=str(d / "wrong.toml"), progress=None)
+    options = BuildOptions(deploy=str(d / "wrong.toml"), max_group=1, progress=None)  # six modules to fit
     before = build_bundle(d / "chain.plan", d / "chain.planb", options=options)
     runner = Runner(load_bundle(before.path), RunConfig(trace=True))
     x = {"x": np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32)}
@@ -123,29 +124,32 @@ def test_bundle_facts_are_the_merge_passes(scenario):
         assert got == pytest.approx((want.flops, want.bytes_accessed))
 
 
-def test_tuning_fixes_a_wrong_datasheet_and_the_merge(scenario, capsys):
-    from planc.compiler.bundle.build import BuildOptions, build_bundle
-
+def test_tuning_fixes_a_wrong_datasheet(scenario, capsys):
+    # Counted facts (fused traffic, weighted tanh) make even this datasheet merge the chain; what
+    # the datasheet gets wrong is the time: free dispatch and a 10x bandwidth typo.
     d, before, x = scenario
-    placed = {s.task: s.device for s in before.graph.info.schedule.slots}
-    assert len(before.modules) == 6, "the wrong datasheet should keep every task its own module"
-    assert {placed[m.name] for m in before.modules} == {"cpu0", "cpu1"}
     rc, out, err = _tune(d, capsys, "--trace", str(d / "trace.json"), "--plot", str(d / "scatter.png"))
     assert rc == 0, err
     for text in ("device kind x86_64-avx2", "device kind x86_64-avx512", "memory bandwidth", "GB/s",
-                 "dispatch overhead", "MAPE", "Kendall", "logged", "probe_add_16+"):
+                 "call overhead", "per dispatch", "combination", "local-task from", "MAPE", "Kendall", "logged",
+                 "probe_add_16+"):
         assert text in out
+    mape = re.search(r"MAPE\s+before ([0-9.]+) %, after ([0-9.]+) %", out)
+    assert mape is not None and float(mape.group(1)) > 50 > float(mape.group(2)), out
     tuning = load_tuning(d / "tuned.toml")
     assert set(tuning.devices) == set(KINDS)
     assert tuning.devices["x86_64-avx2"].mem_bandwidth < 200e9  # the typo is gone
-    assert all(tuning.devices[k].dispatch_overhead > 2e-7 for k in KINDS)  # dispatch is not free
+    fits = tuning.devices
+    assert all(fits[k].dispatch_overhead + fits[k].per_dispatch > 2e-7 for k in KINDS), fits  # not free
+    assert all(fits[k].local_task_flops > 0 and fits[k].blend > 0 for k in KINDS), fits
     assert set(tuning.compute) == {m.name for m in before.modules} and set(tuning.tools) == {"log"}
     assert (d / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     after = build_bundle(d / "chain.plan", d / "tuned.planb",
                          options=BuildOptions(deploy=str(d / "wrong.toml"), tuned=str(d / "tuned.toml"),
                                               progress=None))
-    assert len(after.modules) < len(before.modules)
     assert after.manifest["cost_model"]["model"] == "tuned"
     ours = [Runner(load_bundle(b.path), RunConfig()) for b in (before, after)]
     outs = [r.run(x)[0].outputs["b3"] for r in ours]

@@ -197,7 +197,8 @@ def test_report_table_changes_and_plot(tmp_path):
     table = format_report(rep)
     assert "held-out" in table and "m0" in table and "MAPE" in table
     changes = format_changes(result)
-    for unit in ("GFLOP/s", "GB/s", " us", "peak f32", "memory bandwidth", "dispatch overhead"):
+    for unit in ("GFLOP/s", "GB/s", " us", "peak f32", "memory bandwidth", "call overhead", "per dispatch",
+                 "combination"):
         assert unit in changes
     png = plot(rep, tmp_path / "scatter.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
