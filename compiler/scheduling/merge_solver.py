@@ -120,9 +120,9 @@ def solve_merge(p: Pricing, plan: Plan, options: MergeSolverOptions = MergeSolve
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    chosen = [(groups[k], d) for (k, d), x in z.items() if solver.boolean_value(x)]
-    chosen.sort(key=lambda gd: (solver.value(rank[gd[0][0]]), gd[0]))
-    new: Plan = [(g, d) for g, d in chosen]
+    picked = [(groups[k], d) for (k, d), x in z.items() if solver.boolean_value(x)]
+    picked.sort(key=lambda gd: (solver.value(rank[gd[0][0]]), gd[0]))
+    new: Plan = list(picked)
     return new if sum(p.total(new)) < base * (1 - 1e-9) else None
 
 
