@@ -126,7 +126,9 @@ class MergeProblem:
 class MergeOptions:
     """Bounds and search effort. `group_cost` replaces the roofline price of a group
     (members in topological order, device instance) -> seconds; it turns off the
-    vectorized fast path, so keep it cheap."""
+    vectorized fast path, so keep it cheap. Graphs of at most `solver_max_tasks` tasks
+    that the exact DP does not take get the order DP's candidates re-chosen by CP-SAT
+    (`merge_solver`) within `solver_time` deterministic seconds (0: off)."""
 
     max_group: int = 64
     exact_max_tasks: int = 16
@@ -136,6 +138,8 @@ class MergeOptions:
     work_budget: int = 30_000
     seed: int = 0
     group_cost: GroupCostFn | None = None
+    solver_max_tasks: int = 40
+    solver_time: float = 3.0
 
     def __post_init__(self) -> None:
         if self.max_group < 1 or self.orders < 1 or self.refine < 0:
@@ -230,6 +234,12 @@ def merge(problem: MergeProblem, model: CostModel, *, options: MergeOptions = Me
         log.info("merge: exact search over %d tasks exceeds %d steps; using the order DP", p.n,
                  options.exact_budget)
     plan, tried = _search_orders(p, options)
+    if p.n <= options.solver_max_tasks and options.solver_time > 0:
+        from planc.compiler.scheduling.merge_solver import MergeSolverOptions, solve_merge
+
+        better = solve_merge(p, plan, MergeSolverOptions(time=options.solver_time, seed=options.seed))
+        if better is not None:
+            plan = better
     return _result(p, plan, exact=False, orders=tried)
 
 

@@ -67,7 +67,7 @@ def _edges(rng: np.random.Generator, params: StgParams) -> list[tuple[int, int]]
             continue
         if s in (Structure.SAMEPRED, Structure.LAYRPRED):
             k = min(len(earlier), int(rng.integers(1, max(2, round(2 * d)))))
-            picks = rng.choice(earlier, size=k, replace=False)
+            picks = [int(x) for x in rng.choice(earlier, size=k, replace=False)]
         else:
             prob = min(1.0, d / len(earlier)) if s is Structure.LAYRPROB else min(1.0, 2 * d / max(v - 1, 1))
             picks = [i for i in earlier if rng.random() < prob]
