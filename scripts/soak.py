@@ -23,10 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from soak_bundles import run_bundles  # noqa: E402
-from soak_crashes import PLANS, build, prepare, run_crashes  # noqa: E402
-from soak_faults import run_faults  # noqa: E402
-from soak_frontend import run_frontend  # noqa: E402
+from soak_bundles import run_bundles
+from soak_crashes import PLANS, build, prepare, run_crashes
+from soak_faults import run_faults
+from soak_frontend import run_frontend
 
 __all__ = ["main"]
 
@@ -41,8 +41,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--small", action="store_true", help="a few hundred inputs, one plan, seconds")
     p.add_argument("--seed", type=int, default=20)
     p.add_argument("--only", default=",".join(STAGES), help=f"comma-separated stages of: {', '.join(STAGES)}")
-    for stage in FULL:
-        p.add_argument(f"--{stage}", type=int, metavar="N", help=f"how many (default {FULL[stage]:,})")
+    for stage, n in FULL.items():
+        p.add_argument(f"--{stage}", type=int, metavar="N", help=f"how many (default {n:,})")
     p.add_argument("--cli-sample", type=int, default=None, help="inputs also run through the real CLIs")
     p.add_argument("--work", metavar="DIR", help="bundles, runs and failing inputs go here (default: a temp dir)")
     p.add_argument("--json", metavar="FILE", help="write every count as JSON")
@@ -105,23 +105,27 @@ def _table(results: dict[str, dict[str, Any]]) -> None:
     rows = []
     if "frontend" in results:
         f = results["frontend"]
-        rows.append(("front end: mutated plans", f["inputs"], f"{f['tracebacks']} tracebacks, {f['hangs']} hangs, "
-                     f"{f['broken']} broken; {f['round_trips']} fmt->check round trips; slowest "
-                     f"{f['max_seconds'] * 1000:.0f} ms; CLI {f['cli_files']} files, {f['cli_mismatches']} off"))
+        rows.append(("front end: mutated plans", f["inputs"], (
+            f"{f['tracebacks']} tracebacks, {f['hangs']} hangs, {f['broken']} broken; {f['round_trips']} "
+            f"fmt->check round trips; slowest {f['max_seconds'] * 1000:.0f} ms CPU "
+            f"({f['max_wall'] * 1000:.0f} ms wall); CLI {f['cli_files']} files, {f['cli_mismatches']} off")))
     if "bundles" in results:
         b = results["bundles"]
-        rows.append(("bundles: tampered", b["bundles"], f"{b['rejected_total']} refused by verification, "
-                     f"{sum(b['accepted_consistent'].values())} consistent re-hashes and "
-                     f"{sum(b['same_content'].values())} zip-metadata-only changes loaded; pinned: "
-                     f"{b['pinned_rejected']} refused; {len(b['failures'])} broken; CLI runs {b['cli_runs']}"))
+        rows.append(("bundles: tampered", b["bundles"], (
+            f"{b['rejected_total']} refused by verification, {sum(b['accepted_consistent'].values())} "
+            f"consistent re-hashes and {sum(b['same_content'].values())} zip-metadata-only changes loaded "
+            f"(their runs: {b['runs']}); pinned: {b['pinned_rejected']} refused; {len(b['failures'])} broken; "
+            f"CLI runs {b['cli_runs']}")))
     if "crashes" in results:
         c = results["crashes"]
-        rows.append(("crashes: kill -9 + resume", c["trials"], f"{c['resumed']} resumed, {c['identical']} identical "
-                     f"outputs, {c['exactly_once']} side effects exactly once; {c['phases']}"))
+        rows.append(("crashes: kill -9 + resume", c["trials"], (
+            f"{c['resumed']} resumed, {c['identical']} identical outputs, {c['exactly_once']} side effects "
+            f"exactly once; {c['phases']}")))
     if "faults" in results:
         fl = results["faults"]
-        rows.append(("faults: disk full, read-only", fl["cases"], f"{fl['clear_errors']} clear errors, "
-                     f"{fl['resumed']} resumed after the fault; {len(fl['failures'])} broken; {fl['notes']}"))
+        rows.append(("faults: disk full, read-only", fl["cases"], (
+            f"{fl['clear_errors']} clear errors, {fl['resumed']} resumed after the fault; "
+            f"{len(fl['failures'])} broken; {fl['notes']}")))
     print(f"{'campaign':<30} {'count':>8}  result")
     for name, n, text in rows:
         print(f"{name:<30} {n:>8}  {text}")
