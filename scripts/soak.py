@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import soak_tamper
 from soak_bundles import run_bundles
 from soak_crashes import PLANS, build, prepare, run_crashes
 from soak_faults import run_faults
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"soak.py: unknown stage(s) {', '.join(unknown)}; expected: {', '.join(STAGES)}", file=sys.stderr)
         return 2
+    if args.small:
+        soak_tamper.BOMB_BYTES = 8 << 20
     counts = {k: getattr(args, k) or (SMALL if args.small else FULL)[k] for k in FULL}
     cli = args.cli_sample if args.cli_sample is not None else (4 if args.small else 100)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
@@ -96,7 +99,7 @@ def _campaign(only: list[str], counts: dict[str, int], cli: int, args: argparse.
         results["crashes"] = {"ok": r3.ok, **r3.to_json()}
     if "faults" in only:
         flaky = bundles.get("flaky") or build(work / "plans", SMALL_PLANS)["flaky"]
-        r4 = run_faults(flaky, work / "faults")
+        r4 = run_faults(flaky, work / "faults", args.seed, small=args.small)
         results["faults"] = {"ok": r4.ok, **r4.to_json()}
     return results
 

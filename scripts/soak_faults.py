@@ -69,7 +69,7 @@ def _mount_works(work: Path) -> str | None:
         return f"cannot mount a tmpfs here ({getattr(e, 'stderr', b'') or e}); the fault stage needs root"
 
 
-def run_faults(bundle: Path, work: Path, seed: int = 20) -> FaultReport:
+def run_faults(bundle: Path, work: Path, seed: int = 20, *, small: bool = False) -> FaultReport:
     """Disk-full at several sizes and read-only run directories (at start, mid-run, at resume)."""
     report = FaultReport()
     work.mkdir(parents=True, exist_ok=True)
@@ -79,10 +79,10 @@ def run_faults(bundle: Path, work: Path, seed: int = 20) -> FaultReport:
         return report
     (case,) = prepare(work, {bundle.stem: bundle})
     rng = random.Random(seed)
-    for free in (0, 1, 2, 3, 4, 6, 8, 12, 16, 24):
+    for free in (0, 3, 8) if small else (0, 1, 2, 3, 4, 6, 8, 12, 16, 24):
         _disk_full(case, work / f"full{free}", free, report)
     _read_only_root(case, work / "ro-root", report)
-    for n in range(4):
+    for n in range(1 if small else 4):
         _read_only_mid_run(case, work / f"ro-mid{n}", rng, report)
     return report
 
