@@ -133,7 +133,11 @@ def _load_one(report: BundleReport, path: Path, tamper: str, t: Tampered, good: 
 def _inspect(report: BundleReport, bundle: Any, path: Path, tamper: str, t: Tampered) -> None:
     """A bundle that passed verification: `planrt inspect` and `planrt run` (in process) finish, or name
     a problem; neither ends in an internal error."""
-    summarize(bundle)
+    try:
+        summarize(bundle)
+    except Exception:  # noqa: BLE001
+        _fail(report, "traceback", tamper, t.what, "summarize: " + traceback.format_exc())
+        return
     with tempfile.TemporaryDirectory(dir=path.parent) as d:
         inputs = []
         for i in bundle.manifest["inputs"]:

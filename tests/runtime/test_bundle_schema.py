@@ -88,3 +88,17 @@ def test_module_iree_refuses_is_a_named_error(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert rc == 1, err
     assert "planrt: error: module 'g0' cannot be loaded" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("modules", "g0", "members"), None), (("targets",), 5), (("schedules", "cpu", "order"), 3),
+    (("schedules", "cpu", "devices"), None), (("schedules", "cpu", "placement"), {"1": "a", "b": 2})])
+def test_summary_survives_fields_only_it_reads(tmp_path: Path, path: tuple[Any, ...], value: Any) -> None:
+    # Found by scripts/soak.py: `planrt inspect` raised TypeError on `"members": null` in a module.
+    from planc.runtime.bundle.loader import summarize
+
+    m = _edit(path, value)
+    bundle = load_bundle(make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in m.items()
+                                                                        if k != "members"})))
+    s = summarize(bundle)
+    assert s["plan"] == "demo"
