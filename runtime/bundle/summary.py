@@ -36,7 +36,7 @@ def _count_kinds(tasks: Iterable[dict[str, Any]], counts: Counter[str]) -> None:
 
 def _items(v: Any) -> list[Any]:
     """A list field the summary only shows (the runtime never reads it): anything else shows as empty."""
-    return list(v) if isinstance(v, list) else []
+    return [str(x) for x in v] if isinstance(v, list) else []
 
 
 def _modules(bundle: Bundle) -> dict[str, Any]:
@@ -60,8 +60,9 @@ def _schedules(manifest: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(s, dict):
             continue
         placement = s.get("placement", {}) if isinstance(s.get("placement"), dict) else {}
-        out[name] = {"devices": _items(s.get("devices")), "makespan": s.get("makespan"),
-                     "order": _items(s.get("order")), "placement": dict(sorted(placement.items(), key=str))}
+        makespan = s.get("makespan") if type(s.get("makespan")) in (int, float) else None
+        out[name] = {"devices": _items(s.get("devices")), "makespan": makespan, "order": _items(s.get("order")),
+                     "placement": dict(sorted((str(k), str(v)) for k, v in placement.items()))}
     return out
 
 

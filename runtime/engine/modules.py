@@ -109,7 +109,7 @@ class LoadedModule:
         try:
             with self._lock:
                 self.context.invoke(self.function, args, ret)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError) as e:  # iree raises ValueError for arguments it refuses
             raise ModuleError(f"module '{self.name}' failed on driver '{self.device.driver}': {e}") from e
         get = ret.get_as_ref
         return [get(i).deref(_BufferView) for i in self._out_range]

@@ -102,3 +102,17 @@ def test_summary_survives_fields_only_it_reads(tmp_path: Path, path: tuple[Any, 
                                                                         if k != "members"})))
     s = summarize(bundle)
     assert s["plan"] == "demo"
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("modules", "g0", "members"), ["y", 5, True]), (("schedules", "cpu", "placement"), {"g0": ["cpu0"]}),
+    (("schedules", "cpu", "makespan"), "soon")])
+def test_inspect_text_survives_odd_summary_fields(tmp_path: Path, path: tuple[Any, ...], value: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by scripts/soak.py: `planrt inspect` raised TypeError formatting these.
+    from planc.runtime.bundle.loader import format_summary, summarize
+
+    m = _edit(path, value)
+    bundle = load_bundle(make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in m.items()
+                                                                        if k != "members"})))
+    assert "modules" in format_summary(summarize(bundle))
