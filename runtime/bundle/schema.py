@@ -88,11 +88,12 @@ def _arg(v: Any, where: str) -> None:
 
 def _task(t: Any, where: str, m: Mapping[str, Any]) -> None:
     t = _obj(t, where)
+    assert isinstance(t, dict)
     _str(t.get("name"), f"{where}.name")
     kind = t.get("kind")
     if kind not in TASK_KINDS:
         raise _bad(f"{where}.kind", f"must be one of: {', '.join(TASK_KINDS)}; found {kind!r:.60}")
-    args = _list(t.get("args", []), f"{where}.args")
+    args = _list(t.setdefault("args", []), f"{where}.args")  # absent: no arguments (the executor reads it)
     for i, a in enumerate(args):
         _arg(a, f"{where}.args[{i}]")
     results = _strs(t.get("results"), f"{where}.results")

@@ -116,3 +116,10 @@ def test_inspect_text_survives_odd_summary_fields(tmp_path: Path, path: tuple[An
     bundle = load_bundle(make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in m.items()
                                                                         if k != "members"})))
     assert "modules" in format_summary(summarize(bundle))
+
+
+def test_task_without_args_reads_as_none(tmp_path: Path) -> None:
+    # Found by scripts/soak.py: a re-hashed manifest whose task lost 'args' raised KeyError mid-run.
+    m = _edit(("tasks", 3, "args"), _DROP)
+    check_manifest(m)
+    assert m["tasks"][3]["args"] == []
