@@ -119,7 +119,11 @@ def _load_one(report: BundleReport, path: Path, tamper: str, t: Tampered, good: 
             _fail(report, "accepted", tamper, t.what, "the loader accepted a bundle whose hashes do not match")
         else:
             report.accepted_consistent[tamper] += 1
-            _inspect(report, bundle, path, tamper, t)
+            # A consistent edit of a variant's 'requires' can make planrt pick machine code this CPU
+            # cannot run (SIGILL, the whole process gone): only a pin guards that, so such bundles
+            # are inspected but not run here.
+            runnable = bundle.manifest.get("modules") == good.manifest.get("modules")
+            _inspect(report, bundle, path, tamper, t, run=runnable)
     try:
         load_bundle(path, sha256=digest)
     except DigestMismatch:
@@ -130,10 +134,14 @@ def _load_one(report: BundleReport, path: Path, tamper: str, t: Tampered, good: 
         _fail(report, "accepted", tamper, t.what, "the loader accepted a bundle that is not the pinned one")
 
 
-def _inspect(report: BundleReport, bundle: Any, path: Path, tamper: str, t: Tampered) -> None:
+def _inspect(report: BundleReport, bundle: Any, path: Path, tamper: str, t: Tampered, *, run: bool) -> None:
     """A bundle that passed verification: `planrt inspect` and `planrt run` (in process) finish, or name
     a problem; neither ends in an internal error."""
-    summarize(bundle)
+    try:
+        summarize(bundle)
+    except Exception:  # noqa: BLE001
+        _fail(report, "traceback", tamper, t.what, "summarize: " + traceback.format_exc())
+        return
     with tempfile.TemporaryDirectory(dir=path.parent) as d:
         inputs = []
         for i in bundle.manifest["inputs"]:
@@ -145,8 +153,10 @@ def _inspect(report: BundleReport, bundle: Any, path: Path, tamper: str, t: Tamp
             inputs += ["-i", f"{i['name']}={f}"]
         env = {"PLANC_OUTBOX": f"{d}/outbox", "PLANC_NOTIFY_LOG": f"{d}/notify.log", "OUTBOX": f"{d}/outbox",
                "INVOCATIONS": f"{d}/invocations", "RECORD_SLEEP": "0"}
-        for argv in (["inspect", str(path)],
-                     ["run", str(path), *inputs, "--run-dir", f"{d}/runs", "--auto-approve", "--json"]):
+        runs = [["run", str(path), *inputs, "--run-dir", f"{d}/runs", "--auto-approve", "--json"]] if run else []
+        if not run:
+            report.runs["not run: modules edited"] += 1
+        for argv in [["inspect", str(path)], *runs]:
             out, err = io.StringIO(), io.StringIO()
             try:
                 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _environ(env):

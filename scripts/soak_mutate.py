@@ -140,6 +140,7 @@ def token_mutant(corpus: Corpus, rng: random.Random) -> bytes:
     toks = _TOKEN.findall(rng.choice(corpus.seeds)) or [b""]
     donor = _TOKEN.findall(rng.choice(corpus.seeds)) or [b""]
     for _ in range(rng.randint(1, 5)):
+        toks = toks or [b""]  # every token deleted: start again from nothing
         i = rng.randrange(len(toks))
         op = rng.randrange(6)
         if op == 0:

@@ -16,7 +16,7 @@ from typing import Any
 
 from planc.runtime.bundle.format import MANIFEST, encode_manifest, zip_chunks
 
-__all__ = ["TAMPERS", "Good", "Tampered"]
+__all__ = ["BOMB_BYTES", "TAMPERS", "Good", "Tampered"]
 
 
 @dataclass(frozen=True)
@@ -250,14 +250,14 @@ def zip_bomb(g: Good, rng: random.Random) -> Tampered:
                     consistent=honest)
 
 
-_BOMB = 64 << 20
+BOMB_BYTES = 64 << 20  # what a zip bomb inflates to (soak.py --small uses less)
 _bombs: dict[tuple[int, str, bool], bytes] = {}
 
 
 def _bomb(g: Good, name: str, honest: bool) -> bytes:
     key = (id(g), name, honest)
     if key not in _bombs:
-        members = {**dict(g.entries[1:]), name: bytes(_BOMB)}
+        members = {**dict(g.entries[1:]), name: bytes(BOMB_BYTES)}
         m = _rehash(g.manifest, members, refs=False) if honest else g.manifest
         _bombs[key] = _zip([(MANIFEST, encode_manifest(m)), *sorted(members.items())], zipfile.ZIP_DEFLATED)
     return _bombs[key]

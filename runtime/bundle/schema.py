@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from planc.runtime.bundle.format import MANIFEST, BadManifest
+from planc.runtime.tools.policy import Policy, PolicyError
 
 __all__ = ["BUILTIN_OPS", "DEFAULTS", "DTYPES", "TASK_KINDS", "check_manifest"]
 
@@ -87,11 +88,12 @@ def _arg(v: Any, where: str) -> None:
 
 def _task(t: Any, where: str, m: Mapping[str, Any]) -> None:
     t = _obj(t, where)
+    assert isinstance(t, dict)
     _str(t.get("name"), f"{where}.name")
     kind = t.get("kind")
     if kind not in TASK_KINDS:
         raise _bad(f"{where}.kind", f"must be one of: {', '.join(TASK_KINDS)}; found {kind!r:.60}")
-    args = _list(t.get("args", []), f"{where}.args")
+    args = _list(t.setdefault("args", []), f"{where}.args")  # absent: no arguments (the executor reads it)
     for i, a in enumerate(args):
         _arg(a, f"{where}.args[{i}]")
     results = _strs(t.get("results"), f"{where}.results")
@@ -103,6 +105,10 @@ def _task(t: Any, where: str, m: Mapping[str, Any]) -> None:
         _strs(t["after"], f"{where}.after")
     if t.get("policy") is not None:
         _obj(t["policy"], f"{where}.policy")
+        try:
+            Policy.from_manifest(t["policy"], task=str(t["name"]))
+        except PolicyError as e:
+            raise _bad(f"{where}.policy", f"is not a policy planrt can follow: {e}") from None
     if kind == "compute":
         if t.get("module") not in m["modules"]:
             raise _bad(f"{where}.module", f"names no module of 'modules': {t.get('module')!r:.60}")
@@ -189,6 +195,69 @@ def check_manifest(manifest: dict[str, Any]) -> None:
             _type(t["returns"], f"tools[{name!r}].returns")
     for i, t in enumerate(_list(manifest["tasks"], "'tasks'")):
         _task(t, f"tasks[{i}]", manifest)
+    _check_names(manifest)
     if manifest.get("schedules") is not None:
         for name, s in _obj(manifest["schedules"], "'schedules'").items():
             _obj(s, f"schedules[{name!r}]")
+
+
+def _produced(tasks: list[Any], names: set[str]) -> None:
+    for t in tasks:
+        names.update(t["results"])
+        if t["kind"] == "loop":
+            names.update(c["name"] for c in t["carries"])
+            _produced(t["body"], names)
+
+
+def _refs(e: Any) -> list[str]:
+    out, stack = [], [e]
+    while stack:
+        node = stack.pop()
+        if "ref" in node:
+            out.append(node["ref"])
+        else:
+            stack += node.get("args", [])
+    return out
+
+
+def _check_names(m: Mapping[str, Any]) -> None:
+    """Every value a task, guard, carry or output reads is an input or some task's result."""
+    known = {i["name"] for i in m["inputs"]}
+    _produced(m["tasks"], known)
+    tasks: set[str] = set()
+    stack = list(m["tasks"])
+    while stack:
+        t = stack.pop()
+        tasks.add(t["name"])
+        stack += t.get("body", []) if t["kind"] == "loop" else []
+
+    def need(name: Any, where: str) -> None:
+        if name not in known:
+            raise _bad(where, f"reads value {name!r:.60}, which no input or task gives")
+
+    def walk(ts: list[Any], at: str) -> None:
+        for i, t in enumerate(ts):
+            where = f"{at}[{i}]"
+            for j, a in enumerate(t.get("args", [])):
+                if isinstance(a, str):
+                    need(a, f"{where}.args[{j}]")
+            for key in ("when", "until"):
+                for r in _refs(t[key]) if t.get(key) is not None else ():
+                    need(r, f"{where}.{key}")
+            for a in t.get("after") or ():
+                if a not in tasks and a not in known:  # a task, or a task merged into a group (its value)
+                    raise _bad(f"{where}.after", f"waits for {a!r:.60}, which is no task of the plan")
+            fallback = (t.get("policy") or {}).get("fallback")
+            if fallback is not None:
+                need(fallback, f"{where}.policy.fallback")
+            if t["kind"] == "loop":
+                inner: set[str] = set()
+                _produced(t["body"], inner)
+                for c in t["carries"]:
+                    need(c["init"], f"{where}.carries")
+                    if c["next"] not in inner:
+                        raise _bad(f"{where}.carries", f"carries {c['next']!r:.60}, which the loop body does not give")
+                walk(t["body"], f"{where}.body")
+    walk(m["tasks"], "tasks")
+    for i, o in enumerate(m["outputs"]):
+        need(o["value"], f"outputs[{i}].value")

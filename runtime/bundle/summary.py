@@ -34,6 +34,11 @@ def _count_kinds(tasks: Iterable[dict[str, Any]], counts: Counter[str]) -> None:
             _count_kinds(_dicts(t.get("body")), counts)
 
 
+def _items(v: Any) -> list[Any]:
+    """A list field the summary only shows (the runtime never reads it): anything else shows as empty."""
+    return [str(x) for x in v] if isinstance(v, list) else []
+
+
 def _modules(bundle: Bundle) -> dict[str, Any]:
     out: dict[str, Any] = {}
     sha = {r["path"]: str(r["sha256"]) for r in bundle.manifest["members"]}
@@ -44,7 +49,7 @@ def _modules(bundle: Bundle) -> dict[str, Any]:
                                 "backend": v.get("backend"), "driver": v.get("driver")}
         out[name] = {"inputs": [type_str(t) for t in m.get("inputs", [])],
                      "outputs": [type_str(t) for t in m.get("outputs", [])],
-                     "members": list(m.get("members", [])), "variants": variants}
+                     "members": _items(m.get("members")), "variants": variants}
     return out
 
 
@@ -55,8 +60,9 @@ def _schedules(manifest: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(s, dict):
             continue
         placement = s.get("placement", {}) if isinstance(s.get("placement"), dict) else {}
-        out[name] = {"devices": list(s.get("devices", [])), "makespan": s.get("makespan"),
-                     "order": list(s.get("order", [])), "placement": dict(sorted(placement.items()))}
+        makespan = s.get("makespan") if type(s.get("makespan")) in (int, float) else None
+        out[name] = {"devices": _items(s.get("devices")), "makespan": makespan, "order": _items(s.get("order")),
+                     "placement": dict(sorted((str(k), str(v)) for k, v in placement.items()))}
     return out
 
 
@@ -70,7 +76,7 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
         "path": str(bundle.path), "form": "directory" if bundle.is_dir else "file",
         "sha256": bundle.sha256, "schema": m["schema"], "plan": m.get("plan"),
         "objective": m.get("objective"), "source": m.get("source"), "versions": m.get("versions", {}),
-        "targets": list(m.get("targets", [])),
+        "targets": _items(m.get("targets")),
         "inputs": [{"name": i.get("name"), "type": type_str(i)} for i in _dicts(m.get("inputs"))],
         "outputs": [{"name": o.get("name"), "value": o.get("value")} for o in _dicts(m.get("outputs"))],
         "tasks": {"total": sum(kinds.values()), "by_kind": dict(sorted(kinds.items()))},

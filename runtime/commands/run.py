@@ -177,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
                 plan.close()
     except (BundleError, InputError, ModuleError, NoVariantError, HostSpecError, JournalError, ClusterError) as e:
         return _fail(str(e))
+    except OSError as e:  # the run directory or output directory cannot be written (disk full, read-only)
+        return _fail(f"{e}; a run that started can be continued with `planrt resume` once that is fixed")
 
 
 def resume(args: argparse.Namespace) -> int:

@@ -145,7 +145,7 @@ class LoadedModule:
         try:
             with self._lock:
                 self.context.invoke(self.function, args, ret)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError) as e:  # iree raises ValueError for arguments it refuses
             raise ModuleError(f"module '{self.name}' failed on driver '{self.device.driver}': {e}") from e
         return ret
 
@@ -157,7 +157,7 @@ class LoadedModule:
         try:
             with self._lock:
                 self.context.invoke(self.function, args, ret)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError) as e:  # iree raises ValueError for arguments it refuses
             raise ModuleError(f"module '{self.name}' failed on driver '{self.device.driver}': {e}") from e
         get = ret.get_as_ref
         return [get(i).deref(_BufferView) for i in self._out_range]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -9,6 +10,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 import zlib
@@ -159,9 +161,20 @@ class Journal:
             rec = {**fields, "seq": len(self._records), "type": type_.value, "at": self._clock.wall()}
             line = _encode(rec)
             view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
+            end = os.fstat(self._fd).st_size
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                os.fsync(self._fd)
+            except OSError as e:
+                # A record half written (disk full) would turn into damage once another record follows
+                # it: cut it off, so the journal keeps exactly the records before this one.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, end)
+                raise JournalError(
+                    f"cannot append to {self.path}: {e.strerror or e}; the journal keeps every record "
+                    f"before this one: fix that, then `planrt resume {self.path.parent}`"
+                ) from None
             self._records.append(rec)
             return rec
 
@@ -196,6 +209,16 @@ class _RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1
+
+
+def _abandon(path: Path) -> None:
+    """Remove a run directory whose run never started (no durable run_started): no half-made runs."""
+    try:
+        started = bool(Journal.scan(path / JOURNAL)[0])
+    except (OSError, JournalError):
+        started = True
+    if not started:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class RunDir:
@@ -245,19 +268,25 @@ class RunDir:
                 f"bad run id {run_id!r}: expected letters, digits, '_', '.', '-' (at most 128)"
             )
         root_path = Path(root)
-        root_path.mkdir(parents=True, exist_ok=True)
         path = root_path / run_id
         try:
+            root_path.mkdir(parents=True, exist_ok=True)
             path.mkdir()
         except FileExistsError:
             raise JournalError(
                 f"run directory {path} already exists; resume it or pick another run id"
             ) from None
-        (path / VALUES).mkdir()
-        (path / WORK).mkdir()
-        fsync_dir(path)
-        fsync_dir(root_path)
-        lock = _RunLock(path / LOCK)
+        except OSError as e:
+            raise JournalError(f"cannot create run directory {path}: {e.strerror or e}") from None
+        try:
+            (path / VALUES).mkdir()
+            (path / WORK).mkdir()
+            fsync_dir(path)
+            fsync_dir(root_path)
+            lock = _RunLock(path / LOCK)
+        except OSError as e:
+            _abandon(path)
+            raise JournalError(f"cannot create run directory {path}: {e.strerror or e}") from None
         try:
             refs = {name: write_value(path, name, None, v).to_json() for name, v in inputs.items()}
             journal = Journal(path / JOURNAL, [], clock=clock)
@@ -266,8 +295,11 @@ class RunDir:
                 bundle_path=bundle_path, engine=dict(engine) if engine else None,
             )
             fsync_dir(path)
-        except BaseException:
+        except BaseException as e:
             lock.release()
+            _abandon(path)
+            if isinstance(e, OSError):
+                raise JournalError(f"cannot start the run in {path}: {e.strerror or e}") from None
             raise
         return cls(path, lock, journal, clock)
 

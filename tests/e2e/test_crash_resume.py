@@ -86,9 +86,10 @@ def test_kill_and_resume(crash_bundle, tmp_path):
         proc.wait()
         run_dir = d / "runs" / "r"
         done_before = _completed_keys(run_dir)
-        if (run_dir / "journal.jsonl").exists():
+        journal = run_dir / "journal.jsonl"
+        if journal.exists() and '"run_started"' in journal.read_text(errors="replace"):
             cmd = [*PLANRT, "resume", str(run_dir), "--output-dir", str(d / "out")]
-        else:  # killed before the run started: nothing to resume, start it again
+        else:  # killed before its run_started record was durable: nothing to resume, start it again
             cmd = [*PLANRT, "run", str(bundle), "-i", f"x={x}", "--run-dir", str(d / "runs2"),
                    "--output-dir", str(d / "out")]
         res = subprocess.run(cmd, env=_env(d), capture_output=True, text=True, check=False)

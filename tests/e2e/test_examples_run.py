@@ -94,3 +94,20 @@ def test_rejected_gate_skips_dependents(bundles, tool_env, tmp_path):
     assert result.status is RunStatus.REJECTED and result.rejected_by == "review"
     assert result.outputs["reply"] is None  # needs the gate: skipped
     assert result.outputs["revised"] is not None
+
+
+def test_module_refusing_its_arguments_is_a_named_error(bundles, tmp_path, capsys):
+    # Found by scripts/soak.py: a consistently re-hashed manifest declaring another input shape than the
+    # module's made IREE raise ValueError at invoke, and `planrt run` ended in an internal error.
+    from planc.compiler.bundle.writer import write_bundle
+    from planc.runtime.cli import main
+
+    bundle = load_bundle(bundles["vib_screen"].path)
+    manifest = {k: v for k, v in bundle.manifest.items() if k != "members"}
+    manifest["inputs"] = [{**manifest["inputs"][0], "shape": [8 * 128]}]
+    forged = tmp_path / "forged.planb"
+    write_bundle(forged, manifest, {m: bundle.read(m) for m in bundle.members})
+    np.save(tmp_path / "v.npy", np.zeros(8 * 128, np.float32))
+    rc = main(["run", str(forged), "-i", f"vibration={tmp_path / 'v.npy'}", "--no-journal"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "planrt: error: module" in err and "failed on driver" in err, err

@@ -88,3 +88,38 @@ def test_module_iree_refuses_is_a_named_error(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert rc == 1, err
     assert "planrt: error: module 'g0' cannot be loaded" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("modules", "g0", "members"), None), (("targets",), 5), (("schedules", "cpu", "order"), 3),
+    (("schedules", "cpu", "devices"), None), (("schedules", "cpu", "placement"), {"1": "a", "b": 2})])
+def test_summary_survives_fields_only_it_reads(tmp_path: Path, path: tuple[Any, ...], value: Any) -> None:
+    # Found by scripts/soak.py: `planrt inspect` raised TypeError on `"members": null` in a module.
+    from planc.runtime.bundle.loader import summarize
+
+    m = _edit(path, value)
+    bundle = load_bundle(make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in m.items()
+                                                                        if k != "members"})))
+    s = summarize(bundle)
+    assert s["plan"] == "demo"
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("modules", "g0", "members"), ["y", 5, True]), (("schedules", "cpu", "placement"), {"g0": ["cpu0"]}),
+    (("schedules", "cpu", "makespan"), "soon")])
+def test_inspect_text_survives_odd_summary_fields(tmp_path: Path, path: tuple[Any, ...], value: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by scripts/soak.py: `planrt inspect` raised TypeError formatting these.
+    from planc.runtime.bundle.loader import format_summary, summarize
+
+    m = _edit(path, value)
+    bundle = load_bundle(make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in m.items()
+                                                                        if k != "members"})))
+    assert "modules" in format_summary(summarize(bundle))
+
+
+def test_task_without_args_reads_as_none(tmp_path: Path) -> None:
+    # Found by scripts/soak.py: a re-hashed manifest whose task lost 'args' raised KeyError mid-run.
+    m = _edit(("tasks", 3, "args"), _DROP)
+    check_manifest(m)
+    assert m["tasks"][3]["args"] == []

@@ -106,7 +106,8 @@ def _bundle(tmp_path: Path, source: str, args: list[object], *, in_loop: bool = 
     loop = {"name": "refine", "kind": "loop", "args": [], "results": ["publish"], "max": 2, "carries": [],
             "until": {"op": ">", "args": [{"num": 1}, {"num": 0}]}, "body": [task]}
     tasks = [loop] if in_loop else [task]
-    manifest = {"schema": 1, "plan": "doc", "tasks": tasks, "inputs": [], "outputs": [],
+    manifest = {"schema": 1, "plan": "doc", "tasks": tasks, "outputs": [],
+                "inputs": [{"name": a, "dtype": "f32", "shape": [2]} for a in args if isinstance(a, str)],
                 "tools": {"publish_doc": {"kind": "python", "path": "tools/publish_doc/tools.py",
                                           "function": "publish"}}}
     path = tmp_path / "doc.planb"
