@@ -70,6 +70,7 @@ class _Builder:
         self.diags: list[Diagnostic] = []
         self.models: dict[str, ModelDecl] = {}
         self.tools: dict[str, ToolDecl] = {}
+        self.signatures: dict[str, ToolSignature | None] = {}  # python tool -> its function, read once
         self.defs: dict[str, tuple[str, A.Span]] = {}  # value name -> (what, where)
         self.home: dict[str, str] = {}  # body task or carry name -> its loop
         self.carries: set[str] = set()
@@ -195,10 +196,12 @@ class _Builder:
         decl = self.tools.get(tool)
         if decl is None or decl.kind is not ToolKind.PYTHON or decl.function is None:
             return
-        try:
-            sig = ToolSignature.from_source(decl.path.read_bytes(), decl.function)
-        except OSError:
-            return  # a missing file is reported where the bundle reads it
+        if tool not in self.signatures:
+            try:
+                self.signatures[tool] = ToolSignature.from_source(decl.path.read_bytes(), decl.function)
+            except OSError:
+                self.signatures[tool] = None  # a missing file is reported where the bundle reads it
+        sig = self.signatures[tool]
         problem = sig.mismatch([None] * len(s.args)) if sig is not None else None
         if sig is not None and problem is not None:
             n = len(s.args)
