@@ -212,7 +212,7 @@ class Plan:
                         f"this is {self.sha256[:12]}; use a new key")
                 stored = run_dir.replay().inputs
                 for name, a in arrays.items():
-                    if name not in stored or not np.array_equal(np.asarray(stored[name]), a):
+                    if name not in stored or not _same(np.asarray(stored[name]), a):
                         raise IdempotencyConflict(f"idempotency key {key!r} was used with another value "
                                                   f"of input '{name}'; use a new key")
                 result = self.runner.resume(run_dir, config=cfg)
@@ -232,3 +232,8 @@ class Plan:
                 entry[1] -= 1
                 if entry[1] == 0:
                     self._keys.pop(run_id, None)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same value: equal, NaN where the other has NaN (bit for bit, so a NaN retried matches)."""
+    return a.shape == b.shape and (np.array_equal(a, b) or (a.dtype == b.dtype and a.tobytes() == b.tobytes()))
