@@ -110,7 +110,11 @@ def build_app(server: InferenceServer) -> Any:
                 work = asyncio.get_running_loop().run_in_executor(
                     server.pool, server.infer, served, body, request.headers.get("inference-header-content-length"),
                     request.headers.get("content-encoding"), key, ticket)
-                reply = await wait_or_disconnect(request, work, ticket.cancel)
+                try:
+                    reply = await wait_or_disconnect(request, work, ticket.cancel)
+                except asyncio.CancelledError:  # the drain deadline passed: say so rather than 500
+                    return fail(503, "the server stopped (its drain deadline passed) before this request "
+                                     "finished; retry (a keyed request picks its run up where it stopped)")
             return respond(reply)
         finally:
             server.leave()
