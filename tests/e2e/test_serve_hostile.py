@@ -154,3 +154,62 @@ def test_nan_in_and_out_is_strict_json_and_replays(server):
         b["inputs"][0]["data"][1] = bad
         status, doc, _ = post_json(server.url, INFER, b)
         assert status == 400 and "input 'x'" in doc["error"], doc
+
+
+def _fuzz_strategies():
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                        st.text(max_size=8), st.sampled_from(["NaN", "Infinity", "-Infinity", "inf"]))
+    json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=6),
+                                                                st.dictionaries(st.text(max_size=6), inner,
+                                                                                max_size=4)), max_leaves=20)
+    x_tensor = st.fixed_dictionaries(
+        {"name": st.sampled_from(["x", "x", "review", "nope", ""]),
+         "shape": st.one_of(st.just([4]), st.lists(st.integers(-2, 2**40), max_size=3), json_values),
+         "datatype": st.sampled_from(["FP32", "FP32", "FP64", "INT32", "BYTES", "BOOL", "fp32"]),
+         "data": st.one_of(st.lists(st.floats(width=32), min_size=4, max_size=4), json_values)},
+        optional={"parameters": st.one_of(json_values, st.fixed_dictionaries(
+            {"binary_data_size": st.one_of(st.integers(-1, 64), json_values)}))})
+    fixed = [{"name": "review", "shape": [], "datatype": "FP32", "data": [0.0]},
+             {"name": "sleep", "shape": [], "datatype": "FP32", "data": [0.0]}]
+    docs = st.fixed_dictionaries({"inputs": st.one_of(st.lists(x_tensor, min_size=1, max_size=2).map(
+        lambda xs: xs + fixed), json_values)},
+        optional={"outputs": json_values, "id": json_values, "parameters": json_values})
+    bodies = st.one_of(docs.map(lambda d: json.dumps(d).encode()), st.binary(max_size=64),
+                       json_values.map(lambda v: json.dumps(v).encode()))
+    header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+    headers = st.dictionaries(
+        st.sampled_from(["Inference-Header-Content-Length", "Content-Encoding", "Idempotency-Key", "Content-Type"]),
+        st.one_of(header_text, st.integers(-5, 400).map(str)), max_size=3)
+    return bodies, headers
+
+
+def test_protocol_fuzzing_never_gets_a_500(server):
+    """hypothesis over request bodies and headers: every answer is a deliberate one (no 500)."""
+    import http.client
+
+    from hypothesis import HealthCheck, given, settings
+
+    bodies, headers = _fuzz_strategies()
+    host, port = server.url.split(":")
+    seen: set[int] = set()
+
+    @settings(max_examples=200, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(raw=bodies, extra=headers)
+    def one(raw: bytes, extra: dict[str, str]) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            conn.request("POST", INFER, body=raw, headers={"Content-Type": "application/json", **extra})
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        seen.add(r.status)
+        assert r.status < 500, (r.status, data, raw[:200], extra)
+        if r.status != 200:
+            assert "error" in strict(data)
+
+    one()
+    assert 400 in seen and 200 in seen
