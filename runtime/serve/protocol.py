@@ -20,7 +20,8 @@ __all__ = ["DATATYPES", "BadRequest", "InferRequest", "datatype", "encode_respon
 DATATYPES = {"f32": "FP32", "f16": "FP16", "bf16": "BF16", "i8": "INT8", "i32": "INT32", "i64": "INT64",
              "bool": "BOOL"}
 _NUMPY = {"FP32": "float32", "FP16": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
-          "BOOL": "bool"}
+          "BOOL": "bool", "FP64": "float64", "INT16": "int16", "UINT8": "uint8", "UINT16": "uint16",
+          "UINT32": "uint32", "UINT64": "uint64"}
 JSON_DATATYPE = "BYTES"  # a tool's untyped (JSON) result: one BYTES element holding the JSON text
 
 
@@ -113,32 +114,36 @@ def parse_request(body: bytes, header_length: int | None, specs: Sequence[Tensor
 
 def _tensor(t: Mapping[str, Any], spec: TensorSpec, binary: memoryview, offset: int) -> tuple[np.ndarray, int]:
     name, want = spec.name, datatype(spec)
-    if t.get("datatype") != want:
-        raise BadRequest(f"input '{name}' has datatype {t.get('datatype')!r}, the model declares {want}")
+    given = t.get("datatype")
+    # Another numeric datatype is read as sent; plan.run converts it under the rule that `planrt run`
+    # and the embedded API follow too (only where every value is kept: FP64 1e300 is not an FP32).
+    if given != want and (want == JSON_DATATYPE or not isinstance(given, str) or given not in _NUMPY and
+                          given != "BF16"):
+        raise BadRequest(f"input '{name}' has datatype {given!r}, the model declares {want}")
     shape = t.get("shape")
     if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise BadRequest(f"input '{name}' needs 'shape': a list of non-negative integers")
     if list(shape) != list(spec.shape or ()):
         raise BadRequest(f"input '{name}' has shape {shape}, the model declares {want}{list(spec.shape or ())}")
-    dtype = _np_dtype(want)
+    dtype = _np_dtype(given)
     params = t.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     count = int(np.prod(shape, dtype=np.int64))
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize:
             raise BadRequest(f"input '{name}' has binary_data_size {size!r}, expected {count * dtype.itemsize} "
-                             f"for {want}{shape}")
+                             f"for {given}{shape}")
         if offset + size > len(binary):
             raise BadRequest(f"input '{name}': the body ends before its {size} bytes of binary data")
         arr = np.frombuffer(binary[offset:offset + size], dtype=dtype).reshape(shape).copy()
         return arr, offset + size
     if "data" not in t:
         raise BadRequest(f"input '{name}' has no 'data' (and no binary_data_size)")
-    arr = json_array(t["data"], dtype, name, want)
+    arr = json_array(t["data"], dtype, name, given)
     if arr.size != count:
         raise BadRequest(f"input '{name}' has {arr.size} data elements, shape {shape} needs {count}")
     if dtype.kind in "iu" and not _integral(t["data"]):
-        raise BadRequest(f"input '{name}': data is not {want} (found non-integer values)")
+        raise BadRequest(f"input '{name}': data is not {given} (found non-integer values)")
     return arr.reshape(shape), offset
 
 

@@ -213,3 +213,31 @@ def test_protocol_fuzzing_never_gets_a_500(server):
 
     one()
     assert 400 in seen and 200 in seen
+
+
+def test_one_input_rule_for_serve_plan_run_and_planrt_run(server, bundle, tmp_path):
+    import os
+    import subprocess
+
+    import numpy as np
+    from planc.runtime import load
+    from planc.runtime.engine.runner import InputError
+    from serve_support import PLANRT
+
+    wide = body()
+    wide["inputs"][0].update(datatype="FP64", data=[1e300, 0.0, 0.0, 0.0])
+    status, doc, _ = post_json(server.url, INFER, wide)
+    assert status == 400 and "input 'x' has dtype float64, the plan declares f32; 1e+300 overflows f32" in doc["error"]
+    wide["inputs"][0].update(datatype="FP64", data=[0.1, 0.2, 0.3, 0.4])
+    assert post_json(server.url, INFER, wide)[0] == 200  # values that fit convert, as plan.run does
+    x = np.array([1e300, 0, 0, 0])
+    with load(bundle) as plan, pytest.raises(InputError, match="1e\\+300 overflows f32"):
+        plan.run(x=x, review=np.float32(0), sleep=np.float32(0))
+    files = {"x": x, "review": np.float32(0), "sleep": np.float32(0)}
+    for name, value in files.items():
+        np.save(tmp_path / f"{name}.npy", value)
+    r = subprocess.run([str(PLANRT), "run", str(bundle), "--no-journal",
+                        *[a for n in files for a in ("-i", f"{n}={tmp_path / n}.npy")]],
+                       check=False, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OPS_LOG": str(tmp_path / "l")})
+    assert r.returncode == 1 and "1e+300 overflows f32" in r.stderr and "Traceback" not in r.stderr
