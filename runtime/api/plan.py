@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,6 +158,26 @@ class Plan:
             run_dir.close()
             return self._result(result, run_id=run_dir.run_id, run_dir=run_dir.path)
         return self._run_keyed(values, idempotency_key, cfg)
+
+    def prune_runs(self, older_than: float) -> int:
+        """Delete keyed runs (their journals under `state_dir/runs/`) last written more than
+        `older_than` seconds ago; a run in use (here or in another process) is left. Their keys then
+        start fresh runs. Returns how many were deleted."""
+        root = self.state_dir / "runs" if self.state_dir is not None else None
+        if root is None or not root.is_dir():
+            return 0
+        cutoff, gone = time.time() - older_than, 0
+        for path in root.glob("key-*"):
+            with self._key_lock(path.name):
+                try:
+                    if (path / JOURNAL).stat().st_mtime > cutoff:
+                        continue
+                    with RunDir.open(path):  # holds the run lock: no other process is in it
+                        shutil.rmtree(path)
+                except (OSError, JournalError):
+                    continue
+                gone += 1
+        return gone
 
     def close(self) -> None:
         """Stop the tool workers and the thread pool (in-flight runs should have finished)."""

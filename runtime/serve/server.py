@@ -84,12 +84,30 @@ class InferenceServer:
         self._lock = threading.Lock()
         self.accepted = 0  # requests admitted (their body in) and not yet answered
         self.draining = False
+        self._stop = threading.Event()
         try:
             for b in bundles:
                 self.repo.add(Path(b))
         except BaseException:
             self.close()
             raise
+        if options.keep_runs is not None:
+            threading.Thread(target=self._prune, args=(options.keep_runs,), name="planrt-prune", daemon=True).start()
+
+    def _prune(self, keep: float) -> None:
+        """Delete keyed runs older than --keep-runs, now and every so often (any client can mint keys)."""
+        every = min(max(keep / 4, 0.2), 300.0)
+        while True:
+            for name in self.repo.names():
+                try:
+                    n = self.repo.get(name).plan.prune_runs(keep)
+                except Exception as e:  # noqa: BLE001 (a model swapped or closed meanwhile: next round)
+                    log.debug("model '%s': pruning keyed runs: %s", name, e)
+                    continue
+                if n:
+                    log.info("model '%s': deleted %d keyed run(s) older than %gs", name, n, keep)
+            if self._stop.wait(every):
+                return
 
     # --------------------------------------------------------------- models
     def _load(self, path: Path) -> Plan:
@@ -201,6 +219,7 @@ class InferenceServer:
 
     def close(self, wait: bool = True) -> None:
         """Stop the workers (waiting for them, or, past the drain deadline, not) and the models."""
+        self._stop.set()
         self.pool.shutdown(wait=wait, cancel_futures=not wait)
         if wait:
             self.repo.close()

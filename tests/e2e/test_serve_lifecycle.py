@@ -117,3 +117,17 @@ def test_kill_9_leaves_no_tool_call_running(bundle, tmp_path):
         again.stop()
     starts, done = tool_pids(log, "start"), tool_pids(log, "done")
     assert len(starts) == 2 and done == [starts[1]]
+
+
+def test_keep_runs_deletes_old_keyed_runs(bundle, tmp_path):
+    server = start(bundle, tmp_path, "--keep-runs", "1")
+    runs = tmp_path / "state" / "models" / "slowtool" / "runs"
+    try:
+        first = post_json(server.url, INFER, body(0.0), {"Idempotency-Key": "old-1"})
+        assert first[0] == 200 and len(list(runs.glob("key-*"))) == 1
+        assert post_json(server.url, INFER, body(0.0), {"Idempotency-Key": "old-1"})[1]["parameters"]["replayed"]
+        wait_for(lambda: not list(runs.glob("key-*")), 5, "the old keyed run to be deleted")
+        again = post_json(server.url, INFER, body(0.0), {"Idempotency-Key": "old-1"})
+        assert again[0] == 200 and "replayed" not in again[1]["parameters"]  # a fresh run
+    finally:
+        server.stop()
