@@ -116,6 +116,8 @@ def test_the_cli_refuses_open_binds_and_bad_ports_clearly(tmp_path):
     assert r.returncode == 1 and f"{tmp_path / 'bad'}:1: unknown role(s) reviewer" in r.stderr
     r = planrt("--version")
     assert r.returncode == 0 and r.stdout.startswith("planrt ")
+    r = planrt("inspect", "--help")
+    assert "NAME.planb or a bundle directory" in r.stdout and "print the same as JSON" in r.stdout
 
 
 def test_a_port_in_use_is_said_before_anything_is_served(served, tmp_path):
