@@ -124,6 +124,14 @@ def test_a_client_that_leaves_cancels_its_gate(server):
     assert any(a["event"] == "gate_cancelled" and a["id"] == gate["id"] for a in audit)
 
 
+def test_a_client_gone_mid_body_leaves_no_traceback(server):
+    for _ in range(5):
+        stalled(server.url).close()
+    time.sleep(0.3)
+    assert post_json(server.url, INFER, body(), timeout=5)[0] == 200
+    assert "Traceback" not in server.log.read_text()
+
+
 def test_unknown_models_are_404_and_make_no_metric_series(server):
     for i in range(30):
         status, doc, _ = post_json(server.url, f"/v2/models/nosuch{i}/infer", body())
@@ -241,3 +249,32 @@ def test_one_input_rule_for_serve_plan_run_and_planrt_run(server, bundle, tmp_pa
                        check=False, capture_output=True, text=True, timeout=120,
                        env={**os.environ, "OPS_LOG": str(tmp_path / "l")})
     assert r.returncode == 1 and "1e+300 overflows f32" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_gate_and_repository_routes_fuzzed_never_get_a_500(server):
+    import http.client
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    bodies, headers = _fuzz_strategies()
+    paths = st.sampled_from(["/v2/models/ops/gates/", "/v2/repository/models/ops/load",
+                             "/v2/repository/models/ops/unload", "/v2/models/ops/versions/"])
+    host, port = server.url.split(":")
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(path=paths, tail=st.text(st.characters(min_codepoint=48, max_codepoint=122), max_size=10),
+           raw=bodies, extra=headers)
+    def one(path: str, tail: str, raw: bytes, extra: dict[str, str]) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            target = path + tail + ("/infer" if path.endswith("versions/") else "")
+            conn.request("POST", target, body=raw, headers=extra)
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        assert r.status < 500, (r.status, data, raw[:200], extra)
+
+    one()
