@@ -127,7 +127,8 @@ class Plan:
     # ----------------------------------------------------------------- runs
     def run(self, inputs: Mapping[str, Any] | None = None, /, *, idempotency_key: str | None = None,
             gates: GateSource | GateBoard | None = None, request_id: str | None = None,
-            journal: str | os.PathLike[str] | None = None, trace: bool = False, **named: Any) -> Result:
+            journal: str | os.PathLike[str] | None = None, trace: bool = False,
+            cancel: threading.Event | None = None, **named: Any) -> Result:
         """Run the plan once: `plan.run(frame=array)` or `plan.run({"frame": array})`.
 
         - `idempotency_key`: journal the run under this key (needs `state_dir`). A second run with
@@ -140,12 +141,14 @@ class Plan:
         - `journal`: make this run's run directory under this folder (`planrt run`'s `--run-dir`),
           resumable with `resume`; its name is `request_id` (default: time and a random suffix).
         - `trace`: keep a Chrome trace of the run (`result.trace.write(path)`).
+        - `cancel`: once set, the run starts no further task and ends FAILED (a task already
+          running finishes; pair it with a gate source that ends its wait, as the server does).
 
         Bad inputs raise InputError naming the input; a run that fails returns status FAILED."""
         values = {**(inputs or {}), **named}
         if isinstance(gates, GateBoard):
             gates = gates.source(self.name, request_id)
-        cfg = dataclasses.replace(self._config, gates=gates or self._config.gates, trace=trace,
+        cfg = dataclasses.replace(self._config, gates=gates or self._config.gates, trace=trace, cancel=cancel,
                                   run_id=request_id or (None if journal else "r-" + secrets.token_hex(8)),
                                   run_root=Path(journal) if journal is not None else None)
         if idempotency_key is not None and journal is not None:

@@ -200,7 +200,7 @@ class InferenceServer:
             # run goes on (a retry with the key picks its result up), so it is not cancelled.
             cancel = None if ticket.keyed else ticket.cancelled
             gates = self.workers.gates(self.board.source(served.name, req.id or rid, cancel=cancel))
-            result = plan.run(req.inputs, idempotency_key=key, request_id=rid, gates=gates)
+            result = plan.run(req.inputs, idempotency_key=key, request_id=rid, gates=gates, cancel=cancel)
         except (BadRequest, InputError) as e:
             return error_reply(400, str(e))
         except IdempotencyConflict as e:  # the key was used with other inputs (or bundle version)
@@ -208,6 +208,8 @@ class InferenceServer:
         except JournalError as e:  # the key's run is held by another process
             return error_reply(409, str(e))
         self.metrics.observe_run(served.name, result, set(plan.manifest.get("modules") or ()))
+        if result.status is RunStatus.FAILED and ticket.cancelled.is_set():
+            return error_reply(499, f"model '{served.name}': the client went away; the run stopped: {result.error}")
         if result.status is RunStatus.FAILED:
             return error_reply(500, f"model '{served.name}': the run failed: {result.error}")
         data, head = encode_response(served.name, req, result, plan.outputs)

@@ -131,3 +131,27 @@ def test_keep_runs_deletes_old_keyed_runs(bundle, tmp_path):
         assert again[0] == 200 and "replayed" not in again[1]["parameters"]  # a fresh run
     finally:
         server.stop()
+
+
+def test_a_client_that_leaves_stops_its_run_before_the_next_tool(tmp_path):
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
+
+    chain = tmp_path / "chain.planb"
+    build_bundle(SLOW / "chain.plan", chain, options=BuildOptions(progress=None))
+    server = start(chain, tmp_path)
+    log = tmp_path / "tool.log"
+    try:
+        raw = json.dumps(body(1.0)).encode()
+        host, port = server.url.split(":")
+        s = socket.create_connection((host, int(port)))
+        s.sendall(f"POST /v2/models/chain/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(raw)}\r\n\r\n".encode()
+                  + raw)
+        wait_for(lambda: tool_pids(log, "start"), 20, "the first call to start")
+        s.close()
+        wait_for(lambda: tool_pids(log, "done"), 5, "the first call to finish")
+        time.sleep(1.5)  # the second call would have started and finished by now
+        assert len(tool_pids(log, "start")) == 1 and len(tool_pids(log, "done")) == 1
+        status, doc, _ = post_json(server.url, "/v2/models/chain/infer", body(0.0))  # and it serves on
+        assert status == 200 and doc["parameters"]["status"] == "completed"
+    finally:
+        server.stop()
