@@ -157,6 +157,8 @@ def test_nan_in_and_out_is_strict_json_and_replays(server):
     doc = strict(first[1])
     y = next(o for o in doc["outputs"] if o["name"] == "y")
     assert y["data"][0] == "NaN" and strict(again[1])["parameters"]["replayed"] is True
+    effect = next(o for o in doc["outputs"] if o["name"] == "effect")  # the tool summed a NaN
+    assert strict(effect["data"][0].encode())["sum"] == "NaN"
     for bad in (None, True):
         b = body()
         b["inputs"][0]["data"][1] = bad
