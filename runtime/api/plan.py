@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from planc.runtime.api.engines import remote_factory
 from planc.runtime.api.gates import GateBoard, NoReviewer
 from planc.runtime.api.results import Output, Result
 from planc.runtime.api.signature import TensorSpec, signature
 from planc.runtime.bundle.loader import Bundle, load_bundle
-from planc.runtime.engine.clock import SystemClock
 from planc.runtime.engine.executor import RunResult
 from planc.runtime.engine.runner import InputError, RunConfig, Runner, check_inputs
 from planc.runtime.gates.keeper import GateSource
 from planc.runtime.host.detect import Host
+from planc.runtime.journal.clock import SystemClock
 from planc.runtime.journal.rundir import JOURNAL, JournalError, RunDir
 from planc.runtime.tools.breaker import BreakerRegistry, BreakerState
 
@@ -81,7 +82,8 @@ class Plan:
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
-                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
+                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed,
+                                 remote=remote_factory(engine))
         self.runner = Runner(bundle, self._config)
         self.inputs, self.outputs = signature(bundle.manifest)
         self._keys: dict[str, list[Any]] = {}

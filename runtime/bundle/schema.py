@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from planc.runtime.bundle.format import MANIFEST, BadManifest
-from planc.runtime.tools.policy import Policy, PolicyError
+from planc.runtime.contract.policy import Policy, PolicyError
 
 __all__ = ["BUILTIN_OPS", "DEFAULTS", "DTYPES", "TASK_KINDS", "check_manifest"]
 

@@ -17,10 +17,10 @@ from planc.runtime.api.results import Result
 from planc.runtime.bundle.loader import BundleError, load_bundle
 from planc.runtime.engine.modules import ModuleError
 from planc.runtime.engine.runner import ENGINES, InputError, RunConfig
-from planc.runtime.engine.runstate import JournalError
 from planc.runtime.gates.keeper import AutoApprove, DecisionsDir, Interactive
 from planc.runtime.host.detect import HostSpecError, NoVariantError
 from planc.runtime.journal.rundir import RunDir
+from planc.runtime.journal.runstate import JournalError
 from planc.runtime.ray.cluster import ClusterError
 
 __all__ = ["add_parser", "add_resume_parser", "resume", "run"]

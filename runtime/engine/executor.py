@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from planc.runtime.engine.clock import Clock, SystemClock
 from planc.runtime.engine.modules import VariantList, numpy_dtype
 from planc.runtime.engine.program import Program, Programs, Step, needs
 from planc.runtime.engine.values import SKIPPED, Value
+from planc.runtime.journal.clock import Clock, SystemClock
 
 __all__ = ["BUILTIN_OPS", "Engine", "RunFailed", "RunResult", "RunStatus", "Services", "needs"]
 

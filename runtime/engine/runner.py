@@ -14,17 +14,18 @@ from typing import Any
 import numpy as np
 from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
-from planc.runtime.engine.clock import Clock, SystemClock
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
 from planc.runtime.engine.inputs import InputError, InputSpec, check_inputs
 from planc.runtime.engine.modules import Device, LoadedModule
 from planc.runtime.engine.program import Programs, prepare
-from planc.runtime.engine.runstate import RunState, TaskStatus
+from planc.runtime.engine.remote import ENGINES, RemoteEngine, RemoteFactory, check_engine
 from planc.runtime.engine.values import SKIPPED, Value, to_json
 from planc.runtime.gates.keeper import AuditLog, AutoApprove, GateKeeper, GateSource
 from planc.runtime.host.detect import Host, choose_variant, detect
+from planc.runtime.journal.clock import Clock, SystemClock
 from planc.runtime.journal.rundir import RunDir
+from planc.runtime.journal.runstate import RunState, TaskStatus
 from planc.runtime.journal.trace import Tracer
 from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, Policy, call_with_policy
 from planc.runtime.tools.runner import ReturnType, ToolCall, ToolRunner
@@ -50,6 +51,7 @@ class RunConfig:
     compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
     engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray/engine.py)
     address: str | None = None  # the Ray cluster's head for engine "ray" (None: $RAY_ADDRESS or auto)
+    remote: RemoteFactory | None = None  # opens the engine named by `engine` (api.engines chooses it)
     # Shared across runs when set (a served plan): tool breakers, where gate decisions of runs without a
     # run directory are logged (None: a temporary file), and a callback per tool attempt
     # (task, tool, attempt number, error or None).
@@ -196,18 +198,16 @@ class Runner:
         return result
 
 
-ENGINES = ("local", "ray")
-
-
-def _remote_engine(bundle: Bundle, config: RunConfig) -> Any:
-    """The engine that computes off this process (None: the local engine)."""
-    if config.engine not in ENGINES:
-        raise ValueError(f"unknown engine '{config.engine}', expected one of: {', '.join(ENGINES)}")
+def _remote_engine(bundle: Bundle, config: RunConfig) -> RemoteEngine | None:
+    """The engine that computes off this process (None: the local engine), opened by the factory
+    that the API chose for `config.engine` (planc.runtime.api.engines)."""
+    check_engine(config.engine)
     if config.engine == "local" or config.compute is not None:
         return None
-    from planc.runtime.ray.engine import RayEngine  # lazy: Ray is an optional extra
-
-    return RayEngine(bundle, address=config.address)
+    if config.remote is None:
+        raise ValueError(f"engine '{config.engine}' has no factory: open it through planc.runtime.api "
+                         "(api.engines.remote_factory), which chooses the engine")
+    return config.remote(bundle, config.address)
 
 
 def _host(v: Any) -> Any:

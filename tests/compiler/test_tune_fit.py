@@ -30,7 +30,7 @@ from planc.compiler.tuning.tune import (
     tool_latencies,
 )
 from planc.compiler.tuning.tuned_model import DeviceFit, TunedModel, Tuning, load_tuning
-from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.clock import FakeClock
 from planc.runtime.journal.trace import Tracer
 
 PROFILE = load_profile()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.engine.clock import FakeClock, SystemClock
+from planc.runtime.journal.clock import FakeClock, SystemClock
 from planc.runtime.gates.keeper import (
     AuditLog,
     AutoApprove,
