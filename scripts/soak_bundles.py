@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from planc.runtime.bundle.loader import BundleError, DigestMismatch, load_bundle
-from planc.runtime.bundle.summary import summarize
+from planc.runtime.bundle.loader import BundleError, DigestMismatch, load_bundle, summarize
 from planc.runtime.cli import main as planrt_main
 from soak_tamper import TAMPERS, Good, Tampered
 

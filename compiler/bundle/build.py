@@ -17,6 +17,7 @@ from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.deploy import cost_model
+from planc.compiler.costs.model import HEAVY_FLOPS
 from planc.compiler.ir.graph import ComputeTask, GroupTask, PlanGraph
 from planc.compiler.passes import Build, InferTypes, Merge, Schedule, Verify
 from planc.compiler.pipeline import PipelineOptions, PipelineResult, front_check, run_pipeline
@@ -28,13 +29,6 @@ from planc import __version__
 __all__ = ["HEAVY_FLOPS", "BuildOptions", "BuildResult", "build_bundle", "optimize"]
 
 log = logging.getLogger(__name__)
-
-# Groups above this many flops run on IREE's multi-threaded local-task driver (unless a tuned
-# profile carries this host's measured crossover, `planc tune`); below it the
-# thread pool's hand-off costs more than it gives, so local-sync (the caller's thread) wins.
-# Measured on a 2-core AVX-512 host (tanh(a @ b), n x n): n=256 (34 MFLOP) local-sync 0.18 ms
-# vs local-task 0.70 ms; n=512 (268 MFLOP) 1.56 ms vs 0.85 ms; n=1024 28.2 ms vs 15.3 ms.
-HEAVY_FLOPS = 1e8
 
 
 @dataclass(frozen=True)
@@ -106,7 +100,7 @@ def _heavy_flops(tuned: str) -> dict[str, float]:
     """The local-sync / local-task crossover `planc tune` measured, per device kind."""
     if not tuned:
         return {}
-    from planc.compiler.tuning.tuned_model import load_tuning
+    from planc.compiler.costs.tuned_model import load_tuning
 
     return {k: f.local_task_flops for k, f in load_tuning(tuned).devices.items() if f.local_task_flops > 0}
 

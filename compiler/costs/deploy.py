@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from planc.compiler.costs.model import ComputeFacts, CostModel, RooflineModel
 from planc.compiler.costs.profiles import ProfileError, load_profile
+from planc.compiler.costs.tuned_model import TunedModel, load_tuning
 from planc.compiler.ir.graph import (
     BuiltinTask,
     ComputeTask,
@@ -22,7 +23,6 @@ from planc.compiler.ir.graph import (
     ValueType,
 )
 from planc.compiler.scheduling import Device, Link, Platform
-from planc.compiler.tuning.tuned_model import TunedModel, load_tuning
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
 __all__ = [

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from planc.compiler.codegen.targets import Target
-from planc.compiler.costs.profiles import (
+from planc.compiler.costs.devices import (
     DTYPE_FALLBACK,
     SCHEMA,
     Connection,

@@ -143,7 +143,7 @@ class Policy:
 @dataclass(frozen=True, slots=True)
 class CostFacts:
     """What a compute task costs, device-independently (counted from its StableHLO,
-    costs.hlo_counts): flops, fused memory traffic, the dispatches IREE is expected to
+    hlo.counts): flops, fused memory traffic, the dispatches IREE is expected to
     form (1 when unknown), the bytes of every tensor it touches (0 when unknown) and the
     flops outside matmuls and convolutions."""
 

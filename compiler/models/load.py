@@ -246,7 +246,7 @@ def _trace(decl: ModelDecl, arg_types: tuple[TensorType, ...], cache: ModelCache
 
 
 def _cost(fn: Callable[..., Any], arg_types: tuple[TensorType, ...]) -> CostFacts:
-    from planc.compiler.codegen.stablehlo import export_stablehlo
+    from planc.compiler.hlo.stablehlo import export_stablehlo
 
     # Counted from the StableHLO, op by op, as an mlir model's are: the same function costs
     # the same whichever way it is declared.
@@ -254,7 +254,7 @@ def _cost(fn: Callable[..., Any], arg_types: tuple[TensorType, ...]) -> CostFact
 
 
 def _counted(text: str) -> CostFacts:
-    from planc.compiler.costs.hlo_counts import count_stablehlo
+    from planc.compiler.hlo.counts import count_stablehlo
 
     c = count_stablehlo(text)
     return CostFacts(c.flops, c.bytes_accessed, c.dispatches, c.working_set, c.vector_flops)
@@ -286,7 +286,7 @@ def _mtime(path: Path | None) -> int:
 
 # -- MLIR models ---------------------------------------------------------------------------
 def _mlir_signature(decl: ModelDecl) -> tuple[tuple[TensorType, ...], tuple[TensorType, ...]]:
-    from planc.compiler.codegen.stablehlo import StableHLOError, mlir_signature
+    from planc.compiler.hlo.stablehlo import StableHLOError, mlir_signature
 
     _file_key(decl.path, "model file", "E0302", "model")
     try:
@@ -313,7 +313,7 @@ def load_mlir_model(decl: ModelDecl, arg_types: Sequence[TensorType], *,
                     cache: ModelCache | None = None, facts: bool = True) -> LoadedModel:
     """Reads the entry function's signature and checks the arguments against it.
 
-    Cost facts are counted from the StableHLO op by op (costs.hlo_counts), as a jax
+    Cost facts are counted from the StableHLO op by op (hlo.counts), as a jax
     model's are; `facts=False` leaves them None.
     """
     cache = cache or _SHARED

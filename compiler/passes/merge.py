@@ -19,7 +19,7 @@ from planc.compiler.ir.graph import (
     ValueRef,
     expr_refs,
 )
-from planc.compiler.scheduling.merge import Barrier, Compute, MergeOptions, MergeProblem, merge
+from planc.compiler.merging.merge import Barrier, Compute, MergeOptions, MergeProblem, merge
 
 __all__ = ["Merge", "merge_graph"]
 

@@ -37,6 +37,7 @@ from planc.runtime.bundle.format import (
     zip_chunks,
 )
 from planc.runtime.bundle.schema import check_manifest
+from planc.runtime.bundle.summary import format_summary, summarize
 from planc.runtime.bundle.toolcalls import check_tool_calls
 
 from planc import __version__
@@ -59,7 +60,9 @@ __all__ = [
     "UnknownSchema",
     "UnsafePath",
     "UnsupportedMember",
+    "format_summary",
     "load_bundle",
+    "summarize",
 ]
 
 _MANIFEST_CAP = 64 << 20  # a manifest larger than this is not one planc wrote

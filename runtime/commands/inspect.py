@@ -7,8 +7,7 @@ import json
 import sys
 from typing import Any
 
-from planc.runtime.bundle.loader import BundleError, load_bundle
-from planc.runtime.bundle.summary import format_summary, summarize
+from planc.runtime.bundle.loader import BundleError, format_summary, load_bundle, summarize
 from planc.runtime.host.detect import HostSpecError, NoVariantError, choose_variant, describe, detect
 
 __all__ = ["add_parser", "run"]

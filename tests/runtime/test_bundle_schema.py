@@ -95,7 +95,7 @@ def test_module_iree_refuses_is_a_named_error(tmp_path: Path, capsys: pytest.Cap
     (("schedules", "cpu", "devices"), None), (("schedules", "cpu", "placement"), {"1": "a", "b": 2})])
 def test_summary_survives_fields_only_it_reads(tmp_path: Path, path: tuple[Any, ...], value: Any) -> None:
     # Found by scripts/soak.py: `planrt inspect` raised TypeError on `"members": null` in a module.
-    from planc.runtime.bundle.summary import summarize
+    from planc.runtime.bundle.loader import summarize
 
     m = _edit(path, value)
     bundle = load_bundle(make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in m.items()
@@ -110,7 +110,7 @@ def test_summary_survives_fields_only_it_reads(tmp_path: Path, path: tuple[Any, 
 def test_inspect_text_survives_odd_summary_fields(tmp_path: Path, path: tuple[Any, ...], value: Any,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     # Found by scripts/soak.py: `planrt inspect` raised TypeError formatting these.
-    from planc.runtime.bundle.summary import format_summary, summarize
+    from planc.runtime.bundle.loader import format_summary, summarize
 
     m = _edit(path, value)
     bundle = load_bundle(make_zip(tmp_path / "b.planb", good_entries(**{k: v for k, v in m.items()

@@ -26,8 +26,7 @@ import planc.runtime
 mods = sorted(m.name for m in pkgutil.walk_packages(planc.runtime.__path__, "planc.runtime."))
 for m in mods:
     importlib.import_module(m)
-from planc.runtime.bundle.loader import load_bundle
-from planc.runtime.bundle.summary import summarize
+from planc.runtime.bundle.loader import load_bundle, summarize
 b = load_bundle(sys.argv[1])
 def findable(name):
     try:
