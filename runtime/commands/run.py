@@ -12,16 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from planc.runtime.api.errors import (
+    BundleError,
+    ClusterError,
+    HostSpecError,
+    InputError,
+    JournalError,
+    ModuleError,
+    NoVariantError,
+)
 from planc.runtime.api.plan import Plan
 from planc.runtime.api.results import Result
-from planc.runtime.bundle.loader import BundleError, load_bundle
-from planc.runtime.engine.modules import ModuleError
-from planc.runtime.engine.runner import ENGINES, InputError, RunConfig
-from planc.runtime.gates.keeper import AutoApprove, DecisionsDir, Interactive
-from planc.runtime.host.detect import HostSpecError, NoVariantError
-from planc.runtime.journal.rundir import RunDir
-from planc.runtime.journal.runstate import JournalError
-from planc.runtime.ray.cluster import ClusterError
+from planc.runtime.api.runs import (
+    ENGINES,
+    AutoApprove,
+    DecisionsDir,
+    Interactive,
+    RunConfig,
+    RunDir,
+    load_bundle,
+)
 
 __all__ = ["add_parser", "add_resume_parser", "resume", "run"]
 
