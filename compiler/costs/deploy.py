@@ -24,6 +24,7 @@ from planc.compiler.ir.graph import (
 )
 from planc.compiler.scheduling import Device, Link, Platform
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
+from planc.runtime.contract.targets import ALSO_RUNS
 
 __all__ = [
     "DEFAULT_GUARD_PROB",
@@ -158,14 +159,8 @@ def platform_of(model: CostModel, lanes: tuple[str, ...] = ()) -> Platform:
     return Platform(devices, links=links, pue=dep.pue)
 
 
-# Device kind -> the other targets whose code it also runs (an AVX-512 CPU runs AVX2 code, an
-# sm90 GPU runs sm80 code; every CPU runs the portable vmvx variant).
-COMPATIBLE: dict[str, frozenset[str]] = {
-    "x86_64-avx512": frozenset({"x86_64-avx2", "vmvx"}),
-    "x86_64-avx2": frozenset({"vmvx"}),
-    "aarch64-neon": frozenset({"vmvx"}),
-    "cuda-sm90": frozenset({"cuda-sm80"}),
-}
+# Device kind -> the other targets whose code it also runs: the vocabulary's table.
+COMPATIBLE = ALSO_RUNS
 
 
 def runs_on(device_kind: str, targets: tuple[str, ...]) -> bool:

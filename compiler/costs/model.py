@@ -17,6 +17,7 @@ from planc.compiler.costs.profiles import (
     Profile,
 )
 from planc.dsl.ast import DType
+from planc.runtime.contract.dtypes import DTYPE_NAMES
 
 __all__ = [
     "DTYPES",
@@ -36,7 +37,7 @@ __all__ = [
 HEAVY_FLOPS = 1e8
 
 # Every dtype a task can compute in, in a fixed order (a merged group's `mix` follows it).
-DTYPES: tuple[str, ...] = tuple(d.value for d in DType)
+DTYPES: tuple[str, ...] = DTYPE_NAMES
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,19 +7,12 @@ from dataclasses import dataclass
 
 import iree.runtime as rt
 import numpy as np
+from planc.runtime.contract.dtypes import DType
 
 __all__ = ["DTYPES", "Device", "LoadedModule", "ModuleError", "VariantList", "numpy_dtype"]
 
 # Manifest dtype name -> (numpy dtype name, HAL element type).
-DTYPES: dict[str, tuple[str, object]] = {
-    "f32": ("float32", rt.HalElementType.FLOAT_32),
-    "f16": ("float16", rt.HalElementType.FLOAT_16),
-    "bf16": ("bfloat16", rt.HalElementType.BFLOAT_16),
-    "i8": ("int8", rt.HalElementType.SINT_8),
-    "i32": ("int32", rt.HalElementType.SINT_32),
-    "i64": ("int64", rt.HalElementType.SINT_64),
-    "bool": ("bool", rt.HalElementType.BOOL_8),
-}
+DTYPES: dict[str, tuple[str, object]] = {d.value: (d.numpy, getattr(rt.HalElementType, d.info.hal)) for d in DType}
 
 
 VariantList = rt.VmVariantList  # an IREE argument or result list

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
+from planc.runtime.contract.dtypes import dtype_of_numpy
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
 from planc.runtime.engine.inputs import InputError, InputSpec, check_inputs
@@ -346,12 +347,9 @@ class _Context:
         self.run_dir.record_task_finished(name, values, iteration=iteration)
 
 
-_NP_TO_DTYPE = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "int8": "i8", "int32": "i32",
-                "int64": "i64", "bool": "bool"}
-
-
 def _dtype_of(a: np.ndarray) -> str | None:
-    return _NP_TO_DTYPE.get(a.dtype.name)
+    found = dtype_of_numpy(a.dtype.name)
+    return None if found is None else found.value
 
 
 def _tool_value(result: Any, returns: Mapping[str, Any] | None) -> Value:

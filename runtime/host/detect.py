@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from planc.runtime.host.cpu_features import X86_LEVELS, cpu_features, normalize_feature
+from planc.runtime.contract.targets import KNOWN_TARGETS, X86_LEVELS
+from planc.runtime.host.cpu_features import cpu_features, normalize_feature
 
 __all__ = [
     "ENV_VAR",
@@ -40,18 +41,9 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "PLANRT_HOST"
 
-# What each target planc compiles needs, and its preference (higher wins). The runtime
-# cannot import planc.compiler; a test checks this table against compiler/codegen/targets.py. A
-# variant's own "requires" and "rank" in the manifest, when present, take precedence.
-KNOWN_TARGETS: dict[str, tuple[int, frozenset[str]]] = {
-    "cuda-sm90": (90, frozenset({"cuda", "sm_90"})),
-    "cuda-sm80": (80, frozenset({"cuda", "sm_80"})),
-    "x86_64-avx512": (50, frozenset({"x86_64", *X86_LEVELS["x86-64-v4"]})),
-    "x86_64-avx2": (40, frozenset({"x86_64", *X86_LEVELS["x86-64-v3"]})),
-    "aarch64-neon": (30, frozenset({"aarch64", "neon"})),
-    "riscv64-rvv": (20, frozenset({"riscv64", "m", "a", "f", "d", "c", "v"})),
-    "vmvx": (0, frozenset()),
-}
+# What each target planc compiles needs, and its preference (higher wins): the vocabulary's
+# table (planc.runtime.contract.targets). A variant's own "requires" and "rank" in the
+# manifest, when present, take precedence.
 
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from planc.runtime.contract.dtypes import DType
 from planc.runtime.journal.valuestore import IterationLike, iteration_of
 from planc.runtime.tools.policy import ToolError, ToolTimeout
 from planc.runtime.tools.process import PythonWorker, describe_exit, exchange, kill_group, reap_group, spawn
@@ -34,15 +35,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_DTYPES = {
-    "f32": "float32",
-    "f16": "float16",
-    "bf16": "bfloat16",
-    "i8": "int8",
-    "i32": "int32",
-    "i64": "int64",
-    "bool": "bool",
-}
+_DTYPES = {d.value: d.numpy for d in DType}
 
 
 class ToolConfigError(ValueError):
