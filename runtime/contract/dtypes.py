@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from planc.enums import TextEnum
 
-__all__ = ["DTYPE_NAMES", "DType", "DTypeInfo", "dtype_of_mlir", "dtype_of_numpy", "dtype_of_oip"]
+__all__ = ["DTYPE_NAMES", "DType", "DTypeInfo", "dtype_of_mlir", "dtype_of_numpy", "dtype_of_oip", "numpy_dtype"]
 
 
 class DTypeInfo(NamedTuple):
@@ -79,6 +80,20 @@ def dtype_of_numpy(name: str) -> DType | None:
 def dtype_of_mlir(element: str) -> DType | None:
     """The planc dtype of an MLIR element type ("i1" -> bool); None for one planc has not."""
     return _BY_MLIR.get(element)
+
+
+@functools.cache
+def numpy_dtype(name: str) -> Any:
+    """The numpy dtype of a planc dtype name ("f32" -> float32). bf16 comes from ml_dtypes (which
+    iree-base-runtime and jax ship): ImportError without it. KeyError for an unknown name."""
+    import numpy as np  # lazy: the DSL reads this table without numpy
+
+    np_name = _TABLE[name].numpy
+    if np_name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(np_name)
 
 
 def dtype_of_oip(datatype: str) -> DType | None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from planc.runtime.api.results import OutputKind, Result
 from planc.runtime.api.signature import TensorSpec
-from planc.runtime.contract.dtypes import DType
+from planc.runtime.contract.dtypes import DType, numpy_dtype
 
 __all__ = ["DATATYPES", "BadRequest", "InferRequest", "datatype", "encode_response", "parse_request",
            "tensor_metadata"]
@@ -57,12 +57,7 @@ class InferRequest:
 
 
 def _np_dtype(dt: str) -> np.dtype:
-    name = _BY_OIP[dt].numpy
-    if name == "bfloat16":
-        import ml_dtypes  # shipped with iree-base-runtime
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
+    return numpy_dtype(_BY_OIP[dt].value)
 
 
 def parse_request(body: bytes, header_length: int | None, specs: Sequence[TensorSpec],
