@@ -17,7 +17,7 @@ from planc.runtime.bundle.loader import Bundle
 from planc.runtime.contract.dtypes import dtype_of_numpy
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
-from planc.runtime.engine.inputs import InputError, InputSpec, check_inputs
+from planc.runtime.engine.inputs import CheckedInputs, InputError, InputSpec, check_inputs
 from planc.runtime.engine.modules import Device, LoadedModule
 from planc.runtime.engine.program import Programs, prepare
 from planc.runtime.engine.remote import ENGINES, RemoteEngine, RemoteFactory, check_engine
@@ -76,22 +76,22 @@ class Runner:
         if self.engine is not None:
             self.variants = self.engine.variants
         local = self.config.compute is None and self.engine is None
-        for name, mod in sorted(self.manifest["modules"].items() if local else ()):
-            target = choose_variant(mod["variants"], self.host, module=name)
-            variant = mod["variants"][target]
-            driver = variant.get("driver") or "local-sync"
+        for name, mod in sorted(bundle.records.modules.items() if local else ()):
+            target = choose_variant(mod.variants, self.host, module=name)
+            variant = mod.variants[target]
+            driver = variant.driver or "local-sync"
             dev = self.devices.get(driver) or self.devices.setdefault(driver, Device(driver))
             self.variants[name] = target
-            self.modules[name] = LoadedModule(name, dev, bundle.read(variant["path"]),
-                                              [t["dtype"] for t in mod["inputs"]],
-                                              [t["dtype"] for t in mod["outputs"]])
+            self.modules[name] = LoadedModule(name, dev, bundle.read(variant.path),
+                                              [t.dtype.value for t in mod.inputs],
+                                              [t.dtype.value for t in mod.outputs])
         # Everything a run needs that does not depend on its inputs is prepared here, once:
         # steps with their guards and modules, input and output tables, the extracted tools.
         try:
             self._programs: Programs = prepare(self.manifest["tasks"], self.modules if local else None)
         except ExprError as e:
             raise BadManifest(f"{MANIFEST}: {e}", member=MANIFEST) from None
-        self._inputs = InputSpec(self.manifest)
+        self._inputs = InputSpec(bundle.records.inputs)
         self._input_types = {n: t for n, _, _, t in self._inputs.fast}
         self._outputs = tuple((o["name"], o["value"]) for o in self.manifest["outputs"])
         self._tools_dir: tempfile.TemporaryDirectory | None = None
@@ -102,6 +102,11 @@ class Runner:
             self._tool_runner(None)  # extracts the tools; python workers start on a tool's first call
 
     # ------------------------------------------------------------------ public
+    def check_inputs(self, inputs: Mapping[str, Any]) -> CheckedInputs:
+        """`inputs` checked against the plan's declared inputs and converted, once: `run` takes
+        them as they are. An InputError names any mismatch."""
+        return self._inputs.check(inputs)
+
     def run(self, inputs: Mapping[str, Any], *,
             config: RunConfig | None = None) -> tuple[RunResult, RunDir | None]:
         """A new run (journaled under `config.run_root` when set). `config` replaces the Runner's

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from planc.runtime.contract.manifest import Variant
 from planc.runtime.contract.targets import KNOWN_TARGETS, X86_LEVELS
 from planc.runtime.host.cpu_features import cpu_features, normalize_feature
 
@@ -190,10 +191,12 @@ def detect(environ: Mapping[str, str] | None = None, *, cuda: bool = True) -> Ho
 
 # ---------------------------------------------------------------- choosing a variant
 
-def _rank_and_requires(name: str, variant: Mapping[str, Any]) -> tuple[int, frozenset[str]] | None:
+def _rank_and_requires(name: str, variant: Variant | Mapping[str, Any]) -> tuple[int, frozenset[str]] | None:
     known = KNOWN_TARGETS.get(name)
-    requires = variant.get("requires")
-    rank = variant.get("rank")
+    if isinstance(variant, Variant):
+        requires, rank = variant.requires, variant.rank
+    else:
+        requires, rank = variant.get("requires"), variant.get("rank")
     if requires is None and known is None:
         return None
     return (int(rank) if rank is not None else known[0] if known else 0,
@@ -253,7 +256,7 @@ def choose_variant(available: Mapping[str, Mapping[str, Any]], host: Host, *,
                    device: str | None = None, module: str | None = None) -> str:
     """The best variant of a module that `host` can run (cuda > avx512 > avx2 > neon > vmvx).
 
-    `available` maps target names to the manifest's variant records. Raises
+    `available` maps target names to the manifest's variants (records, or their JSON). Raises
     NoVariantError naming every variant with the reason it cannot run, and the host.
     """
     if device not in (None, "cpu", "gpu"):
