@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from planc.compiler.costs.model import ComputeFacts, CostModel, RooflineModel
-from planc.compiler.costs.profiles import ProfileError, load_profile
-from planc.compiler.costs.tuned_model import TunedModel, load_tuning
+from planc.compiler.costs.model import ComputeFacts, CostModel
 from planc.compiler.ir.graph import (
     BuiltinTask,
     ComputeTask,
@@ -29,7 +27,6 @@ from planc.runtime.contract.targets import ALSO_RUNS
 __all__ = [
     "DEFAULT_GUARD_PROB",
     "arg_type",
-    "cost_model",
     "default_deployment",
     "expected_iterations",
     "io_lane",
@@ -55,20 +52,6 @@ def default_deployment(targets: tuple[str, ...]) -> str:
         if target in t:
             return deployment
     return "portable"
-
-
-def cost_model(graph: PlanGraph, deploy: str = "", tuned: str = "") -> CostModel:
-    """The roofline over the deployment (named, a file, or the default for the plan's targets),
-    wrapped by measured corrections when a tuned profile is given. A bad deployment or profile
-    is a diagnostic at the plan (E0601), not a crash of the pass."""
-    try:
-        model: CostModel = RooflineModel(load_profile(), deploy or default_deployment(graph.info.targets))
-        if tuned:
-            model = TunedModel(model, load_tuning(tuned))
-    except ProfileError as e:
-        raise DiagnosticError([Diagnostic.error("E0601", f"cannot use deployment or profile: {e}",
-                                                graph.info.span)]) from None
-    return model
 
 
 def _dtype(t: ValueType) -> str:
