@@ -154,7 +154,7 @@ def declared_inputs(model: Any) -> tuple[OnnxInput, ...]:
         tt = i.type.tensor_type
         dims = None
         if tt.HasField("shape"):
-            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
                          for d in tt.shape.dim)
         out.append(OnnxInput(i.name, int(tt.elem_type), dims))
     return tuple(out)
