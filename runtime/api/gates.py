@@ -9,19 +9,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from planc.runtime.engine.clock import Clock
 from planc.runtime.gates.keeper import (
     Answer,
     AuditLog,
     Decision,
     GateError,
     GateRequest,
+    GateSource,
     NoAnswer,
     convert_edit,
 )
+from planc.runtime.journal.clock import Clock
 from planc.runtime.journal.valuestore import value_sha256
 
-__all__ = ["CANCELLED", "GateBoard", "NoReviewer", "Pending", "UnknownGate"]
+# Answer, GateRequest, GateSource and NoAnswer are handed on for applications (and the server) that
+# write or wrap a gate source.
+__all__ = ["CANCELLED", "Answer", "GateBoard", "GateRequest", "GateSource", "NoAnswer", "NoReviewer", "Pending",
+           "UnknownGate"]
 
 CANCELLED = "cancelled (the client went away)"  # who rejected a gate whose run was cancelled
 

@@ -115,8 +115,7 @@ def run(args: argparse.Namespace) -> int:
                      "or --insecure to serve it open")
     if args.model_control == "explicit" and args.repository_dir is None:
         return _fail("--model-control explicit needs --repository-dir DIR: the directory bundles may be loaded from")
-    from planc.runtime.bundle.loader import BundleError
-    from planc.runtime.host.detect import HostSpecError, NoVariantError
+    from planc.runtime.api.errors import BundleError, HostSpecError, NoVariantError
     from planc.runtime.serve.run import serve
     from planc.runtime.serve.server import ServeOptions
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from planc.runtime.api.errors import GateError
 from planc.runtime.api.gates import UnknownGate
-from planc.runtime.gates.keeper import GateError
 from planc.runtime.serve.access import Outside, guard, inside
 from planc.runtime.serve.bodies import BodyTimeout, ClientGone, body_limit, read_body, wait_or_disconnect
 from planc.runtime.serve.protocol import BadRequest, tensor_metadata

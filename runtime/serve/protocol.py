@@ -12,16 +12,18 @@ from typing import Any
 import numpy as np
 from planc.runtime.api.results import OutputKind, Result
 from planc.runtime.api.signature import TensorSpec
+from planc.runtime.contract.dtypes import DType, numpy_dtype
 
 __all__ = ["DATATYPES", "BadRequest", "InferRequest", "datatype", "encode_response", "parse_request",
            "tensor_metadata"]
 
 # planc dtype -> OIP datatype.
-DATATYPES = {"f32": "FP32", "f16": "FP16", "bf16": "BF16", "i8": "INT8", "i32": "INT32", "i64": "INT64",
-             "bool": "BOOL"}
-_NUMPY = {"FP32": "float32", "FP16": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
-          "BOOL": "bool", "FP64": "float64", "INT16": "int16", "UINT8": "uint8", "UINT16": "uint16",
-          "UINT32": "uint32", "UINT64": "uint64"}
+DATATYPES = {d.value: d.info.oip for d in DType}
+_BY_OIP = {d.info.oip: d for d in DType}
+# OIP datatypes that no plan declares but a client may send: read as sent, then converted by
+# plan.run under the one input rule (FP64 data that fits an FP32 input is accepted).
+_WIRE_ONLY = {"FP64": "float64", "INT16": "int16", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32",
+              "UINT64": "uint64"}
 JSON_DATATYPE = "BYTES"  # a tool's untyped (JSON) result: one BYTES element holding the JSON text
 
 
@@ -60,11 +62,9 @@ class InferRequest:
 
 
 def _np_dtype(dt: str) -> np.dtype:
-    if dt == "BF16":
-        import ml_dtypes  # shipped with iree-base-runtime
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(_NUMPY[dt])
+    if dt in _WIRE_ONLY:
+        return np.dtype(_WIRE_ONLY[dt])
+    return numpy_dtype(_BY_OIP[dt].value)
 
 
 def parse_request(body: bytes, header_length: int | None, specs: Sequence[TensorSpec],
@@ -117,8 +117,8 @@ def _tensor(t: Mapping[str, Any], spec: TensorSpec, binary: memoryview, offset: 
     given = t.get("datatype")
     # Another numeric datatype is read as sent; plan.run converts it under the rule that `planrt run`
     # and the embedded API follow too (only where every value is kept: FP64 1e300 is not an FP32).
-    if given != want and (want == JSON_DATATYPE or not isinstance(given, str) or given not in _NUMPY and
-                          given != "BF16"):
+    if given != want and (want == JSON_DATATYPE or not isinstance(given, str) or given not in _BY_OIP and
+                          given not in _WIRE_ONLY):
         raise BadRequest(f"input '{name}' has datatype {given!r}, the model declares {want}")
     shape = t.get("shape")
     if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):

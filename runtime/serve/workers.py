@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from planc.runtime.engine.clock import Clock
-from planc.runtime.gates.keeper import Answer, AuditLog, GateRequest, GateSource, NoAnswer
+from planc.runtime.api.gates import Answer, GateRequest, GateSource, NoAnswer
 
 __all__ = ["Ticket", "Workers"]
 
@@ -65,8 +65,7 @@ class _Released:
         self.w, self.inner = workers, inner
         self.name = inner.name
 
-    def wait(self, request: GateRequest, deadline: float | None, clock: Clock,
-             audit: AuditLog) -> Answer | NoAnswer:
+    def wait(self, request: GateRequest, deadline: float | None, clock: Any, audit: Any) -> Answer | NoAnswer:
         w = self.w
         with w._lock:
             full = w.waiting >= w.max_waiting

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from planc.runtime.contract.manifest import TensorType
 from planc.runtime.engine.inputs import InputError, check_inputs
 
-MANIFEST = {"inputs": [{"name": "x", "dtype": "f32", "shape": [2]}, {"name": "n", "dtype": "i32", "shape": []},
-                       {"name": "ok", "dtype": "bool", "shape": []}]}
+DECLARED = {n: TensorType.from_json({"dtype": d, "shape": s}) for n, d, s in
+            (("x", "f32", [2]), ("n", "i32", []), ("ok", "bool", []))}
 
 
 def run(x=(0.5, 1.5), n=3, ok=True):
-    return check_inputs(MANIFEST, {"x": x, "n": n, "ok": ok})
+    return check_inputs(DECLARED, {"x": x, "n": n, "ok": ok})
 
 
 def test_values_that_keep_their_value_convert():
