@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -28,7 +29,7 @@ def serve(bundles: list[Path], options: ServeOptions) -> int:
     server = InferenceServer(bundles, options)
     try:
         config = uvicorn.Config(build_app(server), log_level="warning", access_log=False, lifespan="off",
-                                timeout_keep_alive=30, timeout_graceful_shutdown=max(1, int(options.drain_timeout)),
+                                timeout_keep_alive=30, timeout_graceful_shutdown=max(1, math.ceil(options.drain_timeout)),
                                 log_config=None)
         http = _Uvicorn(config, server)
         for name in server.repo.names():
