@@ -39,6 +39,12 @@ def build_app(server: InferenceServer) -> Any:
     def fail(status: int, message: str) -> Response:
         return respond(error_reply(status, message))
 
+    def who(request: Request) -> str:
+        """The token holder's name for the audit log (without tokens: the client's address)."""
+        if server.options.tokens is not None:
+            return str(request.state.identity.name)
+        return f"unauthenticated {request.client.host if request.client else 'client'}"
+
     def model_of(request: Request) -> Served:
         served = server.repo.get(request.path_params["name"])
         version = request.path_params.get("version")
@@ -191,6 +197,7 @@ def build_app(server: InferenceServer) -> Any:
                     raise ValueError(f"bundle {path} holds plan '{served.name}', not '{name}'")
         except Exception as e:  # noqa: BLE001 (BundleError, NoVariantError, a wrong plan: said, not raised)
             return fail(400, f"cannot load model '{name}' from {path}: {e}")
+        server.audit.append("model_loaded", model=name, path=path, version=served.plan.sha256, by=who(request))
         return ok({"name": name, "version": served.plan.sha256})
 
     async def repo_unload(request: Request) -> Response:
@@ -198,6 +205,7 @@ def build_app(server: InferenceServer) -> Any:
         if server.options.model_control != "explicit":
             return fail(403, "unloading models over HTTP is off; start planrt serve with --model-control explicit")
         server.repo.remove(name)
+        server.audit.append("model_unloaded", model=name, by=who(request))
         return ok({"name": name})
 
     async def metrics(request: Request) -> Response:

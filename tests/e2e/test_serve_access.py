@@ -96,6 +96,8 @@ def test_loads_stay_inside_the_repository_directory(served):
     status, doc, _ = post_json(url, "/v2/repository/models/ops/load", {"parameters": {"path": "ops.planb"}},
                                auth("ops"))
     assert status == 200, doc
+    audit = [json.loads(line) for line in (tmp / "state" / "audit.jsonl").read_text().splitlines()]
+    assert [(a["model"], a["by"]) for a in audit if a["event"] == "model_loaded"] == [("ops", "ops")]
 
 
 def planrt(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -114,6 +116,8 @@ def test_the_cli_refuses_open_binds_and_bad_ports_clearly(tmp_path):
     (tmp_path / "bad").write_text("ann reviewer short\n")
     r = planrt("serve", nothing, "--auth-file", str(tmp_path / "bad"))
     assert r.returncode == 1 and f"{tmp_path / 'bad'}:1: unknown role(s) reviewer" in r.stderr
+    r = planrt("serve", nothing, env={"PLANRT_SERVE_TOKENS": "ann review"})
+    assert r.returncode == 1 and "$PLANRT_SERVE_TOKENS:1: expected 'NAME ROLE[,ROLE] TOKEN'" in r.stderr
     r = planrt("--version")
     assert r.returncode == 0 and r.stdout.startswith("planrt ")
     r = planrt("inspect", "--help")
