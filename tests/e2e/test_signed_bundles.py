@@ -225,3 +225,32 @@ def test_model_signing_verifies_a_planc_signature(tmp_path, unsigned, keys) -> N
     tool.write_bytes(tool.read_bytes() + b"\n# changed\n")
     with pytest.raises(ValueError, match="Hash mismatch"):
         config.verify(d, d / SIGNATURE)
+
+
+def test_serve_refuses_untrusted_bundles_and_hot_swaps(tmp_path, unsigned, keys) -> None:
+    pytest.importorskip("uvicorn", reason="planrt serve needs the serve extra")
+    from serve_support import PLANRT, ServerProcess, get, post_json
+
+    v1 = _copy(unsigned, tmp_path / "v1.planb")
+    proc = subprocess.run([str(PLANRT), "serve", str(v1), "--trust", str(keys["ec"][1]), "--port", "9"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1 and "not signed" in proc.stderr and "Traceback" not in proc.stderr
+    sign_bundle(v1, keys["ec"][0])
+    entries = _entries(v1)
+    tool = next(n for n, _ in entries if n.startswith("tools/"))
+    bad = tmp_path / "bad.planb"
+    bad.write_bytes(b"".join(zip_chunks(_rehashed(entries, tool, b"#!/bin/sh\necho '{}'\n"))))
+    v2 = _copy(unsigned, tmp_path / "v2.planb")
+    sign_bundle(v2, keys["ed"][0])  # the next release, signed with the rotated-in key
+    server = ServerProcess([v1], tmp_path / "state", "--model-control", "explicit",
+                           "--trust", str(keys["ec"][1]), "--trust", str(keys["ed"][1]))
+    try:
+        version = json.loads(get(server.url, "/v2/models/signed")[1])["versions"][0]
+        assert version == load_bundle(v1).sha256
+        status, doc, _ = post_json(server.url, "/v2/repository/models/signed/load", {"parameters": {"path": str(bad)}})
+        assert status == 400 and "changed after key sha256:" in doc["error"]
+        assert json.loads(get(server.url, "/v2/models/signed")[1])["versions"][0] == version  # still the old one
+        status, doc, _ = post_json(server.url, "/v2/repository/models/signed/load", {"parameters": {"path": str(v2)}})
+        assert status == 200 and doc["version"] == load_bundle(v2).sha256
+    finally:
+        server.stop()
