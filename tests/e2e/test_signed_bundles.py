@@ -171,6 +171,8 @@ def test_run_resume_and_env_trust(tmp_path, unsigned, keys, monkeypatch) -> None
                            "--run-id", "r1", "--json")
     assert rc == 0 and json.loads(out)["outputs"]["total"] == 6.0 and "not checked" not in err
     assert (tmp_path / "note.log").read_text().count("\n") == 1
+    rc, _, err = _planrt("resume", str(tmp_path / "runs" / "r1"))  # the same signed bundle: resumes
+    assert rc == 0 and (tmp_path / "note.log").read_text().count("\n") == 1, err
     # Resume checks the bundle is still the one the run started with: re-signed by another trusted key
     # is another bundle; an unsigned copy is refused by trust before the pin is even reached.
     sign_bundle(b, keys["other"][0])
