@@ -127,15 +127,15 @@ class Trust:
         return ", ".join(f"{short(k.fingerprint)} ({k.source.name})" for k in self.keys)
 
     def signer(self, envelope: Envelope) -> TrustedKey:
-        """The trusted key whose signature the envelope carries; else the error that says why not."""
-        by_hint = [k for k in self.keys if k.fingerprint == envelope.hint]
-        key = next((k for k in by_hint or self.keys if k.verifies(envelope)), None)
-        if key is None and not by_hint:
+        """The trusted key that made the envelope's signature; else the error that says why not. The
+        signature names its key (model_signing's `publicKey.hint`); only that key is tried."""
+        key = next((k for k in self.keys if k.fingerprint == envelope.hint), None)
+        if key is None:
             raise UntrustedSigner(f"the bundle is signed by key {short(envelope.hint)}, which is not trusted "
                                   f"(trusted: {self.describe()})")
-        if key is None:
-            raise BadSignature(f"the signature does not verify with trusted key {short(envelope.hint)} "
-                               f"({by_hint[0].source.name}): the signature or what it signs was altered")
+        if not key.verifies(envelope):
+            raise BadSignature(f"the signature does not verify with trusted key {short(key.fingerprint)} "
+                               f"({key.source.name}): the signature or what it signs was altered")
         return key
 
     def covers(self, key: TrustedKey, envelope: Envelope, resources: Mapping[str, str]) -> None:
