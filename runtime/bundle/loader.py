@@ -163,7 +163,7 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None, trus
         raise BundleNotFound(f"bundle {p} does not exist")
     sig = take_signature(source, is_zip=isinstance(source, _ZipSource))
     check = SignatureCheck(sig, trust)
-    check.before()
+    check.before(lambda: source.read(MANIFEST, _MANIFEST_CAP) if MANIFEST in source.names else None)
     manifest, mbytes, members = check.verifying(lambda: _verify(source))
     if isinstance(source, _ZipSource):
         digest = source.sha256

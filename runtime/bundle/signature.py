@@ -38,6 +38,7 @@ __all__ = [
     "pae",
     "resources_of",
     "short",
+    "signed_resources",
     "statement_problem",
 ]
 
@@ -111,8 +112,9 @@ def encode_statement(name: str, resources: Mapping[str, str]) -> bytes:
     return (json.dumps(statement, indent=2, sort_keys=True) + "\n").encode()
 
 
-def statement_problem(payload: bytes, resources: Mapping[str, str]) -> str | None:
-    """Why a verified statement does not describe exactly these files, or None when it does."""
+def signed_resources(payload: bytes) -> dict[str, str] | None:
+    """The files and sha256 digests a statement names; None unless it is a consistent model-signing
+    v1.0 statement (sha256 resources, subject digest over them)."""
     try:
         s = json.loads(payload)
         rows = s["predicate"]["resources"]
@@ -121,8 +123,14 @@ def statement_problem(payload: bytes, resources: Mapping[str, str]) -> str | Non
         ok = (s["_type"] == STATEMENT_TYPE and s["predicateType"] == PREDICATE_TYPE and len(signed) == len(rows)
               and s["subject"][0]["digest"]["sha256"] == root)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return "its statement is not a model-signing v1.0 statement"
-    if not ok:
+        return None
+    return signed if ok else None
+
+
+def statement_problem(payload: bytes, resources: Mapping[str, str]) -> str | None:
+    """Why a verified statement does not describe exactly these files, or None when it does."""
+    signed = signed_resources(payload)
+    if signed is None:
         return "its statement is not a consistent model-signing v1.0 statement"
     for path in sorted(set(signed) | set(resources)):
         if path not in resources:

@@ -3,10 +3,11 @@ before the members are trusted, and say who signed (or that nobody checked)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from planc.runtime.bundle.format import BundleError, UnexpectedMember, validate_members_table
+from planc.runtime.bundle.format import MANIFEST, BundleError, UnexpectedMember, validate_members_table
 from planc.runtime.bundle.signature import (
     SIGNATURE,
     BadSignature,
@@ -17,6 +18,7 @@ from planc.runtime.bundle.signature import (
     decode_envelope,
     resources_of,
     short,
+    signed_resources,
 )
 from planc.runtime.bundle.trust import Trust, TrustedKey
 
@@ -53,7 +55,9 @@ class SignatureCheck:
         self.envelope: Envelope | None = None
         self.key: TrustedKey | None = None
 
-    def before(self) -> None:
+    def before(self, manifest: Callable[[], bytes | None]) -> None:
+        """With trust: a signature by a trusted key, over exactly these `manifest.json` bytes (read
+        by `manifest()`, None when absent), so no unsigned manifest is even parsed."""
         if self.trust is None:
             return
         if self.data is None:
@@ -61,6 +65,11 @@ class SignatureCheck:
                            f"key ({self.trust.describe()}); sign it with `planc sign BUNDLE --key KEY`")
         self.envelope = decode_envelope(self.data)
         self.key = self.trust.signer(self.envelope)
+        mbytes = manifest()
+        signed = signed_resources(self.envelope.payload) or {}
+        if mbytes is not None and signed.get(MANIFEST) != hashlib.sha256(mbytes).hexdigest():
+            raise SignatureMismatch(f"the bundle changed after key {short(self.key.fingerprint)} signed it: "
+                                    f"{MANIFEST} differs from what was signed", member=MANIFEST)
 
     def verifying(self, check: Callable[[], _Verified]) -> _Verified:
         """Run the bundle's own checks (manifest, manifest bytes, members); with a trusted signature, a

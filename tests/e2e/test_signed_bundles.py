@@ -138,6 +138,8 @@ def test_refusals_name_reason_and_key_before_anything_runs(tmp_path, unsigned, k
         "member": ([(n, evil if n == tool else d) for n, d in entries], SignatureMismatch, "changed after key"),
         "manifest": ([(n, d.replace(b'"objective": "latency"', b'"objective": "energy"') if n == MANIFEST else d)
                       for n, d in entries], SignatureMismatch, "changed after key"),
+        "manifest-garbage": ([(n, b"\xff{not json" if n == MANIFEST else d) for n, d in entries], SignatureMismatch,
+                             "manifest.json differs from what was signed"),  # refused before it is parsed
         "sig-flipped": ([(n, d.replace(b'"sig": "M', b'"sig": "N') if n == SIGNATURE else d) for n, d in entries],
                         BadSignature, "does not verify"),
         "sig-garbage": ([(n, b"{}" if n == SIGNATURE else d) for n, d in entries], BadSignature, "DSSE"),
