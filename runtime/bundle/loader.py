@@ -41,6 +41,7 @@ from planc.runtime.bundle.signature import SIGNATURE, Signer
 from planc.runtime.bundle.signed import SignatureCheck, take_signature
 from planc.runtime.bundle.summary import format_summary, summarize
 from planc.runtime.bundle.toolcalls import check_tool_calls
+from planc.runtime.contract.manifest import Manifest
 
 from planc import __version__
 
@@ -87,6 +88,7 @@ class Bundle:
     sha256: str
     is_dir: bool
     _members: Mapping[str, bytes] = field(repr=False)
+    records: Manifest = field(repr=False, compare=False)  # the manifest as frozen records, built at load
     signer: Signer | None = None  # who signed; `verified` only when loaded with trusted keys
 
     @property
@@ -174,7 +176,8 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None, trus
             h.update(chunk)
         digest = h.hexdigest()
         _check_pin(p, digest, pin)
-    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members, check.signer())
+    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members, Manifest.from_json(manifest),
+                  check.signer())
 
 
 def _pin(sha256: str | None) -> str | None:

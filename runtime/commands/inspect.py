@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
-from planc.runtime.bundle.loader import BundleError, format_summary, load_bundle, summarize
+from planc.runtime.api.errors import BundleError, HostSpecError, NoVariantError
+from planc.runtime.api.runs import choose_variant, describe, detect, format_summary, load_bundle, summarize
 from planc.runtime.commands.trustargs import add_trust_arg, not_checked, trust_from
-from planc.runtime.host.detect import HostSpecError, NoVariantError, choose_variant, describe, detect
 
 __all__ = ["add_parser", "run"]
 

@@ -6,9 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from planc.runtime.bundle.loader import Bundle
-from planc.runtime.bundle.signature import short
-from planc.runtime.bundle.trust import ENV, Trust, resolve_trust
+from planc.runtime.api.runs import Bundle
+from planc.runtime.api.trust import ENV, Trust, resolve_trust, short
 
 __all__ = ["add_trust_arg", "not_checked", "trust_from"]
 

@@ -236,7 +236,8 @@ def test_serve_refuses_untrusted_bundles_and_hot_swaps(tmp_path, unsigned, keys)
     from serve_support import PLANRT, ServerProcess, get, post_json
 
     v1 = _copy(unsigned, tmp_path / "v1.planb")
-    proc = subprocess.run([str(PLANRT), "serve", str(v1), "--trust", str(keys["ec"][1]), "--port", "9"],
+    proc = subprocess.run([str(PLANRT), "serve", str(v1), "--trust", str(keys["ec"][1]), "--port", "9",
+                           "--state-dir", str(tmp_path / "refused")],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1 and "not signed" in proc.stderr and "Traceback" not in proc.stderr
     sign_bundle(v1, keys["ec"][0])
