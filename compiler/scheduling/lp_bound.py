@@ -11,14 +11,14 @@ least makespan C such that
   and column sums ``x[v, b]``; on integral placements exactly the real transfer);
 - each class's load fits: ``sum_i cost[i, a] x[i, a] <= k_a C``;
 - energetic cuts per class: the tasks that cannot start before t (their head, the cheapest
-  chain before them) load class a by ``L``: ``C >= t + L / k_a + (least tail among them)``,
-  and the mirror image with tails.
+  chain before them) nor end later than C - u (their tail after them) load class a by
+  ``L``: ``C >= t + L / k_a + u``, for a grid of (t, u) over the heads and tails.
 
 Every real schedule is a feasible point (x integral), so the optimum is a lower bound: at
 least the critical path (one task can no longer be everywhere at its cheapest while all its
 work also lands on the cheapest class) and at least the load LP of ``bounds``. Big models
-(more than ``MAX_COLUMNS`` transport columns) drop the transfers, and the cuts above
-``MAX_CUTS``.
+(more than ``MAX_COLUMNS`` transport columns) drop the transfers. The cuts are added by
+separation: solve, add the most violated ones, solve again (``CUT_ROUNDS`` times at most).
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from planc.compiler.scheduling.units import units_of
 __all__ = ["MAX_COLUMNS", "precedence_lp"]
 
 MAX_COLUMNS = 60_000  # LP columns (placements, starts, transport) above which transfers are dropped
-MAX_CUTS = 4_000  # energetic rows per model
+GRID_CELLS = 40_000  # (head, tail) thresholds searched for violated energetic cuts (fewer above 200 tasks)
+NEGLIGIBLE = 1e-3  # transfers below this share of work / devices are left out (still a bound)
+CUT_ROUNDS = 6  # LP re-solves with the most violated cuts added
+CUTS_PER_ROUND = 40  # per device class
 
 
 def _heads_tails(prob: Problem) -> tuple[list[float], list[float]]:
@@ -58,7 +61,7 @@ class _Lp:
         self.ncols += 1
         return self.ncols - 1
 
-    def solve(self, objective_col: int) -> float | None:
+    def solve(self, objective_col: int) -> tuple[float, np.ndarray] | None:
         from scipy.optimize import linprog
         from scipy.sparse import csr_matrix
 
@@ -78,7 +81,7 @@ class _Lp:
         a_ub, b_ub = matrix(self.ub)
         a_eq, b_eq = matrix(self.eq)
         res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-        return float(res.fun) if res.status == 0 else None
+        return (float(res.fun), res.x) if res.status == 0 else None
 
 
 def precedence_lp(prob: Problem) -> float:
@@ -99,10 +102,11 @@ def precedence_lp(prob: Problem) -> float:
     for i in range(prob.n):
         lp.eq.append((dict.fromkeys(x[i].values(), 1.0), 1.0))
         lp.ub.append(({s[i]: 1.0, **dur(i), span: -1.0}, 0.0))
+    scale = sum(min(row) for row in prob.cost) / p  # below any makespan
     for e, (u, v) in enumerate(prob.edges):
         row = {s[u]: 1.0, s[v]: -1.0, **dur(u)}
         priced = [(a, b) for a in x[u] for b in x[v]
-                  if a != b and prob.comm[e][units[a][0] * p + units[b][0]] > 0]
+                  if a != b and prob.comm[e][units[a][0] * p + units[b][0]] > NEGLIGIBLE * scale]
         if priced and not big:
             z = {(a, b): lp.col() for a in x[u] for b in x[v]}
             for a, col in x[u].items():
@@ -115,26 +119,55 @@ def precedence_lp(prob: Problem) -> float:
     for a, unit in enumerate(units):
         lp.ub.append(({**{x[i][a]: prob.cost[i][unit[0]] for i in range(prob.n) if a in x[i]},
                        span: -float(len(unit))}, 0.0))
-    _energetic(prob, units, x, span, lp)
-    value = lp.solve(span)
-    return 0.0 if value is None else value * (1 - 1e-9)  # the LP's tolerance: never above the optimum
+    found = lp.solve(span)
+    energetic = _Energetic(prob, units)
+    for _ in range(CUT_ROUNDS):
+        if found is None:
+            break
+        cuts = energetic.violated(x, found[1], found[0])
+        if not cuts:
+            break
+        for members, floor, a in cuts:
+            unit = units[a]
+            lp.ub.append(({**{x[i][a]: prob.cost[i][unit[0]] / len(unit) for i in members}, span: -1.0}, -floor))
+        found = lp.solve(span)
+    return 0.0 if found is None else found[0] * (1 - 1e-9)  # the LP's tolerance: never above the optimum
 
 
-def _energetic(prob: Problem, units: list[list[int]], x: list[dict[int, int]], span: int, lp: _Lp) -> None:
-    """``C >= t + load(tasks with head >= t) / k + least tail among them``, and mirrored."""
-    head, tail = _heads_tails(prob)
-    per_unit = max(1, MAX_CUTS // (2 * len(units)))
-    for first, second in ((head, tail), (tail, head)):
-        order = sorted(range(prob.n), key=lambda i: -first[i])
-        cuts = sorted({first[i] for i in order if first[i] > 0}, reverse=True)
-        if len(cuts) > per_unit:
-            cuts = cuts[:: math.ceil(len(cuts) / per_unit)]
-        for a, unit in enumerate(units):
-            k = float(len(unit))
-            for t in cuts:
-                members = [i for i in order if first[i] >= t and a in x[i]]
-                if not members:
-                    continue
-                rest = min(second[i] for i in members)
-                coef = {x[i][a]: prob.cost[i][unit[0]] / k for i in members}
-                lp.ub.append(({**coef, span: -1.0}, -(t + rest)))
+def _levels(values: np.ndarray, most: int) -> np.ndarray:
+    """Up to ``most`` thresholds among the distinct ``values`` (always the smallest and largest)."""
+    distinct = np.unique(values)
+    if len(distinct) > most:
+        distinct = np.unique(distinct[np.round(np.linspace(0, len(distinct) - 1, most)).astype(int)])
+    return distinct
+
+
+class _Energetic:
+    """Separation of the energetic cuts: for every (t, u) on a grid of heads and tails, the
+    tasks S with head >= t and tail >= u run inside [min head, C - min tail], so on class a
+    ``C >= min head(S) + min tail(S) + sum_{i in S} cost[i, a] x[i, a] / k_a``."""
+
+    def __init__(self, prob: Problem, units: list[list[int]]) -> None:
+        head, tail = (np.array(v) for v in _heads_tails(prob))
+        self.head, self.tail = head, tail
+        side = max(2, int(GRID_CELLS ** 0.5 / max(1.0, prob.n / 200)))
+        t_lv, u_lv = _levels(head, side), _levels(tail, side)
+        mask = (head[None, None, :] >= t_lv[:, None, None]) & (tail[None, None, :] >= u_lv[None, :, None])
+        self.mask = mask.reshape(-1, prob.n)  # one row per (t, u)
+        self.mask = self.mask[self.mask.any(axis=1)]
+        big = np.inf
+        self.floor = (np.where(self.mask, head, big).min(axis=1) + np.where(self.mask, tail, big).min(axis=1))
+        self.cost = np.array([[prob.cost[i][u[0]] / len(u) if prob.cost[i][u[0]] < math.inf else 0.0
+                               for u in units] for i in range(prob.n)])
+
+    def violated(self, x: list[dict[int, int]], sol: np.ndarray, span: float):
+        """The most violated cuts per class: (members, floor, class)."""
+        out = []
+        for a in range(self.cost.shape[1]):
+            frac = np.array([sol[x[i][a]] if a in x[i] else 0.0 for i in range(len(x))])
+            need = self.floor + self.mask @ (self.cost[:, a] * frac)
+            over = np.nonzero(need > span * (1 + 1e-7) + 1e-9)[0]
+            for r in over[np.argsort(-need[over])][:CUTS_PER_ROUND]:
+                members = [i for i in np.nonzero(self.mask[r])[0].tolist() if a in x[i]]
+                out.append((members, float(self.floor[r]), a))
+        return out
