@@ -25,9 +25,9 @@ def serve(bundles: list[Path], options: ServeOptions) -> int:
     import uvicorn
     from planc.runtime.serve.app import build_app
 
-    sock = listen(options.host, options.port)  # OSError before any "serving" line when the port is taken
-    server = InferenceServer(bundles, options)
+    server = InferenceServer(bundles, options)  # a bad or untrusted bundle is said first
     try:
+        sock = listen(options.host, options.port)  # OSError before any "serving" line when the port is taken
         config = uvicorn.Config(build_app(server), log_level="warning", access_log=False, lifespan="off",
                                 timeout_keep_alive=30, timeout_graceful_shutdown=max(1, math.ceil(options.drain_timeout)),
                                 log_config=None)
