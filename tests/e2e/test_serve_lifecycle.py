@@ -119,6 +119,27 @@ def test_kill_9_leaves_no_tool_call_running(bundle, tmp_path):
     assert len(starts) == 2 and done == [starts[1]]
 
 
+def test_kill_9_ends_an_exec_tool_in_flight(tmp_path):
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
+
+    bundle = tmp_path / "exectool.planb"
+    build_bundle(SLOW / "exec.plan", bundle, options=BuildOptions(progress=None))
+    server = start(bundle, tmp_path)
+    log = tmp_path / "tool.log"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(post_json, server.url, "/v2/models/exectool/infer", body(30))
+            wait_for(lambda: tool_pids(log, "start"), 20, "the tool to start")
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait(10)
+            with pytest.raises(OSError):
+                fut.result()
+        tool = tool_pids(log, "start")[0]
+        wait_for(lambda: not alive(tool), 3, "the exec tool to end with its server")
+    finally:
+        server.stop()
+
+
 def test_keep_runs_deletes_old_keyed_runs(bundle, tmp_path):
     server = start(bundle, tmp_path, "--keep-runs", "1")
     runs = tmp_path / "state" / "models" / "slowtool" / "runs"
