@@ -23,7 +23,7 @@ jax = pytest.importorskip("jax")
 
 pytestmark = pytest.mark.iree
 
-DEFECTS = Path(__file__).resolve().parents[2] / "examples" / "defects"
+DEFECTS = Path(__file__).resolve().parents[3] / "examples" / "defects"
 TYPES = [((4, 8), "f32"), ((8, 16), "f32"), ((16,), "f32")]
 UNSUPPORTED = """
 module @bad {
