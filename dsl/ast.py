@@ -271,7 +271,7 @@ class Input:
 @dataclass(frozen=True, slots=True)
 class Model:
     name: Ident
-    kind: Ident  # jax | mlir
+    kind: Ident  # jax | mlir | onnx
     source: String
     weights: String | None = None
     span: Span = _span()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from planc.compiler.bundle.manifest import schedule_json, tasks_json, tool_table, type_json
+from planc.compiler.bundle.onnx_verify import verify_onnx_builds
 from planc.compiler.bundle.writer import write_bundle, write_bundle_dir
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
@@ -126,6 +127,9 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
                             progress=options.progress, save_temps=options.save_temps)
     except CompileErrors as e:
         raise DiagnosticError([_compile_diagnostic(graph, err) for err in e.errors]) from None
+    checked = verify_onnx_builds(graph, modules, targets, built)
+    if checked.diagnostics:
+        raise DiagnosticError(checked.diagnostics)
     manifest, members = _manifest(path, graph, modules, targets, built, options, context)
     res = BuildResult(graph, modules, manifest, members, pipeline=result)
     if out is not None:

@@ -54,6 +54,7 @@ class Objective(TextEnum):
 class ModelKind(TextEnum, noun="model kind"):
     JAX = "jax"
     MLIR = "mlir"
+    ONNX = "onnx"
 
 
 class ToolKind(TextEnum, noun="tool kind"):
@@ -100,7 +101,8 @@ Arg: TypeAlias = ValueRef | Const
 
 @dataclass(frozen=True, slots=True)
 class ModelDecl:
-    """`model NAME = jax "file.py:function" [weights "w.npz"]` or `mlir "file.mlir"`; paths absolute."""
+    """`model NAME = jax "file.py:function" [weights "w.npz"]`, `mlir "file.mlir"` or `onnx "file.onnx"`;
+    paths absolute."""
 
     name: str
     kind: ModelKind

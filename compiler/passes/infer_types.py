@@ -31,7 +31,8 @@ from planc.compiler.ir.graph import (
     ValueType,
     expr_refs,
 )
-from planc.compiler.models.load import ModelCache, ModelError, load_model, shared_cache
+from planc.compiler.models.load import ModelCache, ModelError, shared_cache
+from planc.compiler.models.onnx_model import load_any_model
 from planc.compiler.passes.verify import cycle_diagnostics, scalar_problem
 from planc.dsl.ast import Span, TensorType
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
@@ -183,7 +184,7 @@ class _Typer:
         if types is None:
             return t
         try:
-            loaded = load_model(decl, types, cache=self.cache, facts=self.facts)
+            loaded = load_any_model(decl, types, cache=self.cache, facts=self.facts)
         except ModelError as e:
             self._model_error(e, t, decl, env)
             return t
