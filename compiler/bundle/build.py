@@ -12,7 +12,7 @@ from typing import Any
 from planc.compiler.bundle.manifest import schedule_json, tasks_json, tool_table, type_json
 from planc.compiler.bundle.onnx_verify import verify_onnx_builds
 from planc.compiler.bundle.writer import write_bundle, write_bundle_dir
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all

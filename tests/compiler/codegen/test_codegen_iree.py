@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileEvent, CompileJob, TtyProgress, compile_all
 from planc.compiler.codegen.iree import IreeCompileError, compile_module
 from planc.compiler.codegen.targets import Backend, Target
