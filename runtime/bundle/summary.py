@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from planc.runtime.bundle.signature import Signer
+
 __all__ = ["format_summary", "summarize", "type_str"]
 
-_PREFIX = 12
+_PREFIX = 12  # sha256 hex digits shown
 
 
 class Bundle(Protocol):
@@ -19,11 +21,12 @@ class Bundle(Protocol):
     is_dir: bool
     sha256: str
     manifest: dict[str, Any]
+    signer: Signer | None
 
     @property
     def members(self) -> tuple[str, ...]: ...
 
-    def size(self, path: str) -> int: ...  # sha256 hex digits shown
+    def size(self, path: str) -> int: ...
 
 
 def type_str(t: object) -> str:
