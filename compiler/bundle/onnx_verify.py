@@ -19,15 +19,15 @@ from planc.compiler.codegen.lower import LoweredModule
 from planc.compiler.codegen.targets import Target
 from planc.compiler.ir.graph import ComputeTask, GroupTask, ModelDecl, ModelKind, PlanGraph
 from planc.compiler.models.onnx_file import declared_inputs, load_onnx
-from planc.dsl.ast import TensorType
+from planc.dsl.ast import DType, TensorType
 from planc.dsl.diagnostics import Diagnostic
+from planc.runtime.contract.dtypes import numpy_dtype
 
 __all__ = ["RTOL", "OnnxCheck", "compare", "reference_outputs", "sample_inputs", "verify_onnx_builds"]
 
 log = logging.getLogger(__name__)
 
 RTOL = 1e-4  # of the largest reference magnitude (elementwise relative error is meaningless near 0)
-_NP = {"f32": np.float32, "f16": np.float16, "i8": np.int8, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
 
 
 @dataclass
@@ -45,7 +45,7 @@ def sample_inputs(types: Sequence[TensorType], seed_text: str) -> list[np.ndarra
     rng = np.random.default_rng(seed)
     out = []
     for t in types:
-        np_dtype = _NP.get(t.dtype.value, np.float32)
+        np_dtype = np.float32 if t.dtype is DType.BF16 else numpy_dtype(t.dtype.value)  # ONNX Runtime: no bf16
         if np.issubdtype(np_dtype, np.floating):
             out.append(rng.random(t.shape, dtype=np.float32).astype(np_dtype))
         else:

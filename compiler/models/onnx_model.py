@@ -16,7 +16,7 @@ __all__ = ["load_any_model", "load_onnx_model", "onnx_store"]
 
 def onnx_store() -> Any:
     """The on-disk store of prepared ONNX models, beside the compiled-module cache."""
-    from planc.compiler.codegen.cache import Cache, default_cache_dir
+    from planc.compiler.cache import Cache, default_cache_dir
 
     return Cache(default_cache_dir() / "onnx")
 
