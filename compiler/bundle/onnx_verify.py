@@ -26,7 +26,10 @@ __all__ = ["RTOL", "OnnxCheck", "compare", "reference_outputs", "sample_inputs",
 
 log = logging.getLogger(__name__)
 
-RTOL = 1e-4  # of the largest reference magnitude (elementwise relative error is meaningless near 0)
+# Of the largest reference magnitude (elementwise relative error means nothing near 0). A miscompile
+# is off by O(1); float reassociation in a deep net is not: PP-OCRv4's 30-conv detector differs from
+# ONNX Runtime by 2.1e-4 on the sample inputs, the small test models by 1e-7..1e-6.
+RTOL = 1e-3
 _NP = {"f32": np.float32, "f16": np.float16, "i8": np.int8, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
 
 
