@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from planc.dsl.diagnostics import DiagnosticError, render_all
+
 __all__ = ["run_ocr"]
 
 
@@ -33,8 +35,13 @@ def run_ocr(args: argparse.Namespace, examples: Path) -> int:
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    bundle = cmp.build(out / "ocr.planb")
-    print(f"== compiled {folder / 'ocr.plan'} for {cmp.host_target()} -> {bundle} in {time.perf_counter() - t0:.1f}s"
+    plan = folder / "ocr.plan"
+    try:
+        bundle = cmp.build(out / "ocr.planb")
+    except DiagnosticError as e:
+        print(render_all(e.diagnostics, {str(plan): plan.read_text(), plan.name: plan.read_text()}), file=sys.stderr)
+        return 1
+    print(f"== compiled {plan} for {cmp.host_target()} -> {bundle} in {time.perf_counter() - t0:.1f}s"
           " (the PP-OCR models checked against ONNX Runtime)")
     rows = cmp.compare(bundle, args.images)
     print(f"\n== read {len(rows)} synthetic images with planrt and with RapidOCR (ONNX Runtime)")

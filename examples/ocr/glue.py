@@ -7,6 +7,7 @@ import jax.numpy as jnp
 DET_H, DET_W = 736, 1472  # RapidOCR's detector input for a 184 x 368 image (shorter side to 736)
 CLS_W, REC_W = 192, 320
 CLS_THRESH = 0.9
+PROB_SCALE = 10000
 
 
 def det_input(image):
@@ -14,6 +15,12 @@ def det_input(image):
     big = jax.image.resize(image, (DET_H, DET_W, 3), method="linear", antialias=False)
     big = jnp.clip(jnp.round(big), 0.0, 255.0)  # cv2.resize of a uint8 image gives integers
     return jnp.transpose((big / 255.0 - 0.5) / 0.5, (2, 0, 1))[None]
+
+
+def det_map(prob):
+    """The detector's probability map in units of 1e-4, as integers: the box tool's argument travels as
+    JSON, and a million small integers cost a fifth of the time of a million floats."""
+    return jnp.round(prob[0, 0] * PROB_SCALE).astype(jnp.int32)
 
 
 def cls_input(lines):

@@ -17,6 +17,7 @@ IMAGE_H, IMAGE_W = 184, 368
 MAX_LINES = 4
 CLS_W, REC_W, LINE_H = 192, 320, 48
 THRESH, BOX_THRESH, UNCLIP, MIN_SIZE = 0.3, 0.5, 1.6, 3
+PROB_SCALE = 10000
 
 
 def _mini_box(contour):
@@ -64,8 +65,9 @@ def _sorted(boxes):
 
 
 def find_boxes(prob):
-    """Text line boxes (4 corner points in image pixels, clockwise from top left), top to bottom."""
-    pred = np.asarray(prob, dtype=np.float32)[0, 0]
+    """Text line boxes (4 corner points in image pixels, clockwise from top left), top to bottom.
+    `prob` is the detector's map in units of 1e-4 (glue.det_map)."""
+    pred = np.asarray(prob, dtype=np.float32) / PROB_SCALE
     height, width = pred.shape
     mask = cv2.dilate((pred > THRESH).astype(np.uint8), np.ones((2, 2)))
     contours = cv2.findContours((mask * 255).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)[-2]
