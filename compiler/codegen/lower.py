@@ -10,7 +10,7 @@ from typing import Any
 
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.group import Member, builtin_fn, compose
-from planc.compiler.codegen.stablehlo import export_stablehlo, normalize
+from planc.compiler.hlo.stablehlo import export_stablehlo, normalize
 from planc.compiler.ir.graph import (
     BuiltinTask,
     ComputeTask,
