@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from planc.compiler.codegen.lower import LoweredModule
-from planc.compiler.codegen.targets import Target
+from planc.compiler.codegen.targets import Backend, Target
 from planc.compiler.ir.graph import ComputeTask, GroupTask, ModelDecl, ModelKind, PlanGraph
 from planc.compiler.models.onnx_file import declared_inputs, load_onnx
 from planc.dsl.ast import TensorType
 from planc.dsl.diagnostics import Diagnostic
+from planc.runtime.contract.dtypes import numpy_dtype
 
 __all__ = ["ATOL", "RTOL", "OnnxCheck", "compare", "reference_outputs", "sample_inputs", "verify_onnx_builds"]
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 # the detector's map stays below 1e-3 and differs by 1e-7 absolute (f32 rounding), hence ATOL.
 RTOL = 1e-3
 ATOL = 1e-5
-_NP = {"f32": np.float32, "f16": np.float16, "i8": np.int8, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
 
 
 @dataclass
@@ -50,8 +50,8 @@ def sample_inputs(types: Sequence[TensorType], seed_text: str) -> list[np.ndarra
     rng = np.random.default_rng(seed)
     out = []
     for t in types:
-        np_dtype = _NP.get(t.dtype.value, np.float32)
-        if np.issubdtype(np_dtype, np.floating):
+        np_dtype = numpy_dtype(t.dtype.value)
+        if t.dtype.is_float:
             out.append(rng.random(t.shape, dtype=np.float32).astype(np_dtype))
         else:
             out.append(np.zeros(t.shape, dtype=np_dtype))
@@ -131,7 +131,7 @@ def verify_onnx_builds(graph: PlanGraph, modules: Sequence[LoweredModule], targe
         arrays = sample_inputs(m.input_types, f"{decl.path.name}:{m.input_types}")  # type: ignore[arg-type]
         want = reference_outputs(decl, arrays)
         for t in targets:
-            if t.backend.value != "llvm-cpu" or not set(t.requires) <= caps:
+            if t.backend is not Backend.LLVM_CPU or not set(t.requires) <= caps:
                 result.unchecked[(m.name, t.value)] = "this host cannot run it"
                 continue
             err = compare(_run_vmfb(built[(m.name, t)], m.name, arrays), want, atol=ATOL)

@@ -11,7 +11,8 @@ from typing import Any
 
 from planc.compiler.ir.graph import ModelDecl
 from planc.compiler.models.load import ModelError, python_error
-from planc.dsl.ast import DType, TensorType
+from planc.dsl.ast import TensorType
+from planc.runtime.contract.dtypes import DType, dtype_of_numpy, numpy_dtype
 
 __all__ = [
     "MIN_OPSET",
@@ -27,12 +28,6 @@ __all__ = [
 ]
 
 MIN_OPSET = 7  # onnx.version_converter's adapters start here
-# ONNX TensorProto element types planc has a dtype for (uint8, float64 etc. have none).
-_ELEM_TO_DTYPE = {1: DType.F32, 10: DType.F16, 16: DType.BF16, 3: DType.I8, 6: DType.I32, 7: DType.I64,
-                  9: DType.BOOL}
-_ELEM_NAMES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-               8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-               16: "bfloat16"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +39,8 @@ class OnnxInput:
     dims: tuple[int | str | None, ...] | None  # None: the file gives no shape at all
 
     def shown(self) -> str:
-        dtype = _ELEM_TO_DTYPE.get(self.elem)
-        dt = dtype.value if dtype else _ELEM_NAMES.get(self.elem, f"elem type {self.elem}")
+        dtype = dtype_of(self.elem)
+        dt = dtype.value if dtype else elem_name(self.elem)
         if self.dims is None:
             return f"{dt}[...]"
         return f"{dt}[{', '.join('?' if d is None else str(d) for d in self.dims)}]"
@@ -59,15 +54,31 @@ def max_opset() -> int:
 
 
 def dtype_of(elem: int) -> DType | None:
-    return _ELEM_TO_DTYPE.get(elem)
+    """The planc dtype of an ONNX TensorProto element type (through numpy's name, the one dtype
+    vocabulary), or None where planc has none (uint8, float64, string, ...)."""
+    import numpy as np
+    from onnx import helper
+
+    try:
+        return dtype_of_numpy(np.dtype(helper.tensor_dtype_to_np_dtype(elem)).name)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def onnx_elem(dtype: DType) -> int:
-    return {v: k for k, v in _ELEM_TO_DTYPE.items()}[dtype]
+    import numpy as np
+    from onnx import helper
+
+    return int(helper.np_dtype_to_tensor_dtype(np.dtype(numpy_dtype(dtype.value))))
 
 
 def elem_name(elem: int) -> str:
-    return _ELEM_NAMES.get(elem, f"element type {elem}")
+    import onnx
+
+    try:
+        return onnx.TensorProto.DataType.Name(elem).lower()
+    except ValueError:
+        return f"element type {elem}"
 
 
 def opset_of(model: Any) -> int:
