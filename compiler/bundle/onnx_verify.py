@@ -92,7 +92,7 @@ def _run_vmfb(data: bytes, module: str, arrays: Sequence[np.ndarray]) -> list[np
     config = rt.Config("local-sync")
     vm = rt.VmModule.copy_buffer(config.vm_instance, data)
     ctx = rt.SystemContext(vm_modules=[vm], config=config)
-    out = ctx.modules[module]["main"](*arrays)
+    out = ctx.modules[vm.name]["main"](*arrays)  # the module as built, whatever it is named
     outs = out if isinstance(out, (tuple, list)) else [out]
     return [np.asarray(o.to_host() if hasattr(o, "to_host") else o) for o in outs]
 
