@@ -134,13 +134,16 @@ def verify_onnx_builds(graph: PlanGraph, modules: Sequence[LoweredModule], targe
             if t.backend is not Backend.LLVM_CPU or not set(t.requires) <= caps:
                 result.unchecked[(m.name, t.value)] = "this host cannot run it"
                 continue
-            err = compare(_run_vmfb(built[(m.name, t)], m.name, arrays), want, atol=ATOL)
-            result.errors[(m.name, t.value)] = err
-            log.info("ONNX check: module %s (%s) on %s: max relative error %.2e", m.name, decl.name, t.value, err)
+            got = _run_vmfb(built[(m.name, t)], m.name, arrays)
+            raw, err = compare(got, want), compare(got, want, atol=ATOL)
+            result.errors[(m.name, t.value)] = raw
+            log.info("ONNX check: module %s (%s) on %s: max difference %.2e of the largest reference value",
+                     m.name, decl.name, t.value, raw)
             if not err <= rtol:
                 result.diagnostics.append(Diagnostic.error(
                     "E0502", f"the {t.value} build of ONNX model '{decl.name}' (module '{m.name}') differs from "
-                    f"ONNX Runtime: max error {err:.2e} of its largest value (beyond {ATOL:.0e}), more than {rtol:.0e}",
+                    f"ONNX Runtime: max difference {raw:.2e} of its largest value ({err:.2e} beyond {ATOL:.0e}; "
+                    f"at most {rtol:.0e} passes)",
                     decl.span,
                     label="IREE miscompiled this model for this target",
                     help="drop the target with --target, or report it to IREE with --save-temps DIR"))
