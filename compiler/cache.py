@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Cache", "cache_key", "default_cache_dir"]
+__all__ = ["Cache", "cache_key", "default_cache_dir", "onnx_store"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,11 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     if env.get("XDG_CACHE_HOME"):
         return Path(env["XDG_CACHE_HOME"]) / "planc"
     return Path.home() / ".cache" / "planc"
+
+
+def onnx_store() -> Cache:
+    """Prepared ONNX models (compiler/models/onnx_prepare.py), beside the compiled modules."""
+    return Cache(default_cache_dir() / "onnx")
 
 
 def cache_key(mlir_text: str, flags: Sequence[str], iree_version: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 from onnx_support import CONVS, ENCODERS, IMG, MODELS, SEQ, host_target, ort_run, rel_err, write_plan
 from planc.compiler.bundle.build import BuildOptions, build_bundle
 from planc.compiler.ir.graph import GroupTask
@@ -32,12 +33,14 @@ plan zoo {{
   input seq: f32{list(SEQ)}
   model normalize = jax "models.py:normalize"
   model ext = onnx "ext.onnx"
+  model off = onnx "off.onnx"
   task pre = normalize(img)
 {convs}
 {encs}
   task t_ext = ext(pre)
+  task t_off = off(pre)
   task top = max(t_ext)
-  output {", ".join(outs)}, t_ext, top
+  output {", ".join(outs)}, t_ext, t_off, top
 }}
 """
 
@@ -49,6 +52,11 @@ def zoo(tmp_path_factory):
     # One model with its weights as ONNX external data beside it.
     onnx.save(onnx.load(MODELS / "conv_op20.onnx"), folder / "ext.onnx", save_as_external_data=True,
               location="ext.weights", size_threshold=0)
+    # The same convnet with other weights: a stand-in for a build that computes something else.
+    off = onnx.load(MODELS / "conv_op17.onnx")
+    for t in off.graph.initializer:
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * 1.5, t.name))
+    onnx.save(off, folder / "off.onnx")
     path = write_plan(folder, _plan_text(host_target()), name="zoo", files=tuple(CONVS + ENCODERS))
     built = build_bundle(path, folder / "zoo.planb", options=BuildOptions(progress=None))
     return folder, built
@@ -102,3 +110,24 @@ def test_cross_targets_compile(tmp_path):
     built = build_bundle(path, None, options=BuildOptions(progress=None))
     for rec in built.manifest["modules"].values():
         assert sorted(rec["variants"]) == ["aarch64-neon", "x86_64-avx2", "x86_64-avx512"]
+
+
+def test_a_build_that_differs_from_onnx_runtime_is_an_error_naming_module_and_target(zoo):
+    """The compile-time gate on real builds: give conv_op17's module the build of the same net
+    with other weights (what a silent miscompile looks like) and the check must refuse it."""
+    from planc.compiler.bundle.onnx_verify import verify_onnx_builds
+    from planc.compiler.codegen.targets import Target
+
+    _, built = zoo
+    modules = {m.name: m for m in built.modules}
+    by_model = {g.members[0].model: g.name for g in built.graph.walk() if isinstance(g, GroupTask)
+                and len(g.members) == 1 and hasattr(g.members[0], "model")}
+    target = Target.parse(host_target())
+    vmfb = {name: built.members[f"modules/{name}/{target.value}.vmfb"] for name in modules}
+    good, bad = by_model["conv_op17"], by_model["off"]
+    ok = verify_onnx_builds(built.graph, [modules[good]], [target], {(good, target): vmfb[good]})
+    assert not ok.diagnostics and ok.errors[(good, target.value)] < 1e-6
+    checked = verify_onnx_builds(built.graph, [modules[good]], [target], {(good, target): vmfb[bad]})
+    [diag] = checked.diagnostics
+    assert diag.code == "E0502"
+    assert f"the {target.value} build of ONNX model 'conv_op17' (module '{good}') differs" in diag.message

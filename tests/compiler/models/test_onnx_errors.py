@@ -145,3 +145,13 @@ def test_external_data_beside_the_file_is_read(tmp_path):
     onnx.save(model, tmp_path / "ext.onnx", save_as_external_data=True, location="ext.weights", size_threshold=0)
     path = write_plan(tmp_path, PLAN % ("f32[1, 3, 8, 8]", "ext.onnx"))
     assert str(_typed(path).task("y").results[0]) == "f32[1, 4]"
+
+
+@pytest.mark.parametrize("name", ["conv_op17", "conv_dynamo_op18"])
+def test_cost_facts_count_convolutions_and_matmuls_from_shapes(tmp_path, name):
+    """Both exporters' graphs of the same convnet cost the same: conv 2*4096*27 + conv 2*1024*72 + gemm 2*8*8."""
+    path = write_plan(tmp_path, PLAN % ("f32[2, 3, 16, 16]", f"{name}.onnx"), files=(name,))
+    plan = parse_file(path).plans[0]
+    facts = run_pipeline(plan, (Build(), Verify(), InferTypes()), PipelineOptions()).graph.task("y").facts
+    assert facts.flops - facts.vector_flops == 2 * 4096 * 27 + 2 * 1024 * 72 + 2 * 8 * 8
+    assert facts.bytes_accessed > 4 * (2 * 3 * 16 * 16)  # weights and I/O
