@@ -45,7 +45,7 @@ def _host_target():
 
 
 def _build(path: Path, shape: tuple[int, ...]) -> tuple[bytes, float]:
-    from planc.compiler.codegen.cache import Cache, onnx_store
+    from planc.compiler.cache import Cache, onnx_store
     from planc.compiler.codegen.compile import CompileJob, compile_all
     from planc.compiler.hlo.stablehlo import normalize
     from planc.compiler.ir.graph import ModelDecl, ModelKind

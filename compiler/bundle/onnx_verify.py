@@ -19,7 +19,7 @@ from planc.compiler.codegen.lower import LoweredModule
 from planc.compiler.codegen.targets import Backend, Target
 from planc.compiler.ir.graph import ComputeTask, GroupTask, ModelDecl, ModelKind, PlanGraph
 from planc.compiler.models.onnx_file import declared_inputs, load_onnx
-from planc.dsl.ast import TensorType
+from planc.dsl.ast import DType, TensorType
 from planc.dsl.diagnostics import Diagnostic
 from planc.runtime.contract.dtypes import numpy_dtype
 
@@ -50,8 +50,8 @@ def sample_inputs(types: Sequence[TensorType], seed_text: str) -> list[np.ndarra
     rng = np.random.default_rng(seed)
     out = []
     for t in types:
-        np_dtype = numpy_dtype(t.dtype.value)
-        if t.dtype.is_float:
+        np_dtype = np.float32 if t.dtype is DType.BF16 else numpy_dtype(t.dtype.value)  # ONNX Runtime: no bf16
+        if np.issubdtype(np_dtype, np.floating):
             out.append(rng.random(t.shape, dtype=np.float32).astype(np_dtype))
         else:
             out.append(np.zeros(t.shape, dtype=np_dtype))

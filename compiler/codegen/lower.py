@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planc.compiler.codegen.cache import Cache, onnx_store
+from planc.compiler.cache import Cache, onnx_store
 from planc.compiler.codegen.group import Member, builtin_fn, compose
 from planc.compiler.hlo.stablehlo import export_stablehlo, normalize
 from planc.compiler.ir.graph import (

@@ -11,8 +11,8 @@ from typing import Any
 
 from planc.compiler.ir.graph import ModelDecl
 from planc.compiler.models.load import ModelError, python_error
-from planc.dsl.ast import TensorType
-from planc.runtime.contract.dtypes import DType, dtype_of_numpy, numpy_dtype
+from planc.dsl.ast import DType, TensorType
+from planc.runtime.contract.dtypes import dtype_of_onnx
 
 __all__ = [
     "MIN_OPSET",
@@ -28,6 +28,10 @@ __all__ = [
 ]
 
 MIN_OPSET = 7  # onnx.version_converter's adapters start here
+# The names of ONNX TensorProto element types planc has no dtype for (those it has are the
+# vocabulary's: planc.runtime.contract.dtypes, its `onnx` column).
+_OTHER_ELEM_NAMES = {2: "uint8", 4: "uint16", 5: "int16", 8: "string", 11: "float64", 12: "uint32",
+                     13: "uint64"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +43,8 @@ class OnnxInput:
     dims: tuple[int | str | None, ...] | None  # None: the file gives no shape at all
 
     def shown(self) -> str:
-        dtype = dtype_of(self.elem)
-        dt = dtype.value if dtype else elem_name(self.elem)
+        dtype = dtype_of_onnx(self.elem)
+        dt = dtype.value if dtype else _OTHER_ELEM_NAMES.get(self.elem, f"elem type {self.elem}")
         if self.dims is None:
             return f"{dt}[...]"
         return f"{dt}[{', '.join('?' if d is None else str(d) for d in self.dims)}]"
@@ -54,31 +58,16 @@ def max_opset() -> int:
 
 
 def dtype_of(elem: int) -> DType | None:
-    """The planc dtype of an ONNX TensorProto element type (through numpy's name, the one dtype
-    vocabulary), or None where planc has none (uint8, float64, string, ...)."""
-    import numpy as np
-    from onnx import helper
-
-    try:
-        return dtype_of_numpy(np.dtype(helper.tensor_dtype_to_np_dtype(elem)).name)
-    except (KeyError, TypeError, ValueError):
-        return None
+    return dtype_of_onnx(elem)
 
 
 def onnx_elem(dtype: DType) -> int:
-    import numpy as np
-    from onnx import helper
-
-    return int(helper.np_dtype_to_tensor_dtype(np.dtype(numpy_dtype(dtype.value))))
+    return dtype.info.onnx
 
 
 def elem_name(elem: int) -> str:
-    import onnx
-
-    try:
-        return onnx.TensorProto.DataType.Name(elem).lower()
-    except ValueError:
-        return f"element type {elem}"
+    dtype = dtype_of_onnx(elem)
+    return dtype.numpy if dtype is not None else _OTHER_ELEM_NAMES.get(elem, f"element type {elem}")
 
 
 def opset_of(model: Any) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-from planc.compiler.codegen.cache import onnx_store
+from planc.compiler.cache import onnx_store
 from planc.compiler.ir.graph import (
     BuiltinOp,
     BuiltinTask,

@@ -1,6 +1,6 @@
 """Golden IR after each pass (build, verify, infer-types) for every example plan.
 
-Update with `PLANC_UPDATE_GOLDEN=1 pytest tests/compiler/test_passes_golden.py` and review
+Update with `PLANC_UPDATE_GOLDEN=1 pytest tests/compiler/passes/test_passes_golden.py` and review
 the diff of tests/golden/ir/.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from planc.compiler.pipeline import PipelineOptions, parse_pipeline, run_pipeline
 from planc.dsl.parser import parse_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "ir"
 PASSES = ("build", "verify", "infer-types")
 UPDATE = os.environ.get("PLANC_UPDATE_GOLDEN") == "1"

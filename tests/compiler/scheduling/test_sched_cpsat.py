@@ -6,12 +6,10 @@ import math
 import networkx as nx
 import pytest
 from planc.compiler.scheduling import (
-    DagParams,
     Device,
     Link,
     Method,
     Platform,
-    random_dag,
     schedule,
     validate,
 )
@@ -20,8 +18,9 @@ from planc.compiler.scheduling.cpsat import SolverOptions, solve
 from planc.compiler.scheduling.heft import heft
 from planc.compiler.scheduling.problem import compile_problem
 from planc.compiler.scheduling.schedule import Objective
-from planc.compiler.scheduling.stg import StgParams, Structure, stg_dag
 from planc.compiler.scheduling.units import assign_pooled, units_of
+from random_dags import DagParams, random_dag
+from stg_dags import StgParams, Structure, stg_dag
 
 
 def test_stg_generator_is_seeded_and_integer() -> None:

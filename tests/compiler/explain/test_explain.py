@@ -14,7 +14,7 @@ from planc.compiler.costs.context import cost_model
 from planc.compiler.explain.report import SlotKind, explain, format_explanation
 from planc.compiler.ir.graph import OUTPUT, GroupTask, LoopTask
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 PLANS = [("defects/defects.plan", None), ("agent/agent.plan", None),
          ("sensors/sensors.plan", "sensors"), ("sensors/sensors.plan", "vib_screen")]
 DEPLOYS = ["edge-x86-gpu", "edge-x86-arm"]

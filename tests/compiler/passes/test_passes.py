@@ -30,7 +30,7 @@ from planc.dsl.ast import DType, TensorType
 from planc.dsl.diagnostics import DiagnosticError
 from planc.dsl.parser import parse, parse_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEFECTS = ROOT / "examples" / "defects" / "defects.plan"
 SENSORS = ROOT / "examples" / "sensors" / "sensors.plan"
 

@@ -4,12 +4,10 @@ precedence LP bound over device classes with transfers."""
 import networkx as nx
 import pytest
 from planc.compiler.scheduling import (
-    DagParams,
     Device,
     Link,
     Platform,
     budget,
-    random_dag,
     schedule,
     validate,
 )
@@ -19,6 +17,7 @@ from planc.compiler.scheduling.lns import lns
 from planc.compiler.scheduling.lp_bound import precedence_lp
 from planc.compiler.scheduling.problem import compile_problem
 from planc.compiler.scheduling.schedule import Method, Objective, Schedule
+from random_dags import DagParams, random_dag
 
 
 def test_budget_rule_scales_with_size_and_stake() -> None:

@@ -9,7 +9,6 @@ import networkx as nx
 import pytest
 from planc.compiler.scheduling import (
     Constraint,
-    DagParams,
     Device,
     Link,
     Method,
@@ -19,10 +18,10 @@ from planc.compiler.scheduling import (
     Schedule,
     ScheduleInputError,
     ScheduleViolation,
-    random_dag,
     schedule,
     validate,
 )
+from random_dags import DagParams, random_dag
 
 
 def _chain() -> tuple[nx.DiGraph, Platform]:

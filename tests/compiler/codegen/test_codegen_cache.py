@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from planc.compiler.codegen.cache import Cache, cache_key, default_cache_dir
+from planc.compiler.cache import Cache, cache_key, default_cache_dir
 
 TEXT = "module @g0 {}"
 FLAGS = ["--iree-hal-target-device=local", "--iree-opt-level=O2"]

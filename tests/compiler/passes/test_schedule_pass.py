@@ -6,7 +6,7 @@ from pathlib import Path
 
 from planc.compiler.bundle.build import BuildOptions, optimize
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def test_independent_tool_calls_overlap_in_the_prediction():

@@ -1,4 +1,5 @@
-"""Published example graphs, in the HEFT-paper input style (edges carry ``comm`` seconds)."""
+"""Published example graphs, in the HEFT-paper input style (edges carry ``comm`` seconds), for benchmarks
+and tests (tests/compiler/scheduling/conftest.py puts this folder on their path)."""
 
 from __future__ import annotations
 

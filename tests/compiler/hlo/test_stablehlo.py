@@ -18,7 +18,7 @@ from planc.compiler.hlo.stablehlo import (
 
 pytestmark = pytest.mark.iree  # parsing and passes go through IREE's MLIR bindings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 MODEL_SOURCE = textwrap.dedent(
     """

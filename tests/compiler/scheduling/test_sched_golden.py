@@ -1,7 +1,8 @@
 """Published examples: HEFT on Topcuoglu et al. 2002, PEFT on Arabnejad and Barbosa 2014."""
 
 import pytest
-from planc.compiler.scheduling import Method, arabnejad_2014, schedule, topcuoglu_2002, validate
+from paper_dags import arabnejad_2014, topcuoglu_2002
+from planc.compiler.scheduling import Method, schedule, validate
 from planc.compiler.scheduling.peft import rank_oct
 from planc.compiler.scheduling.problem import compile_problem
 from planc.compiler.scheduling.ranks import optimistic_cost_table, upward_rank

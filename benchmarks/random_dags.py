@@ -1,4 +1,5 @@
-"""Random task graphs as in Topcuoglu, Hariri and Wu 2002, section 5.1, seeded."""
+"""Random task graphs as in Topcuoglu, Hariri and Wu 2002, section 5.1, seeded (benchmarks and tests;
+tests/compiler/scheduling/conftest.py puts this folder on their path)."""
 
 from __future__ import annotations
 

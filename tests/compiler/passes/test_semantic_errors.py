@@ -127,24 +127,6 @@ def test_mlir_argument_type_mismatch_points_at_the_argument(workdir: Path) -> No
     assert note_lines(d) == {at(src, "input x")[0], at(src, "model s")[0]}
 
 
-def test_mlir_wrong_number_of_arguments(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model s = mlir "slice.mlir"
-        task y = s(x, x)
-        output y
-    """, "E0111", "task y", contains="takes 1 input")
-
-
-def test_jax_wrong_number_of_arguments(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model t = jax "models.py:two"
-        task y = t(x)
-        output y
-    """, "E0111", "task y", contains="takes 2 inputs, the task passes 1")
-
-
 def test_shape_mismatch_inside_a_model_is_a_trace_error_at_the_model(workdir: Path) -> None:
     d, _src = check(workdir, """
         input x: f32[1, 4]
@@ -169,36 +151,6 @@ def test_loop_carry_type_mismatch_shows_both_values(workdir: Path) -> None:
     assert note_lines(d) == {at(src, "carry c")[0], at(src, "task n")[0]}
 
 
-def test_tuple_index_out_of_range(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[2, 4]
-        model p2 = jax "models.py:pair"
-        task t = p2(x)
-        task s = sum(t.2)
-        output s
-    """, "E0306", "t.2", contains="out of range")
-
-
-def test_index_into_a_single_value(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[2, 4]
-        model i = jax "models.py:ident"
-        task y = i(x)
-        task s = sum(y.0)
-        output s
-    """, "E0306", "y.0", contains="single value")
-
-
-def test_tuple_used_without_an_index(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[2, 4]
-        model p2 = jax "models.py:pair"
-        task t = p2(x)
-        task s = sum(t)
-        output s
-    """, "E0306", "t)", contains="tuple of 2 values")
-
-
 def test_opaque_tool_result_into_a_model(workdir: Path) -> None:
     d, src = check(workdir, """
         input x: f32[1, 4]
@@ -211,96 +163,7 @@ def test_opaque_tool_result_into_a_model(workdir: Path) -> None:
     assert "returns" in d.help and note_lines(d) == {at(src, "task raw")[0]}
 
 
-def test_opaque_tool_result_into_a_builtin(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        tool fetch = exec "fetch.sh"
-        task raw = fetch(x)
-        task m = max(raw)
-        output m
-    """, "E0301", "raw)", contains="builtin 'max' needs a tensor")
-
-
-def test_fallback_of_another_type(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        input y: f32[2]
-        tool fetch = exec "fetch.sh" returns f32[1, 4]
-        task r = fetch(x) on failure use y
-        output r
-    """, "E0301", "y\n", contains="fallback 'y' has type f32[2]")
-
-
-def test_model_returning_a_dict(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model d = jax "models.py:as_dict"
-        task y = d(x)
-        output y
-    """, "E0304", "model d", contains="returns dict")
-
-
-def test_model_returning_an_unsupported_dtype(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model u = jax "models.py:as_u8"
-        task y = u(x)
-        output y
-    """, "E0304", "model u", contains="uint8")
-
-
-# -- guards --------------------------------------------------------------------------------
-def test_non_scalar_guard(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model i = jax "models.py:ident"
-        task y = i(x)
-        task z = i(x) when y > 0.5
-        output z
-    """, "E0305", "y > 0.5", contains="tensor of type f32[1, 4]")
-
-
-def test_non_scalar_until(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model i = jax "models.py:ident"
-        loop l max 3 until n < 2 {
-          carry c = x then n
-          task n = i(c)
-        }
-        output n
-    """, "E0305", "n < 2", contains="`until`")
-
-
-def test_guard_on_opaque_json(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        tool fetch = exec "fetch.sh"
-        task raw = fetch(x)
-        task m = max(x) when raw > 1
-        output m
-    """, "E0305", "raw > 1", contains="opaque JSON")
-
-
 # -- model files ---------------------------------------------------------------------------
-def test_syntax_error_in_the_model_file(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "syntax_error.py:f"
-        task y = m(x)
-        output y
-    """, "E0302", "model m", contains="SyntaxError")
-
-
-def test_model_file_importing_a_missing_module(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "import_error.py:f"
-        task y = m(x)
-        output y
-    """, "E0302", "model m", contains="ModuleNotFoundError: No module named 'no_such_module_for_planc'")
-
-
 def test_missing_function(workdir: Path) -> None:
     d, _src = check(workdir, """
         input x: f32[1, 4]
@@ -309,87 +172,6 @@ def test_missing_function(workdir: Path) -> None:
         output y
     """, "E0302", "model m", contains="no function 'idnet'")
     assert d.help == "did you mean 'ident'?"
-
-
-def test_missing_model_file(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "nowhere.py:f"
-        task y = m(x)
-        output y
-    """, "E0302", "model m", contains="not found")
-
-
-def test_function_that_raises(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "models.py:boom"
-        task y = m(x)
-        output y
-    """, "E0303", "model m", contains="ValueError: boom: the model refuses")
-
-
-def test_missing_weights_file(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "models.py:dense" weights "missing.npz"
-        task y = m(x)
-        output y
-    """, "E0307", '"missing.npz"', contains="not found")
-
-
-def test_corrupt_npz(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "models.py:dense" weights "corrupt.npz"
-        task y = m(x)
-        output y
-    """, "E0307", '"corrupt.npz"', contains="cannot load weights 'corrupt.npz'")
-
-
-def test_unknown_weights_format(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "models.py:dense" weights "w.bin"
-        task y = m(x)
-        output y
-    """, "E0307", '"w.bin"', contains="unknown format '.bin'")
-
-
-def test_weights_for_a_function_that_takes_none(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model m = jax "models.py:ident" weights "w.npz"
-        task y = m(x)
-        output y
-    """, "E0111", "task y", contains="takes 0 inputs")
-
-
-def test_unparsable_mlir(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[2]
-        model g = mlir "garbage.mlir"
-        task y = g(x)
-        output y
-    """, "E0302", "model g", contains="garbage.mlir:2:")
-
-
-def test_mlir_without_main(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model g = mlir "nomain.mlir"
-        task y = g(x)
-        output y
-    """, "E0304", "model g", contains="main")
-
-
-def test_mlir_with_a_dynamic_signature(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model g = mlir "dynamic.mlir"
-        task y = g(x)
-        output y
-    """, "E0304", "model g", contains="dynamic")
 
 
 # -- graph structure -----------------------------------------------------------------------
@@ -403,54 +185,6 @@ def test_cycle_through_after(workdir: Path) -> None:
     assert [m for m, _ in d.notes] == ["'b' uses 'a'", "'a' runs after 'b'"]
 
 
-def test_cycle_through_data(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model t = jax "models.py:two"
-        task a = t(x, c)
-        task b = t(x, a)
-        task c = t(x, b)
-        output c
-    """, "E0401", "task a", contains="a -> b -> c -> a")
-
-
-def test_cycle_through_a_loop(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model t = jax "models.py:two"
-        task pre = t(x, n)
-        loop l max 2 until q > 0 {
-          carry c = pre then n
-          task n = t(c, x)
-          task q = max(n)
-        }
-        output q
-    """, "E0401", "task pre", contains="pre -> l -> pre")
-
-
-def test_self_use(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model t = jax "models.py:two"
-        task a = t(x, a)
-        output a
-    """, "E0401", "task a", contains="a -> a")
-
-
-def test_carry_used_outside_its_loop(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model i = jax "models.py:ident"
-        loop l max 2 until q > 0 {
-          carry c = x then n
-          task n = i(c)
-          task q = max(n)
-        }
-        task leak = max(c)
-        output q, leak
-    """, "E0404", "c)", nth=1, contains="only visible inside loop 'l'")
-
-
 def test_unknown_value_without_the_front_check(workdir: Path) -> None:
     d, _src = check(workdir, """
         input frame: f32[1, 4]
@@ -458,32 +192,6 @@ def test_unknown_value_without_the_front_check(workdir: Path) -> None:
         output m
     """, "E0101", "fram)", contains="unknown value 'fram'")
     assert d.help == "did you mean 'frame'?"
-
-
-def test_unknown_callee(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        task m = maxx(x)
-        output m
-    """, "E0103", "maxx", contains="maxx")
-
-
-def test_constant_passed_to_a_model(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model t = jax "models.py:two"
-        task y = t(x, 3)
-        output y
-    """, "E0112", "3)", contains="constant")
-
-
-def test_retry_on_a_model_task(workdir: Path) -> None:
-    check(workdir, """
-        input x: f32[1, 4]
-        model i = jax "models.py:ident"
-        task y = i(x) retry 3
-        output y
-    """, "E0109", "retry 3", contains="`retry` is not allowed")
 
 
 def test_unused_tool_is_a_warning_not_an_error(workdir: Path) -> None:
@@ -518,3 +226,216 @@ def test_python_tool_file_that_does_not_exist_is_a_compile_error(workdir: Path) 
     """)
     assert [d.code for d in diags if d.is_error] == ["E0309"], render_all(diags)  # and nothing that follows
     assert "cannot read tool file 'missing.py'" in diags[0].message
+
+
+# -- one error each ------------------------------------------------------------------------
+# A plan body, the error's code, where its primary span starts (the `nth` occurrence of
+# `needle` in the plan), and a part of its message.
+CASES = [
+    pytest.param("""
+        input x: f32[1, 4]
+        model s = mlir "slice.mlir"
+        task y = s(x, x)
+        output y
+    """, "E0111", "task y", 0, "takes 1 input", id="mlir_wrong_number_of_arguments"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model t = jax "models.py:two"
+        task y = t(x)
+        output y
+    """, "E0111", "task y", 0, "takes 2 inputs, the task passes 1", id="jax_wrong_number_of_arguments"),
+    pytest.param("""
+        input x: f32[2, 4]
+        model p2 = jax "models.py:pair"
+        task t = p2(x)
+        task s = sum(t.2)
+        output s
+    """, "E0306", "t.2", 0, "out of range", id="tuple_index_out_of_range"),
+    pytest.param("""
+        input x: f32[2, 4]
+        model i = jax "models.py:ident"
+        task y = i(x)
+        task s = sum(y.0)
+        output s
+    """, "E0306", "y.0", 0, "single value", id="index_into_a_single_value"),
+    pytest.param("""
+        input x: f32[2, 4]
+        model p2 = jax "models.py:pair"
+        task t = p2(x)
+        task s = sum(t)
+        output s
+    """, "E0306", "t)", 0, "tuple of 2 values", id="tuple_used_without_an_index"),
+    pytest.param("""
+        input x: f32[1, 4]
+        tool fetch = exec "fetch.sh"
+        task raw = fetch(x)
+        task m = max(raw)
+        output m
+    """, "E0301", "raw)", 0, "builtin 'max' needs a tensor", id="opaque_tool_result_into_a_builtin"),
+    pytest.param("""
+        input x: f32[1, 4]
+        input y: f32[2]
+        tool fetch = exec "fetch.sh" returns f32[1, 4]
+        task r = fetch(x) on failure use y
+        output r
+    """, "E0301", "y\n", 0, "fallback 'y' has type f32[2]", id="fallback_of_another_type"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model d = jax "models.py:as_dict"
+        task y = d(x)
+        output y
+    """, "E0304", "model d", 0, "returns dict", id="model_returning_a_dict"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model u = jax "models.py:as_u8"
+        task y = u(x)
+        output y
+    """, "E0304", "model u", 0, "uint8", id="model_returning_an_unsupported_dtype"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model i = jax "models.py:ident"
+        task y = i(x)
+        task z = i(x) when y > 0.5
+        output z
+    """, "E0305", "y > 0.5", 0, "tensor of type f32[1, 4]", id="non_scalar_guard"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model i = jax "models.py:ident"
+        loop l max 3 until n < 2 {
+          carry c = x then n
+          task n = i(c)
+        }
+        output n
+    """, "E0305", "n < 2", 0, "`until`", id="non_scalar_until"),
+    pytest.param("""
+        input x: f32[1, 4]
+        tool fetch = exec "fetch.sh"
+        task raw = fetch(x)
+        task m = max(x) when raw > 1
+        output m
+    """, "E0305", "raw > 1", 0, "opaque JSON", id="guard_on_opaque_json"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "syntax_error.py:f"
+        task y = m(x)
+        output y
+    """, "E0302", "model m", 0, "SyntaxError", id="syntax_error_in_the_model_file"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "import_error.py:f"
+        task y = m(x)
+        output y
+    """, "E0302", "model m", 0, "ModuleNotFoundError: No module named 'no_such_module_for_planc'", id="model_file_importing_a_missing_module"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "nowhere.py:f"
+        task y = m(x)
+        output y
+    """, "E0302", "model m", 0, "not found", id="missing_model_file"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "models.py:boom"
+        task y = m(x)
+        output y
+    """, "E0303", "model m", 0, "ValueError: boom: the model refuses", id="function_that_raises"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "models.py:dense" weights "missing.npz"
+        task y = m(x)
+        output y
+    """, "E0307", '"missing.npz"', 0, "not found", id="missing_weights_file"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "models.py:dense" weights "corrupt.npz"
+        task y = m(x)
+        output y
+    """, "E0307", '"corrupt.npz"', 0, "cannot load weights 'corrupt.npz'", id="corrupt_npz"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "models.py:dense" weights "w.bin"
+        task y = m(x)
+        output y
+    """, "E0307", '"w.bin"', 0, "unknown format '.bin'", id="unknown_weights_format"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model m = jax "models.py:ident" weights "w.npz"
+        task y = m(x)
+        output y
+    """, "E0111", "task y", 0, "takes 0 inputs", id="weights_for_a_function_that_takes_none"),
+    pytest.param("""
+        input x: f32[2]
+        model g = mlir "garbage.mlir"
+        task y = g(x)
+        output y
+    """, "E0302", "model g", 0, "garbage.mlir:2:", id="unparsable_mlir"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model g = mlir "nomain.mlir"
+        task y = g(x)
+        output y
+    """, "E0304", "model g", 0, "main", id="mlir_without_main"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model g = mlir "dynamic.mlir"
+        task y = g(x)
+        output y
+    """, "E0304", "model g", 0, "dynamic", id="mlir_with_a_dynamic_signature"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model t = jax "models.py:two"
+        task a = t(x, c)
+        task b = t(x, a)
+        task c = t(x, b)
+        output c
+    """, "E0401", "task a", 0, "a -> b -> c -> a", id="cycle_through_data"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model t = jax "models.py:two"
+        task pre = t(x, n)
+        loop l max 2 until q > 0 {
+          carry c = pre then n
+          task n = t(c, x)
+          task q = max(n)
+        }
+        output q
+    """, "E0401", "task pre", 0, "pre -> l -> pre", id="cycle_through_a_loop"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model t = jax "models.py:two"
+        task a = t(x, a)
+        output a
+    """, "E0401", "task a", 0, "a -> a", id="self_use"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model i = jax "models.py:ident"
+        loop l max 2 until q > 0 {
+          carry c = x then n
+          task n = i(c)
+          task q = max(n)
+        }
+        task leak = max(c)
+        output q, leak
+    """, "E0404", "c)", 1, "only visible inside loop 'l'", id="carry_used_outside_its_loop"),
+    pytest.param("""
+        input x: f32[1, 4]
+        task m = maxx(x)
+        output m
+    """, "E0103", "maxx", 0, "maxx", id="unknown_callee"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model t = jax "models.py:two"
+        task y = t(x, 3)
+        output y
+    """, "E0112", "3)", 0, "constant", id="constant_passed_to_a_model"),
+    pytest.param("""
+        input x: f32[1, 4]
+        model i = jax "models.py:ident"
+        task y = i(x) retry 3
+        output y
+    """, "E0109", "retry 3", 0, "`retry` is not allowed", id="retry_on_a_model_task"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "needle", "nth", "contains"), CASES)
+def test_semantic_error(workdir: Path, body: str, code: str, needle: str, nth: int, contains: str) -> None:
+    check(workdir, body, code, needle, nth, contains=contains)

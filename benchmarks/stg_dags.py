@@ -1,4 +1,4 @@
-"""Random task graphs the way the Standard Task Graph set (Kasahara lab) was generated."""
+"""Random task graphs the way the Standard Task Graph set (Kasahara lab) was generated (benchmarks and tests)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileEvent, CompileJob, TtyProgress, compile_all
 from planc.compiler.codegen.iree import IreeCompileError, compile_module
 from planc.compiler.codegen.targets import Backend, Target
@@ -23,7 +23,7 @@ jax = pytest.importorskip("jax")
 
 pytestmark = pytest.mark.iree
 
-DEFECTS = Path(__file__).resolve().parents[2] / "examples" / "defects"
+DEFECTS = Path(__file__).resolve().parents[3] / "examples" / "defects"
 TYPES = [((4, 8), "f32"), ((8, 16), "f32"), ((16,), "f32")]
 UNSUPPORTED = """
 module @bad {
