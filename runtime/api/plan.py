@@ -162,8 +162,9 @@ class Plan:
         - `journal`: make this run's run directory under this folder (`planrt run`'s `--run-dir`),
           resumable with `resume`; its name is `request_id` (default: time and a random suffix).
         - `trace`: keep a Chrome trace of the run (`result.trace.write(path)`).
-        - `cancel`: once set, the run starts no further task and ends FAILED (a task already
-          running finishes; pair it with a gate source that ends its wait, as the server does).
+        - `cancel`: once set, the run starts no further task and ends FAILED; a tool call in
+          progress is stopped (not retried), a compute task already running finishes (pair it
+          with a gate source that ends its wait, as the server does).
 
         Bad inputs raise InputError naming the input; a run that fails returns status FAILED."""
         values = {**(inputs or {}), **named}

@@ -284,7 +284,7 @@ class _Context:
             if self.run_dir is not None:
                 self.run_dir.record_tool_intent(key, task=name, tool=tool, attempt=a.number)
             call = ToolCall(tool=tool, task=name, run_id=key.split(":", 1)[0], key=key, args=json_args,
-                            attempt=a.number, timeout=a.timeout, returns=rt)
+                            attempt=a.number, timeout=a.timeout, returns=rt, cancel=self.cfg.cancel)
             return self.tools.call(call)
 
         def report(r) -> None:  # one trace slice per attempt; failures journaled
