@@ -40,7 +40,7 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
          state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
          tool_env: Mapping[str, str] | None = None, host: Host | None = None,
          on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
-         engine: str = "local", address: str | None = None, seed: int = 0) -> Plan:
+         engine: str = "local", address: str | None = None, seed: int = 0, measure: bool = True) -> Plan:
     """Verify the bundle at `path`, detect this host, pick and load every module's variant: a Plan.
 
     - `gates`: where review gate decisions come from (default: each gate takes its own default at
@@ -53,11 +53,14 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
     - `on_tool_attempt(task, tool, attempt, error)`: called after every tool attempt (metrics).
     - `engine`: "local" (IREE in this process) or "ray" (compute on a Ray cluster at `address`,
       docs/ray.md); `seed`: retry jitter.
+    - `measure`: time a module's candidate builds on the first load on this host (cached per host
+      and bundle; False runs each variant's default build).
 
     Raises the errors `planrt run` reports: BundleError, NoVariantError, HostSpecError."""
     bundle = load_bundle(path)
     return Plan(bundle, gates=gates, state_dir=state_dir, concurrency=concurrency, tool_env=tool_env,
-                host=host, on_tool_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
+                host=host, on_tool_attempt=on_tool_attempt, engine=engine, address=address, seed=seed,
+                measure=measure)
 
 
 class Plan:
@@ -68,7 +71,7 @@ class Plan:
                  state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
                  tool_env: Mapping[str, str] | None = None, host: Host | None = None,
                  on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
-                 engine: str = "local", address: str | None = None, seed: int = 0) -> None:
+                 engine: str = "local", address: str | None = None, seed: int = 0, measure: bool = True) -> None:
         self.bundle = bundle
         self.state_dir = Path(state_dir) if state_dir is not None else None
         if self.state_dir is not None:
@@ -81,7 +84,8 @@ class Plan:
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
-                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
+                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed,
+                                 measure=measure)
         self.runner = Runner(bundle, self._config)
         self.inputs, self.outputs = signature(bundle.manifest)
         self._keys: dict[str, list[Any]] = {}
@@ -106,6 +110,11 @@ class Plan:
     def variants(self) -> dict[str, str]:
         """The target each module runs as on this host."""
         return dict(self.runner.variants)
+
+    @property
+    def choices(self) -> dict[str, Any]:
+        """Which candidate build each module runs here and why (runtime/engine/choice.py)."""
+        return dict(self.runner.choices)
 
     @property
     def audit_path(self) -> Path | None:

@@ -269,8 +269,23 @@ def _variants(manifest: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any
     return out
 
 
+def _candidates(mod: str, target: str, v: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A variant's candidate builds (measured choice, issue 24): each names a member and a driver."""
+    cands = v.get("candidates") or []
+    if not isinstance(cands, list):
+        raise BadManifest(f"{MANIFEST}: module {mod!r} variant {target!r} 'candidates' must be a list",
+                          member=MANIFEST)
+    for c in cands:
+        if not (isinstance(c, dict) and all(isinstance(c.get(k), str) for k in ("name", "path", "driver"))):
+            raise BadManifest(f"{MANIFEST}: module {mod!r} variant {target!r} has a candidate without "
+                              "a 'name', 'path' and 'driver'", member=MANIFEST)
+    return cands
+
+
 def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str, int]]) -> None:
     refs = [(f"module {m!r} variant {t!r}", v) for m, t, v in _variants(manifest)]
+    refs += [(f"module {m!r} variant {t!r} candidate {c.get('name')!r}", c)
+             for m, t, v in _variants(manifest) for c in _candidates(m, t, v)]
     refs += [(f"tool {name!r}", t) for name, t in _tool_table(manifest).items()]
     for who, ref in refs:
         path = ref["path"]

@@ -38,6 +38,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="where compute runs: local (default) or ray, a Ray cluster (docs/ray.md); "
                         "resume defaults to the engine the run started with")
     p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster's head (default: $RAY_ADDRESS)")
+    p.add_argument("--no-measure", action="store_true",
+                   help="do not time modules' candidate builds on a first load here; run each variant's default")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -102,12 +104,12 @@ def _config(args: argparse.Namespace, root: Path | None, run_id: str | None,
         gates = Interactive()
     engine, address = _engine(args, run_dir)
     return RunConfig(run_root=root, run_id=run_id, gates=gates, seed=args.seed, trace=bool(args.trace),
-                     engine=engine, address=address)
+                     engine=engine, address=address, measure=not args.no_measure)
 
 
 def _plan(bundle: Any, config: RunConfig) -> Plan:
     return Plan(bundle, gates=config.gates, engine=config.engine, address=config.address, seed=config.seed,
-                concurrency=1)
+                concurrency=1, measure=config.measure)
 
 
 def _report(args: argparse.Namespace, plan: Plan, result: Result) -> int:

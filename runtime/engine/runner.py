@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
+from planc.runtime.engine.choice import Choice, choose_build
 from planc.runtime.engine.clock import Clock, SystemClock
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
@@ -46,6 +47,7 @@ class RunConfig:
     trace: bool = False
     workers: int = 4
     host: Host | None = None
+    measure: bool = True  # time a module's candidate builds on the first load on a host (cached)
     tool_env: Mapping[str, str] | None = None
     compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
     engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray/engine.py)
@@ -69,17 +71,20 @@ class Runner:
         self.variants: dict[str, str] = {}
         self.devices: dict[str, Device] = {}
         self.modules: dict[str, LoadedModule] = {}
+        self.choices: dict[str, Choice] = {}  # which candidate build each module runs, and why
         self.engine = _remote_engine(bundle, self.config)
         if self.engine is not None:
             self.variants = self.engine.variants
         local = self.config.compute is None and self.engine is None
         for name, mod in sorted(self.manifest["modules"].items() if local else ()):
             target = choose_variant(mod["variants"], self.host, module=name)
-            variant = mod["variants"][target]
-            driver = variant.get("driver") or "local-sync"
-            dev = self.devices.get(driver) or self.devices.setdefault(driver, Device(driver))
+            pick = choose_build(name, mod, target, mod["variants"][target], read=bundle.read, host=self.host,
+                                bundle_sha=bundle.sha256, measure_builds=self.config.measure,
+                                devices=self.devices)
+            dev = self.devices.get(pick.driver) or self.devices.setdefault(pick.driver, Device(pick.driver))
             self.variants[name] = target
-            self.modules[name] = LoadedModule(name, dev, bundle.read(variant["path"]),
+            self.choices[name] = pick
+            self.modules[name] = LoadedModule(name, dev, bundle.read(pick.path),
                                               [t["dtype"] for t in mod["inputs"]],
                                               [t["dtype"] for t in mod["outputs"]])
         # Everything a run needs that does not depend on its inputs is prepared here, once:
