@@ -26,7 +26,7 @@ from planc.runtime.engine.measure import Build, fastest, measure
 from planc.runtime.engine.modules import Device, ModuleError
 from planc.runtime.host.detect import Host
 
-__all__ = ["Choice", "choices_dir", "choose_build", "host_key"]
+__all__ = ["Choice", "choices_dir", "choose_build", "host_key", "known_choice"]
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +140,23 @@ def choose_build(module: str, mod: Mapping[str, Any], target: str, variant: Mapp
     c = by_name[best]
     log.info("module %s/%s: measured %d candidates, chose %s", module, target, len(cands), best)
     return Choice(c["path"], c["driver"], best, "measured", seconds, notes)
+
+
+def known_choice(module: str, target: str, variant: Mapping[str, Any], *, host: Host, bundle_sha: str,
+                 root: Path | None = None) -> Choice | None:
+    """What this host would run without measuring anything: planc's choice made on this host, or
+    this host's cached measurement; None when the first load here would measure (or nothing to pick)."""
+    cands = {c.get("name"): c for c in variant.get("candidates") or () if isinstance(c, dict)}
+    if len(cands) <= 1:
+        return None
+    key = host_key(host)
+    planned = variant.get("choice") or {}
+    if planned.get("host") == key and planned.get("chosen") in cands:
+        c = cands[planned["chosen"]]
+        return Choice(c["path"], c["driver"], c["name"], "compile", planned.get("seconds", {}),
+                      planned.get("notes", {}))
+    entry = _read(_cache_file(root or choices_dir(), key, bundle_sha)).get(f"{module}/{target}")
+    if isinstance(entry, dict) and entry.get("chosen") in cands:
+        c = cands[entry["chosen"]]
+        return Choice(c["path"], c["driver"], c["name"], "cache", entry.get("seconds", {}), entry.get("notes", {}))
+    return None
