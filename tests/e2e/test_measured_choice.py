@@ -1,0 +1,119 @@
+"""Measured choice among a module's candidate builds, with real IREE compiles and runs (issue 24).
+
+One small conv module (tests/compiler/data/conv.mlir) built plain and with im2col for x86_64-avx2:
+planc measures at compile time when it may, else the bundle carries the candidates and planrt
+measures on its first load on a host, caches the choice per host and bundle, and a flag skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from planc.compiler.bundle.build import BuildOptions, build_bundle
+from planc.compiler.codegen.iree import compile_module
+from planc.compiler.codegen.targets import Target
+from planc.runtime import load
+from planc.runtime.engine.choice import host_key
+from planc.runtime.engine.measure import Build, measure
+from planc.runtime.host.detect import detect
+
+CONV = Path(__file__).parents[1] / "compiler" / "data" / "conv.mlir"
+TARGET = Target.X86_64_AVX2
+
+pytestmark = pytest.mark.skipif(not TARGET.requires <= detect(cuda=False).capabilities,
+                                reason="needs an x86-64 host with AVX2")
+
+PLAN = """plan convs {
+  target x86_64-avx2
+  input x: f32[1, 8, 32, 32]
+  model conv = mlir "conv.mlir"
+  task y = conv(x)
+  output y
+}
+"""
+
+
+@pytest.fixture
+def plan(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANRT_CHOICES_DIR", str(tmp_path / "choices"))
+    shutil.copy(CONV, tmp_path / "conv.mlir")
+    (tmp_path / "convs.plan").write_text(PLAN)
+    return tmp_path / "convs.plan"
+
+
+def _variant(bundle: Path) -> dict:
+    import zipfile
+
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    (mod,) = manifest["modules"].values()
+    return mod["variants"][TARGET.value]
+
+
+def _run(path: Path, **kw) -> tuple[np.ndarray, object]:
+    p = load(path, **kw)
+    x = np.random.default_rng(1).random((1, 8, 32, 32), dtype=np.float32)
+    y = p.run(x=x).outputs["y"].value
+    (choice,) = p.choices.values()
+    return np.asarray(y), choice
+
+
+def _reference() -> np.ndarray:
+    """conv.mlir in numpy: tanh(conv(x, w)), NCHW x HWIO, stride 1, SAME padding."""
+    x = np.random.default_rng(1).random((1, 8, 32, 32), dtype=np.float32).astype(np.float64)
+    w = (np.arange(3 * 3 * 8 * 16).reshape(3, 3, 8, 16) % 7 - 3) / 10.0
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    y = sum(np.einsum("bchw,co->bohw", xp[:, :, i:i + 32, j:j + 32], w[i, j]) for i in range(3) for j in range(3))
+    return np.tanh(y)
+
+
+def test_compile_time_choice_on_this_host(plan, tmp_path):
+    out = tmp_path / "c.planb"
+    build_bundle(plan, out, options=BuildOptions(progress=None, candidates="im2col"))
+    v = _variant(out)
+    assert v["choice"]["host"] == host_key(detect(cuda=False))
+    assert set(v["choice"]["seconds"]) == {"plain/local-sync", "plain/local-task", "im2col/local-sync",
+                                           "im2col/local-task"}
+    assert all(s is not None and s > 0 for s in v["choice"]["seconds"].values())
+    assert v["reference"] == "plain/local-sync" and v["candidates"][0]["name"] == "plain/local-sync"
+    y, choice = _run(out)
+    assert choice.by == "compile" and choice.chosen == v["choice"]["chosen"]
+    np.testing.assert_allclose(y, _reference(), rtol=1e-4, atol=1e-5)
+    _, kept = _run(out, measure=False)  # planc's choice here costs no measuring: the flag keeps it
+    assert kept.by == "compile"
+
+
+def test_first_load_measures_caches_and_the_flag_skips(plan, tmp_path):
+    out = tmp_path / "m.planb"
+    build_bundle(plan, out, options=BuildOptions(progress=None, candidates="im2col", measure=False))
+    v = _variant(out)
+    assert "choice" not in v and len(v["candidates"]) == 4
+    insp = subprocess.run([sys.executable, "-m", "planc.runtime.cli", "inspect", str(out)],
+                          capture_output=True, text=True, check=True)
+    assert "not measured on this host yet" in insp.stdout
+    _, first = _run(out)
+    assert first.by == "measured" and set(first.seconds) == {c["name"] for c in v["candidates"]}
+    assert list((tmp_path / "choices").glob("*/*.json"))
+    y, again = _run(out)
+    assert again.by == "cache" and again.chosen == first.chosen
+    np.testing.assert_allclose(y, _reference(), rtol=1e-4, atol=1e-5)
+    _, off = _run(out, measure=False)
+    assert off.by == "off" and off.path == "modules/g0/x86_64-avx2.vmfb"
+    insp = subprocess.run([sys.executable, "-m", "planc.runtime.cli", "inspect", str(out)],
+                          capture_output=True, text=True, check=True)
+    assert f"build: {first.chosen} (measured on a first load here)" in insp.stdout
+
+
+def test_a_candidate_that_computes_something_else_is_refused():
+    text = CONV.read_text()
+    plain = compile_module(text, TARGET)
+    wrong = compile_module(text.replace("stablehlo.tanh", "stablehlo.logistic"), TARGET)
+    got = measure([Build("plain/local-sync", plain, "local-sync"), Build("wrong/local-sync", wrong, "local-sync")],
+                  ["f32"], [[1, 8, 32, 32]], ["f32"], reference="plain/local-sync", budget_s=0.05)
+    assert got["plain/local-sync"].seconds is not None
+    assert got["wrong/local-sync"].seconds is None and got["wrong/local-sync"].note.startswith("mismatch")
