@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from planc.compiler.codegen.candidates import DEFAULT_SETS, PLAIN, Candidate, candidates_for, flag_set, parse_sets
+from planc.compiler.codegen.candidates import (
+    DEFAULT_SETS,
+    PLAIN,
+    Candidate,
+    candidates_for,
+    flag_set,
+    parse_sets,
+)
 from planc.compiler.codegen.targets import Target
 from planc.compiler.codegen.variants import candidate_jobs, conv_like, job_name, plan_variant
 
