@@ -17,6 +17,8 @@ from planc.compiler.codegen.targets import Backend, Target
 __all__ = [
     "DEFAULT_SETS",
     "FLAG_SETS",
+    "ORT",
+    "ORT_CANDIDATES",
     "PLAIN",
     "Candidate",
     "FlagSet",
@@ -26,6 +28,8 @@ __all__ = [
 ]
 
 PLAIN = "plain"
+ORT = "ort"  # the driver of an ONNX Runtime candidate (ort_form.py), where planc[ort] is installed
+ORT_CANDIDATES = ("ort", "ort-nchwc")
 
 _PRE = "--iree-preprocessing-pass-pipeline=builtin.module(util.func({}))"
 
@@ -92,12 +96,16 @@ class Candidate:
 
     @property
     def name(self) -> str:
+        if self.driver == ORT:
+            return self.flags  # `ort` or `ort-nchwc`: ONNX Runtime runs the model itself
         w = f"x{self.workers}" if self.workers else ""
         return f"{self.flags}/{self.driver}{w}"
 
     @classmethod
     def parse(cls, name: str) -> Candidate:
-        """The inverse of `name`: `nhwc/local-task` or `plain/local-taskx2`."""
+        """The inverse of `name`: `nhwc/local-task`, `plain/local-taskx2` or `ort`."""
+        if name in ORT_CANDIDATES:
+            return cls(name, ORT)
         flags, _, run = name.partition("/")
         flag_set(flags)
         workers = None

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from planc.compiler.codegen.candidates import PLAIN, Candidate, candidates_for
+from planc.compiler.codegen.candidates import ORT, PLAIN, Candidate, candidates_for
 from planc.compiler.codegen.compile import CompileJob
 from planc.compiler.codegen.targets import Backend, Target
 
@@ -68,9 +68,26 @@ def _member(module: str, target: Target, flags: str) -> str:
 
 def plan_variant(module: str, target: Target, built: Mapping[tuple[str, Target], bytes],
                  sets: Sequence[str], failed: Mapping[tuple[str, Target], str], *, default_driver: str,
-                 cores: int) -> VariantBuilds:
+                 cores: int, ort: Mapping[str, bytes] | None = None) -> VariantBuilds:
     """The members and candidate records of one variant from the compile results (`built` holds
-    every build that compiled, keyed by (job name, target); `failed` the refusals)."""
+    every build that compiled, keyed by (job name, target); `failed` the refusals; `ort` the
+    ONNX Runtime forms of an ONNX module, by form name)."""
+    v = _iree_variant(module, target, built, sets, failed, default_driver=default_driver, cores=cores)
+    if not ort:
+        return v
+    if not v.candidates:
+        v.candidates = [{"name": v.reference, "flags": PLAIN, "driver": default_driver,
+                         "path": _member(module, target, PLAIN)}]
+    for form, data in ort.items():
+        path = f"modules/{module}/{target.value}.{form}.ort"
+        v.members[path] = data
+        v.candidates.append({"name": form, "flags": form, "driver": ORT, "path": path})
+    return v
+
+
+def _iree_variant(module: str, target: Target, built: Mapping[tuple[str, Target], bytes],
+                  sets: Sequence[str], failed: Mapping[tuple[str, Target], str], *, default_driver: str,
+                  cores: int) -> VariantBuilds:
     have: list[str] = []
     for s in sets:  # a flag set that changes nothing in this module (same bytes) is no candidate
         data = built.get((job_name(module, s), target))

@@ -24,6 +24,7 @@ from typing import Any
 
 from planc.runtime.engine.measure import Build, fastest, measure
 from planc.runtime.engine.modules import Device, ModuleError
+from planc.runtime.engine.ort_module import ORT_DRIVER, ort_available
 from planc.runtime.host.detect import Host
 
 __all__ = ["Choice", "choices_dir", "choose_build", "host_key", "known_choice"]
@@ -108,6 +109,8 @@ def choose_build(module: str, mod: Mapping[str, Any], target: str, variant: Mapp
                  budget_s: float = 1.0) -> Choice:
     """The build of `module`'s `target` variant to run here. `read(path)` gives a verified member."""
     cands = [c for c in variant.get("candidates") or () if isinstance(c, dict)]
+    if any(c["driver"] == ORT_DRIVER for c in cands) and not ort_available():
+        cands = [c for c in cands if c["driver"] != ORT_DRIVER]  # without planc[ort]: IREE only
     if len(cands) <= 1:
         return _default(variant, "single")
     by_name = {c["name"]: c for c in cands}

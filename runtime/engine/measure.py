@@ -14,11 +14,12 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
 
-__all__ = ["RTOL", "Build", "Measured", "fastest", "measure", "sample_inputs"]
+__all__ = ["RTOL", "Build", "Measured", "fastest", "load_build", "measure", "sample_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,12 @@ def measure(builds: Sequence[Build], dtypes_in: Sequence[str], shapes_in: Sequen
     """
     devices = {} if devices is None else devices
     inputs = sample_inputs(dtypes_in, shapes_in)
-    loaded: dict[str, LoadedModule] = {}
+    loaded: dict[str, Any] = {}  # LoadedModule or OrtModule
     result: dict[str, Measured] = {}
     outputs: dict[str, list[np.ndarray]] = {}
     for b in builds:
         try:
-            dev = devices.get(b.driver) or devices.setdefault(b.driver, Device(b.driver))
-            mod = LoadedModule(b.name, dev, b.vmfb, list(dtypes_in), list(dtypes_out))
+            mod = load_build(b, devices, list(dtypes_in), list(dtypes_out))
             outputs[b.name] = mod(*inputs)
             loaded[b.name] = mod
         except ModuleError as e:
@@ -120,7 +120,18 @@ def measure(builds: Sequence[Build], dtypes_in: Sequence[str], shapes_in: Sequen
     return {b.name: result[b.name] for b in builds}
 
 
-def _once(mod: LoadedModule, views: list, clock: Callable[[], float]) -> float:
+def load_build(b: Build, devices: dict[str, Device], dtypes_in: list[str], dtypes_out: list[str]):
+    """A build loaded on its driver's device (made once per driver in `devices`)."""
+    if b.driver == "ort":  # ONNX Runtime on host memory (planc[ort]); its values live on local-sync
+        from planc.runtime.engine.ort_module import OrtModule
+
+        dev = devices.get("local-sync") or devices.setdefault("local-sync", Device("local-sync"))
+        return OrtModule(b.name, dev, b.vmfb, dtypes_in, dtypes_out)
+    dev = devices.get(b.driver) or devices.setdefault(b.driver, Device(b.driver))
+    return LoadedModule(b.name, dev, b.vmfb, dtypes_in, dtypes_out)
+
+
+def _once(mod: Any, views: list, clock: Callable[[], float]) -> float:
     mod.invoke(views)  # warm: first-call allocations and page faults
     t = clock()
     mod.invoke(views)

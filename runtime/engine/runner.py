@@ -19,6 +19,7 @@ from planc.runtime.engine.clock import Clock, SystemClock
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
 from planc.runtime.engine.inputs import InputError, InputSpec, check_inputs
+from planc.runtime.engine.measure import Build, load_build
 from planc.runtime.engine.modules import Device, LoadedModule
 from planc.runtime.engine.program import Programs, prepare
 from planc.runtime.engine.runstate import RunState, TaskStatus
@@ -81,12 +82,11 @@ class Runner:
             pick = choose_build(name, mod, target, mod["variants"][target], read=bundle.read, host=self.host,
                                 bundle_sha=bundle.sha256, measure_builds=self.config.measure,
                                 devices=self.devices)
-            dev = self.devices.get(pick.driver) or self.devices.setdefault(pick.driver, Device(pick.driver))
             self.variants[name] = target
             self.choices[name] = pick
-            self.modules[name] = LoadedModule(name, dev, bundle.read(pick.path),
-                                              [t["dtype"] for t in mod["inputs"]],
-                                              [t["dtype"] for t in mod["outputs"]])
+            self.modules[name] = load_build(Build(name, bundle.read(pick.path), pick.driver), self.devices,
+                                            [t["dtype"] for t in mod["inputs"]],
+                                            [t["dtype"] for t in mod["outputs"]])
         # Everything a run needs that does not depend on its inputs is prepared here, once:
         # steps with their guards and modules, input and output tables, the extracted tools.
         try:

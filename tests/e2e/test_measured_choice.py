@@ -117,3 +117,35 @@ def test_a_candidate_that_computes_something_else_is_refused():
                   ["f32"], [[1, 8, 32, 32]], ["f32"], reference="plain/local-sync", budget_s=0.05)
     assert got["plain/local-sync"].seconds is not None
     assert got["wrong/local-sync"].seconds is None and got["wrong/local-sync"].note.startswith("mismatch")
+
+
+def _conv_onnx() -> bytes:
+    """conv.mlir as an ONNX graph (OIHW weights, pads 1, Tanh)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = ((np.arange(3 * 3 * 8 * 16).reshape(3, 3, 8, 16) % 7 - 3) / 10.0).astype(np.float32).transpose(3, 2, 0, 1)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Tanh", ["c"], ["y"])],
+        "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 32, 32])],
+        [numpy_helper.from_array(np.ascontiguousarray(w), "w")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_the_onnx_runtime_candidate_is_measured_beside_iree():
+    pytest.importorskip("onnxruntime")
+    from planc.compiler.codegen.ort_form import ort_format
+    from planc.runtime.engine.measure import load_build
+
+    ort_bytes = ort_format(_conv_onnx(), "ort", name="conv")
+    assert ort_bytes[4:8] == b"ORTM"  # the ORT format's flatbuffer identifier
+    plain = compile_module(CONV.read_text(), TARGET)
+    got = measure([Build("plain/local-sync", plain, "local-sync"), Build("ort", ort_bytes, "ort")],
+                  ["f32"], [[1, 8, 32, 32]], ["f32"], reference="plain/local-sync", budget_s=0.05)
+    assert got["ort"].seconds is not None, got["ort"].note
+    mod = load_build(Build("ort", ort_bytes, "ort"), {}, ["f32"], ["f32"])
+    x = np.random.default_rng(1).random((1, 8, 32, 32), dtype=np.float32)
+    np.testing.assert_allclose(mod(x)[0], _reference(), rtol=1e-4, atol=1e-5)
+    (view,) = mod.invoke([mod.device.to_device(x, "f32")])  # the executor's path: IREE buffers in and out
+    np.testing.assert_allclose(mod.device.to_host(view, "f32"), _reference(), rtol=1e-4, atol=1e-5)
