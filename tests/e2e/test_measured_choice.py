@@ -121,7 +121,6 @@ def test_a_candidate_that_computes_something_else_is_refused():
 
 def _conv_onnx() -> bytes:
     """conv.mlir as an ONNX graph (OIHW weights, pads 1, Tanh)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = ((np.arange(3 * 3 * 8 * 16).reshape(3, 3, 8, 16) % 7 - 3) / 10.0).astype(np.float32).transpose(3, 2, 0, 1)
