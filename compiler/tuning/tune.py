@@ -17,6 +17,7 @@ from planc.compiler.tuning.facts import TuneError, bundle_facts
 from planc.compiler.tuning.fit import FitResult, KindFit, fit, kendall_tau, mape, predict
 from planc.compiler.tuning.report import Report, Row, format_changes, format_report, plot, report
 from planc.runtime.bundle.loader import Bundle
+from planc.runtime.engine.choice import known_choice
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
 from planc.runtime.host.detect import Host, choose_variant, ranked_variants
 
@@ -94,9 +95,14 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
             if targets and target not in targets:
                 continue
             variant = mod["variants"][target]
-            vmfb = bundle.read(variant["path"])
+            # The candidate build this host runs (planc's choice here, or planrt's cached one), so the
+            # fit sees the cost of what runs; ONNX Runtime candidates are timed by planrt, not here.
+            pick = known_choice(name, target, variant, host=host, bundle_sha=bundle.sha256)
+            path, driver = ((pick.path, pick.driver) if pick is not None and pick.driver != "ort"
+                            else (variant["path"], variant.get("driver") or "local-sync"))
+            vmfb = bundle.read(path)
             cases.append(ModuleCase(
-                name, target, variant.get("driver") or "local-sync", vmfb,
+                name, target, driver, vmfb,
                 tuple((t["dtype"], tuple(t["shape"])) for t in mod["inputs"]),
                 tuple(t["dtype"] for t in mod["outputs"]), with_dispatches(counted, vmfb)))
     return tuple(cases)
