@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from onnx_models import MODELS, prepared  # noqa: E402
-from planc.compiler.codegen.cache import Cache  # noqa: E402
-from planc.compiler.codegen.candidates import FLAG_SETS, flag_set  # noqa: E402
-from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all  # noqa: E402
-from planc.compiler.codegen.targets import Target  # noqa: E402
+from onnx_models import MODELS, prepared
+from planc.compiler.codegen.cache import Cache
+from planc.compiler.codegen.candidates import FLAG_SETS, flag_set
+from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
+from planc.compiler.codegen.targets import Target
 
 
 def _ort(path: Path, threads: int | None):
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = _iree(vmfb, d, None)
                 out = r(x)
                 err = float(np.max(np.abs(out - ref)) / (np.max(np.abs(ref)) + 1e-12))
-                if err > 1e-3:
+                if err > 1e-2:
                     print(f"  {name}@{s}/{d}: MISMATCH rel err {err:.2e}")
                     continue
                 runners[f"{s}/{d}"] = r

@@ -23,7 +23,10 @@ __all__ = ["RTOL", "Build", "Measured", "fastest", "load_build", "measure", "sam
 
 log = logging.getLogger(__name__)
 
-RTOL = 1e-3  # max |candidate - reference| / max |reference| per output
+# max |candidate - reference| / max |reference| per output. Builds of one fp32 model differ by
+# accumulation order: PP-OCR det's probability map differs by 4.7e-3 between IREE and ONNX Runtime,
+# while a wrong build (a miscompile, another layout misread) is off by far more.
+RTOL = 1e-2
 
 
 @dataclass(frozen=True, slots=True)
