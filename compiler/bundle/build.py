@@ -17,7 +17,13 @@ from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_al
 from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
 from planc.compiler.codegen.targets import Backend, Target
-from planc.compiler.codegen.variants import VariantBuilds, candidate_jobs, measure_here, plan_variant
+from planc.compiler.codegen.variants import (
+    VariantBuilds,
+    candidate_jobs,
+    measure_here,
+    ort_builds,
+    plan_variant,
+)
 from planc.compiler.costs.deploy import cost_model
 from planc.compiler.ir.graph import ComputeTask, GroupTask, PlanGraph
 from planc.compiler.passes import Build, InferTypes, Merge, Schedule, Verify
@@ -164,6 +170,14 @@ def _compile_diagnostic(graph: PlanGraph, err: IreeCompileError) -> Diagnostic:
              "or drop the target with --target")
 
 
+def _onnx_path(graph: PlanGraph, group: GroupTask | None) -> Path | None:
+    """The ONNX file of a group that is one ONNX model (issue 23's front end), else None."""
+    if group is None or len(group.members) != 1 or not isinstance(group.members[0], ComputeTask):
+        return None
+    decl = graph.info.model(group.members[0].model)
+    return decl.path if decl.kind.value == "onnx" else None
+
+
 def _first_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[0][:200] if lines else "iree-compile failed"
@@ -208,7 +222,8 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
               built: dict, options: BuildOptions) -> tuple[dict[str, Any], dict[str, bytes]]:
     members: dict[str, bytes] = {}
     builds, failed, sets = built
-    here, key = _host_target(targets) if len(sets) > 1 and options.measure else (None, "")
+    here, key = _host_target(targets) if len(sets) > 1 else (None, "")
+    ort_memo: dict[tuple[str, str], bytes | None] = {}
     groups = {t.name: t for t in graph.walk() if isinstance(t, GroupTask)}
     heavy = _heavy_flops(options.tuned)
     mods: dict[str, Any] = {}
@@ -217,7 +232,9 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
         variants = {}
         for t in targets:
             driver = _driver(t, groups.get(m.name), heavy.get(t.value, HEAVY_FLOPS))
-            v = plan_variant(m.name, t, builds, sets, failed, default_driver=driver, cores=default_jobs())
+            onnx = _onnx_path(graph, groups.get(m.name)) if len(sets) > 1 else None
+            v = plan_variant(m.name, t, builds, sets, failed, default_driver=driver, cores=default_jobs(),
+                             ort=ort_builds(onnx, t, here, ort_memo) if onnx is not None else None)
             if v.candidates and t is here and options.measure:
                 measure_here(m.name, t, v, [type_json(x) for x in m.input_types],
                              [type_json(x) for x in m.output_types], key)

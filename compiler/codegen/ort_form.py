@@ -30,8 +30,9 @@ def ort_forms_for(target: Target, host_target: Target | None) -> tuple[str, ...]
     return ORT_FORMS if target is host_target else ORT_FORMS[:1]
 
 
-def ort_format(model: bytes, form: str = "ort", *, name: str = "model") -> bytes:
-    """The ORT-format bytes of an ONNX model with the form's offline optimizations applied."""
+def ort_format(model: bytes | str, form: str = "ort", *, name: str = "model") -> bytes:
+    """The ORT-format bytes of an ONNX model (its bytes, or its path: external data beside it is
+    read) with the form's offline optimizations applied."""
     try:
         import onnxruntime as ort
     except ImportError as e:

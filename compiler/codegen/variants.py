@@ -21,7 +21,7 @@ from planc.compiler.codegen.candidates import ORT, PLAIN, Candidate, candidates_
 from planc.compiler.codegen.compile import CompileJob
 from planc.compiler.codegen.targets import Backend, Target
 
-__all__ = ["VariantBuilds", "candidate_jobs", "conv_like", "job_name", "plan_variant"]
+__all__ = ["VariantBuilds", "candidate_jobs", "conv_like", "job_name", "measure_here", "ort_builds", "plan_variant"]
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +124,25 @@ def measure_here(module: str, target: Target, v: VariantBuilds, inputs: Sequence
     keep_paths = {c["path"] for c in v.candidates}
     v.members = {p: b for p, b in v.members.items() if p in keep_paths}
     log.info("%s/%s: chose %s of %d measured candidates", module, target.value, best, len(measured))
+
+
+def ort_builds(onnx_path, target: Target, host_target: Target | None,
+               memo: dict[tuple[str, str], bytes | None]) -> dict[str, bytes]:
+    """The ONNX Runtime forms of an ONNX model for one target's variant (ort_form.py), by form;
+    none off x86-64, or where onnxruntime is not importable or cannot optimize the model (logged).
+    `memo` keeps each (file, form) made once per build."""
+    from planc.compiler.codegen.ort_form import OrtFormError, ort_format, ort_forms_for
+
+    out: dict[str, bytes] = {}
+    for form in ort_forms_for(target, host_target):
+        key = (str(onnx_path), form)
+        if key not in memo:
+            try:
+                memo[key] = ort_format(str(onnx_path), form, name=str(onnx_path))
+            except OrtFormError as e:
+                log.warning("no ONNX Runtime candidate: %s", e)
+                memo[key] = None
+        data = memo[key]
+        if data is not None:
+            out[form] = data
+    return out
