@@ -72,7 +72,7 @@ def _reference() -> np.ndarray:
     return np.tanh(y)
 
 
-def test_compile_time_choice_on_this_host(plan, tmp_path):
+def test_compile_time_choice_on_this_host(plan, tmp_path, capsys):
     out = tmp_path / "c.planb"
     build_bundle(plan, out, options=BuildOptions(progress=None, candidates="im2col"))
     v = _variant(out)
@@ -86,6 +86,11 @@ def test_compile_time_choice_on_this_host(plan, tmp_path):
     np.testing.assert_allclose(y, _reference(), rtol=1e-4, atol=1e-5)
     _, kept = _run(out, measure=False)  # planc's choice here costs no measuring: the flag keeps it
     assert kept.by == "compile"
+    from planc.compiler.cli import main as planc_main
+
+    assert planc_main(["explain", str(plan), "--bundle", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert f"candidates (chosen {choice.chosen} at compile time" in shown and f"* {choice.chosen}" in shown
 
 
 def test_first_load_measures_caches_and_the_flag_skips(plan, tmp_path):
