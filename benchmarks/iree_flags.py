@@ -101,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
                 r = _iree(vmfb, d, None)
                 out = r(x)
                 err = float(np.max(np.abs(out - ref)) / (np.max(np.abs(ref)) + 1e-12))
-                if err > 1e-2:
-                    print(f"  {name}@{s}/{d}: MISMATCH rel err {err:.2e}")
-                    continue
-                runners[f"{s}/{d}"] = r
+                mean = float(np.mean(np.abs(out - ref)) / (np.max(np.abs(ref)) + 1e-12))
+                tag = ""
+                if err > 1e-2:  # timed anyway, marked: the table says which builds disagree with ORT
+                    print(f"  {name}@{s}/{d}: MISMATCH rel err max {err:.2e}, mean {mean:.2e}")
+                    tag = " (!)"
+                runners[f"{s}/{d}{tag}"] = r
         for r in runners.values():
             r(x)
         one = _time(runners["ort-1t"], x, 3)

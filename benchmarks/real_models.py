@@ -60,6 +60,20 @@ def _plan_runner(name: str, onnx_path: Path, shape: tuple[int, ...], target: Tar
     return (lambda x: p.run(x=x)), f"{choice.chosen} ({choice.by})"
 
 
+def _ort_candidate(onnx_path: Path, form: str):
+    """The ORT-format candidate as planrt runs it: host array -> IREE buffer -> ORT -> IREE buffer -> host."""
+    from planc.compiler.codegen.ort_form import ort_format
+    from planc.runtime.engine.measure import Build, load_build
+
+    mod = load_build(Build(form, ort_format(str(onnx_path), form), "ort"), {}, ["f32"], ["f32"])
+    dev = mod.device
+
+    def call(x):
+        (out,) = mod.invoke([dev.to_device(x, "f32")])
+        return dev.to_host(out, "f32")
+    return call
+
+
 def _iree_builds(models: dict, target: Target, sets: tuple[str, ...]) -> dict:
     jobs = [CompileJob(f"{n}@{s}", target, mlir.read_text(), flag_set(s).flags)
             for n, (_, mlir) in models.items() for s in sets]
@@ -100,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = _iree(vmfb, d, None)
                 if float(np.max(np.abs(r(x) - ref)) / np.max(np.abs(ref))) <= 1e-2:
                     run[f"iree {s}/{d}"] = r
+        for form in ("ort", "ort-nchwc"):  # planrt's ONNX Runtime candidate, IREE buffers in and out
+            run[f"candidate {form}"] = _ort_candidate(onnx_path, form)
         plan_run, how = _plan_runner(m.name, onnx_path, m.shape, target, work)
         if plan_run is not None:
             run["planc"] = plan_run
@@ -114,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         ort_best = min(med["ort-1t"], med["ort-default"])
         # "as planc built it before": plain flags on local-task (every model here is above HEAVY_FLOPS)
         before = med.get("iree plain/local-task", math.nan)
-        iree = {k: v for k, v in med.items() if k.startswith("iree ")}
+        iree = {k: v for k, v in med.items() if k.startswith("iree ")}  # checked against ORT above
         best_k = min(iree, key=iree.get) if iree else None
+        cand = min(med["candidate ort"], med["candidate ort-nchwc"])
+        print(f"  ORT candidate as planrt runs it: {cand / ort_best:.2f}x ORT best")
         rows.append((m.name, m.shape, med["ort-1t"], med["ort-default"], before,
                      (best_k, iree[best_k]) if best_k else (None, math.nan), med.get("planc"), how, ort_best,
                      os.getloadavg()[0]))
