@@ -19,14 +19,17 @@ from typing import Any
 import numpy as np
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
 
-__all__ = ["RTOL", "Build", "Measured", "fastest", "load_build", "measure", "sample_inputs"]
+__all__ = ["MAX_RTOL", "RTOL", "Build", "Measured", "fastest", "load_build", "measure", "sample_inputs"]
 
 log = logging.getLogger(__name__)
 
-# max |candidate - reference| / max |reference| per output. Builds of one fp32 model differ by
-# accumulation order: PP-OCR det's probability map differs by 4.7e-3 between IREE and ONNX Runtime,
-# while a wrong build (a miscompile, another layout misread) is off by far more.
-RTOL = 1e-2
+# A candidate agrees with the reference when, relative to the largest reference magnitude, its
+# outputs differ by at most RTOL on average and MAX_RTOL anywhere. Builds of one fp32 model differ
+# by accumulation order and at a few boundary elements: PP-OCR det's probability map differs
+# between IREE and ONNX Runtime by 1e-4 on average and 1.4e-2 at worst, identically for every
+# IREE flag set; a wrong build (a miscompile, a layout misread) is off almost everywhere.
+RTOL = 1e-3
+MAX_RTOL = 5e-2
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +66,21 @@ def sample_inputs(dtypes: Sequence[str], shapes: Sequence[Sequence[int]], seed: 
     return out
 
 
-def _rel_err(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> float:
-    worst = 0.0
+def _rel_err(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(mean, max) |got - want| over the largest |want|, the worst output of each; inf on a shape change."""
+    mean = worst = 0.0
     for g, w in zip(got, want):
         g64, w64 = np.asarray(g, np.float64), np.asarray(w, np.float64)
         if g64.shape != w64.shape:
-            return float("inf")
-        scale = float(np.max(np.abs(w64))) if w64.size else 0.0
-        diff = float(np.max(np.abs(g64 - w64))) if w64.size else 0.0
-        if not np.isfinite(diff):
-            return float("inf")
-        worst = max(worst, diff / max(scale, 1e-6))
-    return worst
+            return float("inf"), float("inf")
+        if not w64.size:
+            continue
+        scale = max(float(np.max(np.abs(w64))), 1e-6)
+        diff = np.abs(g64 - w64)
+        if not np.all(np.isfinite(diff)):
+            return float("inf"), float("inf")
+        mean, worst = max(mean, float(np.mean(diff)) / scale), max(worst, float(np.max(diff)) / scale)
+    return mean, worst
 
 
 def measure(builds: Sequence[Build], dtypes_in: Sequence[str], shapes_in: Sequence[Sequence[int]],
@@ -101,9 +107,10 @@ def measure(builds: Sequence[Build], dtypes_in: Sequence[str], shapes_in: Sequen
     if reference not in outputs:
         raise ModuleError(f"the reference build {reference!r} did not run: {result.get(reference)}")
     for name in list(loaded):
-        err = _rel_err(outputs[name], outputs[reference])
-        if err > RTOL:
-            result[name] = Measured(name, None, f"mismatch: relative error {err:.1e} > {RTOL:.0e}")
+        mean, worst = _rel_err(outputs[name], outputs[reference])
+        if mean > RTOL or worst > MAX_RTOL:
+            result[name] = Measured(name, None, f"mismatch: relative error {mean:.1e} on average, {worst:.1e} "
+                                                f"at worst (allowed {RTOL:.0e}, {MAX_RTOL:.0e})")
             del loaded[name]
     views = {n: [m.device.to_device(a, t) for a, t in zip(inputs, dtypes_in)] for n, m in loaded.items()}
     one = {n: _once(m, views[n], clock) for n, m in loaded.items()}
