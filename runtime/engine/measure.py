@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
+from planc.runtime.contract.dtypes import numpy_dtype
+from planc.runtime.engine.modules import Device, LoadedModule, ModuleError
 
 __all__ = ["MAX_RTOL", "RTOL", "Build", "Measured", "fastest", "load_build", "measure", "sample_inputs"]
 
