@@ -192,7 +192,7 @@ def _host_target(targets: tuple[Target, ...]) -> tuple[Target | None, str]:
     from planc.runtime.engine.choice import host_key
     from planc.runtime.host.detect import NoVariantError, choose_variant, detect
 
-    host = detect(cuda=False)
+    host = detect({}, cuda=False)  # this machine, whatever PLANRT_HOST pretends (it is where we can time)
     cpu = {t.value: {"requires": sorted(t.requires), "rank": t.rank} for t in targets
            if t.backend is Backend.LLVM_CPU}
     try:

@@ -112,10 +112,15 @@ def measure_here(module: str, target: Target, v: VariantBuilds, inputs: Sequence
     """Time the candidates of `v` on this host, record the choice and keep only the winner's and
     the plain build's members (and their candidates)."""
     from planc.runtime.engine.measure import Build, fastest, measure
+    from planc.runtime.engine.modules import ModuleError
 
     builds = [Build(c["name"], v.members[c["path"]], c["driver"]) for c in v.candidates]
-    measured = measure(builds, [t["dtype"] for t in inputs], [t["shape"] for t in inputs],
-                       [t["dtype"] for t in outputs], reference=v.reference, budget_s=budget_s)
+    try:
+        measured = measure(builds, [t["dtype"] for t in inputs], [t["shape"] for t in inputs],
+                           [t["dtype"] for t in outputs], reference=v.reference, budget_s=budget_s)
+    except ModuleError as e:  # the plain build does not run here: planrt measures on its host
+        log.warning("%s/%s: candidates not measured here (%s)", module, target.value, e)
+        return
     best = fastest(measured, reference=v.reference)
     v.choice = {"host": host_key, "chosen": best, "seconds": {n: m.seconds for n, m in measured.items()},
                 "notes": {n: m.note for n, m in measured.items() if m.note}}
