@@ -32,6 +32,7 @@ from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.candidates import DEFAULT_SETS, flag_set
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.targets import Target
+from planc.dsl.diagnostics import DiagnosticError
 
 PLAN = """plan {name} {{
   target {target}
@@ -52,7 +53,11 @@ def _plan_runner(name: str, onnx_path: Path, shape: tuple[int, ...], target: Tar
     plan = work / f"{name.replace('-', '_')}.plan"
     plan.write_text(PLAN.format(name=name.replace("-", "_"), target=target.value,
                                 dims=", ".join(map(str, shape)), file=onnx_path))
-    res = build_bundle(plan, work / f"{plan.stem}.planb", options=BuildOptions(progress=None, candidates="auto"))
+    try:
+        res = build_bundle(plan, work / f"{plan.stem}.planb", options=BuildOptions(progress=None, candidates="auto"))
+    except DiagnosticError as e:  # e.g. E0502: the plain IREE build disagrees with ONNX Runtime
+        first = e.diagnostics[0]
+        return None, f"planc refused the plan: {first.code} {first.message[:120]}"
     from planc.runtime import load
 
     p = load(res.path)
