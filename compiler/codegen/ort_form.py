@@ -27,7 +27,15 @@ def ort_forms_for(target: Target, host_target: Target | None) -> tuple[str, ...]
     """Which ORT forms a variant for `target` carries (none off x86-64)."""
     if target.spec.arch != "x86_64" or target.spec.backend.value != "llvm-cpu":
         return ()
-    return ORT_FORMS if target is host_target else ORT_FORMS[:1]
+    return ORT_FORMS if target is host_target and _same_simd(target) else ORT_FORMS[:1]
+
+
+def _same_simd(target: Target) -> bool:
+    """Whether this machine's vector width is the target's (NCHWc blocks by it: 16 floats with
+    AVX-512, 8 with AVX2), so an `ort-nchwc` made here suits the target's hosts."""
+    from planc.runtime.host.detect import detect
+
+    return ("avx512f" in detect({}, cuda=False).features) == ("avx512f" in target.spec.features)
 
 
 def ort_format(model: bytes | str, form: str = "ort", *, name: str = "model") -> bytes:

@@ -153,3 +153,32 @@ def test_the_onnx_runtime_candidate_is_measured_beside_iree():
     np.testing.assert_allclose(mod(x)[0], _reference(), rtol=1e-4, atol=1e-5)
     (view,) = mod.invoke([mod.device.to_device(x, "f32")])  # the executor's path: IREE buffers in and out
     np.testing.assert_allclose(mod.device.to_host(view, "f32"), _reference(), rtol=1e-4, atol=1e-5)
+
+
+ONNX_PLAN = """plan convs {
+  target x86_64-avx2
+  input x: f32[1, 8, 32, 32]
+  model conv = onnx "conv.onnx"
+  task y = conv(x)
+  output y
+}
+"""
+
+
+def test_an_onnx_module_carries_ort_forms_and_runs_without_onnxruntime(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import planc.runtime.engine.choice as choice_mod
+
+    monkeypatch.setenv("PLANRT_CHOICES_DIR", str(tmp_path / "choices"))
+    (tmp_path / "conv.onnx").write_bytes(_conv_onnx())
+    (tmp_path / "convs.plan").write_text(ONNX_PLAN)
+    out = tmp_path / "o.planb"
+    build_bundle(tmp_path / "convs.plan", out, options=BuildOptions(progress=None, candidates="im2col", measure=False))
+    v = _variant(out)
+    names = [c["name"] for c in v["candidates"]]
+    assert v["reference"] == names[0] and "ort" in names and "ort-nchwc" not in names  # nchwc: host's target only
+    assert next(c for c in v["candidates"] if c["name"] == "ort")["path"].endswith(".ort")
+    monkeypatch.setattr(choice_mod, "ort_available", lambda: False)  # a runtime without planc[ort]
+    y, bare = _run(out)
+    assert bare.by == "measured" and bare.driver != "ort" and "ort" not in bare.seconds
+    np.testing.assert_allclose(y, _reference(), rtol=1e-4, atol=1e-5)
