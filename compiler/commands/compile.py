@@ -66,6 +66,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "its first load (default: none)")
     g.add_argument("--no-measure", action="store_true",
                    help="with --candidates: measure nothing at compile time; every target carries its candidates")
+    g.add_argument("--sign", type=Path, metavar="KEY.pem",
+                   help="sign the bundle with this PEM private key (ECDSA P-256 or Ed25519; `planc sign`)")
     return p
 
 

@@ -17,6 +17,7 @@ from planc.runtime.api.runs import (
     load_bundle,
     summarize,
 )
+from planc.runtime.commands.trustargs import add_trust_arg, not_checked, trust_from
 
 __all__ = ["add_parser", "run"]
 
@@ -26,6 +27,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true")
     p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256")
+    add_trust_arg(p)
     return p
 
 
@@ -59,11 +61,13 @@ def _choice_lines(name: str, target: str | None, mod: dict[str, Any], host: Any,
 
 def run(args: argparse.Namespace) -> int:
     try:
-        bundle = load_bundle(args.bundle, sha256=args.sha256)
+        trust = trust_from(args)
+        bundle = load_bundle(args.bundle, sha256=args.sha256, trust=trust)
         host = detect()
     except (BundleError, HostSpecError) as e:
         print(f"planrt: error: {e}", file=sys.stderr)
         return 1
+    not_checked(bundle, trust)
     chosen: dict[str, Any] = {}
     problems = []
     for name, mod in sorted(bundle.manifest["modules"].items()):
