@@ -42,7 +42,10 @@ class OrtModule:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.add_session_config_entry("session.load_model_format", "ORT")
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # applied offline by planc
+        # ORT's default level on top of the offline optimizations: on an ORT-format model it applies
+        # only what is left for load time, and that is measurably faster than none (mobilenet_v3_small
+        # 6.32 ms against 7.75 ms with ORT_DISABLE_ALL, cls 2.45 against 2.81 ms, one thread).
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         except Exception as e:
