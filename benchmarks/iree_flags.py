@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from onnx_models import MODELS, prepared
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.candidates import FLAG_SETS, flag_set
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.targets import Target

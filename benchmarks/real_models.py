@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from iree_flags import _iree, _ort, _time
 from onnx_models import MODELS, prepared
 from planc.compiler.bundle.build import BuildOptions, build_bundle
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.candidates import DEFAULT_SETS, flag_set
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.targets import Target

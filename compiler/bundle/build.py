@@ -12,7 +12,7 @@ from typing import Any
 from planc.compiler.bundle.manifest import schedule_json, tasks_json, tool_table, type_json
 from planc.compiler.bundle.onnx_verify import verify_onnx_builds
 from planc.compiler.bundle.writer import write_bundle, write_bundle_dir
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.candidates import parse_sets
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all, default_jobs
 from planc.compiler.codegen.iree import IreeCompileError
@@ -32,6 +32,7 @@ from planc.compiler.passes import Build, InferTypes, Merge, Schedule, Verify
 from planc.compiler.pipeline import PipelineOptions, PipelineResult, front_check, run_pipeline
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 from planc.dsl.parser import parse_file
+from planc.runtime.contract.manifest import Variant
 
 from planc import __version__
 
@@ -242,9 +243,8 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
                 measure_here(m.name, t, v, [type_json(x) for x in m.input_types],
                              [type_json(x) for x in m.output_types], key)
             members.update(v.members)
-            variants[t.value] = {"path": f"modules/{m.name}/{t.value}.vmfb", "backend": t.backend.value,
-                                 "driver": driver, "requires": sorted(t.requires), "rank": t.rank,
-                                 **_candidate_fields(v)}
+            variants[t.value] = {**Variant(t.value, f"modules/{m.name}/{t.value}.vmfb", t.backend.value, driver,
+                                           t.requires, t.rank).to_json(), **_candidate_fields(v)}
         g = groups.get(m.name)
         facts = {"flops": g.facts.flops, "bytes_accessed": g.facts.bytes_accessed} if g and g.facts else None
         mods[m.name] = {"facts": facts, "inputs": [type_json(x) for x in m.input_types],
