@@ -1,6 +1,6 @@
 """Which IREE builds run the real ONNX models fast on this CPU, against ONNX Runtime (issue 24).
 
-Compiles every model of benchmarks/onnx_models.py with every named flag set of
+Compiles every model of benchmarks/real_models_prep.py with every named flag set of
 planc.compiler.codegen.candidates (through planc's module cache, in parallel), checks each
 build's output against ONNX Runtime's, and times them all interleaved in one process with
 ORT at 1 thread and at its default threads; prints medians and ratios to ORT's best.
@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from onnx_models import MODELS, prepared
 from planc.compiler.cache import Cache
 from planc.compiler.codegen.candidates import FLAG_SETS, flag_set
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.targets import Target
+from real_models_prep import MODELS, prepared
 
 
 def _ort(path: Path, threads: int | None):

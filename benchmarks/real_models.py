@@ -1,7 +1,7 @@
 """Real ONNX models: ONNX Runtime against IREE as planc built it before, IREE's best build, and
 planc's measured choice as a whole `Plan.run` (issue 24). One process, interleaved rounds, medians.
 
-For each model of benchmarks/onnx_models.py (PP-OCR det/cls/rec from the rapidocr wheel; resnet18,
+For each model of benchmarks/real_models_prep.py (PP-OCR det/cls/rec from the rapidocr wheel; resnet18,
 mobilenet_v3_small, squeezenet1_1 when torch can export them): ORT at 1 thread and at its default
 threads, every IREE flag set x {local-sync, local-task} (checked against ORT), and a bundle built
 from `model net = onnx "FILE"` with `--candidates auto` loaded with planc.runtime.load (its first
@@ -26,13 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from iree_flags import _iree, _ort, _time
-from onnx_models import MODELS, prepared
 from planc.compiler.bundle.build import BuildOptions, build_bundle
 from planc.compiler.cache import Cache
 from planc.compiler.codegen.candidates import DEFAULT_SETS, flag_set
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.targets import Target
 from planc.dsl.diagnostics import DiagnosticError
+from real_models_prep import MODELS, prepared
 
 PLAN = """plan {name} {{
   target {target}
