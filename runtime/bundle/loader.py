@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from planc.runtime.bundle.candidates import candidates as _candidates
 from planc.runtime.bundle.format import (
     MANIFEST,
     SCHEMA_VERSIONS,
@@ -282,19 +283,6 @@ def _variants(manifest: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any
                                   member=MANIFEST)
             out.append((mod, target, v))
     return out
-
-
-def _candidates(mod: str, target: str, v: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """A variant's candidate builds (measured choice, issue 24): each names a member and a driver."""
-    cands = v.get("candidates") or []
-    if not isinstance(cands, list):
-        raise BadManifest(f"{MANIFEST}: module {mod!r} variant {target!r} 'candidates' must be a list",
-                          member=MANIFEST)
-    for c in cands:
-        if not (isinstance(c, dict) and all(isinstance(c.get(k), str) for k in ("name", "path", "driver"))):
-            raise BadManifest(f"{MANIFEST}: module {mod!r} variant {target!r} has a candidate without "
-                              "a 'name', 'path' and 'driver'", member=MANIFEST)
-    return cands
 
 
 def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str, int]]) -> None:
