@@ -16,7 +16,7 @@ from planc.compiler.codegen.candidates import (
 from planc.compiler.codegen.targets import Target
 from planc.compiler.codegen.variants import candidate_jobs, conv_like, job_name, plan_variant
 
-CONV = (Path(__file__).parent / "data" / "conv.mlir").read_text()
+CONV = (Path(__file__).parents[1] / "data" / "conv.mlir").read_text()
 NO_CONV = "func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> { %0 = stablehlo.tanh %a : tensor<4xf32> return %0 }"
 
 
