@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import re
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from planc.runtime.api.engines import remote_factory
 from planc.runtime.api.gates import GateBoard, NoReviewer
 from planc.runtime.api.results import Output, Result
 from planc.runtime.api.signature import TensorSpec, signature
 from planc.runtime.bundle.loader import Bundle, load_bundle
-from planc.runtime.engine.clock import SystemClock
+from planc.runtime.bundle.trust import Trust, resolve_trust
 from planc.runtime.engine.executor import RunResult
-from planc.runtime.engine.runner import InputError, RunConfig, Runner, check_inputs
+from planc.runtime.engine.runner import InputError, RunConfig, Runner
 from planc.runtime.gates.keeper import GateSource
 from planc.runtime.host.detect import Host
+from planc.runtime.journal.clock import SystemClock
 from planc.runtime.journal.rundir import JOURNAL, JournalError, RunDir
 from planc.runtime.tools.breaker import BreakerRegistry, BreakerState
 
 __all__ = ["IdempotencyConflict", "Plan", "load"]
+
+log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, as HTTP headers carry it
 
@@ -40,7 +45,8 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
          state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
          tool_env: Mapping[str, str] | None = None, host: Host | None = None,
          on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
-         engine: str = "local", address: str | None = None, seed: int = 0) -> Plan:
+         engine: str = "local", address: str | None = None, seed: int = 0,
+         trust: Trust | Sequence[str | os.PathLike[str]] | None = None) -> Plan:
     """Verify the bundle at `path`, detect this host, pick and load every module's variant: a Plan.
 
     - `gates`: where review gate decisions come from (default: each gate takes its own default at
@@ -53,9 +59,16 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
     - `on_tool_attempt(task, tool, attempt, error)`: called after every tool attempt (metrics).
     - `engine`: "local" (IREE in this process) or "ray" (compute on a Ray cluster at `address`,
       docs/ray.md); `seed`: retry jitter.
+    - `trust`: public key files or directories of them (or a `Trust`): the bundle must be signed by
+      one of them, else BundleError (Unsigned, UntrustedSigner, SignatureMismatch, ...) before any
+      module is loaded. None: the keys of $PLANRT_TRUST; without those the signature is not checked
+      (logged once).
 
     Raises the errors `planrt run` reports: BundleError, NoVariantError, HostSpecError."""
-    bundle = load_bundle(path)
+    keys = trust if isinstance(trust, Trust) else resolve_trust(trust)
+    bundle = load_bundle(path, trust=keys)
+    if keys is None:
+        log.warning("bundle %s: signature not checked (no trusted keys; pass trust= or set PLANRT_TRUST)", path)
     return Plan(bundle, gates=gates, state_dir=state_dir, concurrency=concurrency, tool_env=tool_env,
                 host=host, on_tool_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
 
@@ -81,9 +94,10 @@ class Plan:
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
-                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
+                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed,
+                                 remote=remote_factory(engine))
         self.runner = Runner(bundle, self._config)
-        self.inputs, self.outputs = signature(bundle.manifest)
+        self.inputs, self.outputs = signature(bundle.records)
         self._keys: dict[str, list[Any]] = {}
         self._keys_lock = threading.Lock()
 
@@ -150,7 +164,7 @@ class Plan:
         if idempotency_key is not None and journal is not None:
             raise InputError("a run has either an idempotency key or a journal folder, not both")
         if idempotency_key is None:
-            arrays = check_inputs(self.manifest, values)
+            arrays = self.runner.check_inputs(values)
             result, run_dir = self.runner.run(arrays, config=cfg)
             if run_dir is None:
                 return self._result(result)
@@ -192,7 +206,7 @@ class Plan:
             raise InputError("an idempotency key needs a state directory (load(..., state_dir=DIR))")
         if not _KEY.fullmatch(key):
             raise InputError("bad idempotency key: expected 1 to 255 printable ASCII characters, no spaces")
-        arrays = check_inputs(self.manifest, values)
+        arrays = self.runner.check_inputs(values)
         run_id = "key-" + hashlib.sha256(key.encode()).hexdigest()[:40]
         root = self.state_dir / "runs"
         with self._key_lock(run_id):

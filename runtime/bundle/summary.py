@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from planc.runtime.bundle.loader import Bundle
+from pathlib import Path
+from typing import Any, Protocol
 
 __all__ = ["format_summary", "summarize", "type_str"]
 
-_PREFIX = 12  # sha256 hex digits shown
+_PREFIX = 12
+
+
+class Bundle(Protocol):
+    """What a summary reads of a loaded bundle (bundle/loader.py's Bundle)."""
+
+    path: Path
+    is_dir: bool
+    sha256: str
+    manifest: dict[str, Any]
+
+    @property
+    def members(self) -> tuple[str, ...]: ...
+
+    def size(self, path: str) -> int: ...  # sha256 hex digits shown
 
 
 def type_str(t: object) -> str:
@@ -87,7 +99,18 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
         "schedules": _schedules(m),
         "members": {"count": len(bundle.members), "bytes": sum(bundle.size(p) for p in bundle.members)},
         "verified": True,
+        "signature": bundle.signer.to_json() if bundle.signer is not None else None,
     }
+
+
+def _signed(sig: dict[str, Any] | None) -> str:
+    if sig is None:
+        return "signature  none (unsigned)"
+    if not sig["fingerprint"]:
+        return "signature  unreadable (not checked)"
+    if sig["verified"]:
+        return f"signed by  sha256:{sig['fingerprint']} ({sig['kind']}, verified with trusted key {sig['key']})"
+    return f"signed by  sha256:{sig['fingerprint']} (claimed; not checked: no trusted keys given)"
 
 
 def _size(n: int) -> str:
@@ -117,6 +140,7 @@ def format_summary(s: dict[str, Any]) -> str:
         (f"bundle     {s['path']} ({s['form']}, {s['members']['count']} members, "
          f"{_size(s['members']['bytes'])})"),
         f"sha256     {s['sha256']}",
+        _signed(s.get("signature")),
         f"plan       {s['plan']} (schema {s['schema']}, objective {s['objective'] or '-'})",
         "versions   " + _join(f"{k} {v[k]}" for k in sorted(v)) if isinstance(v, dict) else "versions   -",
         "targets    " + _join(map(str, s["targets"])),
