@@ -25,10 +25,10 @@ from planc.compiler.scheduling.schedule import Method, Objective, Schedule
 
 
 def test_budget_rule_scales_with_size_and_stake() -> None:
-    assert budget.cap(100) == pytest.approx(1.3) and budget.cap(10_000) == 3.0
+    assert budget.cap(100) == pytest.approx(2.9) and budget.cap(10_000) == 4.0
     assert budget.cap(50) < budget.cap(100) < budget.cap(200)
     assert budget.first(100, budget.cap(100)) == pytest.approx(0.5)
-    assert budget.first(100, 60.0) == pytest.approx(20.0)  # a long run gives the full model a third
+    assert budget.first(100, 60.0) == pytest.approx(6.0)  # a long run gives the full model a tenth
     assert budget.first(100, 0.2) == pytest.approx(0.2)    # never more than the total
     assert budget.stake(100.0, 100.0) == 0.0 and budget.stake(100.0, 99.0) == pytest.approx(0.01)
     assert budget.lns_share(1.0, 0.0) == 0.0
