@@ -43,8 +43,10 @@ class SignResult:
 def load_private_key(path: str | os.PathLike[str], password: bytes | None = None) -> TrustedKey:
     """A PEM private key (PKCS#8 or traditional, as openssl and cryptography write them) with its public
     half's fingerprint, as a TrustedKey whose `key` is the private key."""
-    from cryptography.hazmat.primitives import serialization
-
+    try:
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:
+        raise SignError("signing needs the 'cryptography' package: pip install 'planc[trust]'") from None
     p = Path(path)
     try:
         key = serialization.load_pem_private_key(p.read_bytes(), password)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from planc.runtime.bundle.signature import Signer
+
 __all__ = ["format_summary", "summarize", "type_str"]
 
 _PREFIX = 12
@@ -19,6 +21,7 @@ class Bundle(Protocol):
     is_dir: bool
     sha256: str
     manifest: dict[str, Any]
+    signer: Signer | None
 
     @property
     def members(self) -> tuple[str, ...]: ...

@@ -59,6 +59,7 @@ class RunConfig:
     breakers: BreakerRegistry | None = None
     audit_path: Path | None = None
     on_attempt: Callable[[str, str, int, str | None], None] | None = None
+    cancel: threading.Event | None = None  # set: the run starts no further task and ends failed
 
 
 class Runner:
@@ -177,7 +178,7 @@ class Runner:
                                  journal=ctx if run_dir is not None else None, tracer=tracer,
                                  clock=cfg.clock, workers=self.config.workers, run_id=run_id,
                                  pool=shared.pool, programs=self._programs,
-                                 remote_compute=self.engine is not None))
+                                 remote_compute=self.engine is not None, cancelled=cfg.cancel))
         types = self._input_types
         env: dict[str, Any] = {n: Value(types[n], None, None, a) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None

@@ -496,3 +496,25 @@ def test_unused_tool_is_a_warning_not_an_error(workdir: Path) -> None:
     """, expect_error=False)
     (w,) = [d for d in diags if d.code == "E0403"]
     assert not w.is_error and (w.span.line, w.span.col) == at(src, "task p") and "side effects" in w.message
+
+
+def test_python_tool_function_that_the_file_lacks_is_a_compile_error(workdir: Path) -> None:
+    (workdir / "tools_e0310.py").write_text("import os\n\ndef notify(x):\n    return {}\n")
+    d, _ = check(workdir, """
+        input x: f32[]
+        tool note = python "tools_e0310.py:missing_fn"
+        task n = note(x)
+        output n
+    """, "E0310", '"tools_e0310.py:missing_fn"', contains="defines no function 'missing_fn'")
+    assert "define it at the module's top level" in (d.help or "")
+
+
+def test_python_tool_file_that_does_not_exist_is_a_compile_error(workdir: Path) -> None:
+    diags, _ = diagnose(workdir, """
+        input x: f32[]
+        tool note = python "missing.py:fn"
+        task n = note(x)
+        output n
+    """)
+    assert [d.code for d in diags if d.is_error] == ["E0309"], render_all(diags)  # and nothing that follows
+    assert "cannot read tool file 'missing.py'" in diags[0].message

@@ -98,6 +98,9 @@ def test_sign_zip_and_directory_rotation_and_inspect(tmp_path, unsigned, keys) -
         (d / name).parent.mkdir(parents=True, exist_ok=True)
         (d / name).write_bytes(data)
     assert load_bundle(d, trust=both).sha256 == second.sha256
+    resigned = sign_bundle(d, keys["ec"][0])  # signing a directory bundle writes the file in it
+    assert load_bundle(d, trust=both).signer.fingerprint == resigned.fingerprint == first.signer.fingerprint  # type: ignore[union-attr]
+    assert resigned.sha256 == first.sha256  # the directory's identity is its zip form's
     rc, out, err = _planrt("inspect", str(b), "--trust", str(keys["ed"][1]), "--trust", str(keys["ec"][1]))
     assert rc == 0 and f"signed by  sha256:{res.fingerprint} (ed25519, verified with trusted key ed.pub)" in out
     assert "not checked" not in err
@@ -225,6 +228,11 @@ def test_model_signing_verifies_a_planc_signature(tmp_path, unsigned, keys) -> N
         zf.extractall(d)
     config = verifying.Config().use_elliptic_key_verifier(public_key=keys["ec"][1])
     config.verify(d, d / SIGNATURE)  # raises ValueError on any mismatch
+    sign_bundle(d, keys["other"][0])  # a directory bundle signed in place by planc, checked as it is
+    verifying.Config().use_elliptic_key_verifier(public_key=keys["other"][1]).verify(d, d / SIGNATURE)
+    with pytest.raises(ValueError, match="Key mismatch"):
+        config.verify(d, d / SIGNATURE)
+    sign_bundle(d, keys["ec"][0])
     tool = next(p for p in d.rglob("*.py"))
     tool.write_bytes(tool.read_bytes() + b"\n# changed\n")
     with pytest.raises(ValueError, match="Hash mismatch"):
@@ -247,7 +255,7 @@ def test_serve_refuses_untrusted_bundles_and_hot_swaps(tmp_path, unsigned, keys)
     bad.write_bytes(b"".join(zip_chunks(_rehashed(entries, tool, b"#!/bin/sh\necho '{}'\n"))))
     v2 = _copy(unsigned, tmp_path / "v2.planb")
     sign_bundle(v2, keys["ed"][0])  # the next release, signed with the rotated-in key
-    server = ServerProcess([v1], tmp_path / "state", "--model-control", "explicit",
+    server = ServerProcess([v1], tmp_path / "state", "--model-control", "explicit", "--repository-dir", str(tmp_path),
                            "--trust", str(keys["ec"][1]), "--trust", str(keys["ed"][1]))
     try:
         version = json.loads(get(server.url, "/v2/models/signed")[1])["versions"][0]
