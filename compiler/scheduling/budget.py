@@ -10,9 +10,9 @@ The rule, for a graph of n tasks and a total budget T (default ``cap(n)``):
 2. The full model for ``first(n, T) = min(T, max(0.1 + n / 250 capped at 1, T / 10))``
    units; with the default T that is ``0.1 + n / 250`` (0.5 at 100 tasks, 0.9 at 200).
 3. If the full model did not prove its schedule optimal, large-neighbourhood search gets
-   ``(T - first) x min(1, stake / 2 %)`` units, where the stake is
-   ``(makespan - best lower bound) / makespan`` after step 2: a schedule within 0.2 % of its
-   bound gets a tenth of the rest, one 2 % or more away all of it. It stops early when it
+   ``(T - first) x min(1, stake / 1 %)`` units, where the stake is
+   ``(makespan - best lower bound) / makespan`` after step 2: a schedule within 0.1 % of its
+   bound gets a tenth of the rest, one 1 % or more away all of it. It stops early when it
    reaches the bound.
 
 ``cap(n) = min(4, 0.4 + n / 40)``: 1.65 units at 50 tasks, 2.9 at 100, 4 from 144 tasks;
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 __all__ = ["FULL_STAKE", "cap", "first", "lns_share", "stake"]
 
-FULL_STAKE = 0.02  # a gap this large (relative to the makespan) earns the whole remaining budget
+FULL_STAKE = 0.01  # a gap this large (relative to the makespan) earns the whole remaining budget
 
 
 def cap(n: int) -> float:

@@ -32,7 +32,7 @@ def test_budget_rule_scales_with_size_and_stake() -> None:
     assert budget.first(100, 0.2) == pytest.approx(0.2)    # never more than the total
     assert budget.stake(100.0, 100.0) == 0.0 and budget.stake(100.0, 99.0) == pytest.approx(0.01)
     assert budget.lns_share(1.0, 0.0) == 0.0
-    assert budget.lns_share(1.0, 0.002) == pytest.approx(0.1)
+    assert budget.lns_share(1.0, 0.001) == pytest.approx(0.1)
     assert budget.lns_share(1.0, 0.5) == 1.0
 
 
