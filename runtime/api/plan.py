@@ -23,6 +23,7 @@ from planc.runtime.api.results import Output, Result
 from planc.runtime.api.signature import TensorSpec, signature
 from planc.runtime.bundle.loader import Bundle, load_bundle
 from planc.runtime.bundle.trust import Trust, resolve_trust
+from planc.runtime.contract.manifest import Manifest
 from planc.runtime.engine.executor import RunResult
 from planc.runtime.engine.runner import InputError, RunConfig, Runner
 from planc.runtime.gates.keeper import GateSource
@@ -91,7 +92,7 @@ class Plan:
         self.breakers = BreakerRegistry(clock)
         # Tools and gates wait on the pool; a loop's body waits on it from inside it: room for every run.
         if isinstance(gates, GateBoard):
-            gates = gates.source(str(bundle.manifest.get("plan")))
+            gates = gates.source(str(bundle.records.plan))
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
@@ -106,7 +107,8 @@ class Plan:
     @property
     def name(self) -> str:
         """The plan's name (the `plan NAME { ... }` of its source)."""
-        return str(self.bundle.manifest.get("plan", Path(self.bundle.path).stem))
+        plan = self.bundle.records.plan
+        return str(plan if plan is not None else Path(self.bundle.path).stem)
 
     @property
     def sha256(self) -> str:
@@ -116,6 +118,11 @@ class Plan:
     @property
     def manifest(self) -> Mapping[str, Any]:
         return self.bundle.manifest
+
+    @property
+    def records(self) -> Manifest:
+        """The manifest as frozen records (`Bundle.records`)."""
+        return self.bundle.records
 
     @property
     def variants(self) -> dict[str, str]:

@@ -94,7 +94,7 @@ class Runner:
             raise BadManifest(f"{MANIFEST}: {e}", member=MANIFEST) from None
         self._inputs = InputSpec(bundle.records.inputs)
         self._input_types = {n: t for n, _, _, t in self._inputs.fast}
-        self._outputs = tuple((o["name"], o["value"]) for o in self.manifest["outputs"])
+        self._outputs = tuple((o.name, o.value) for o in bundle.records.outputs)
         self._tools_dir: tempfile.TemporaryDirectory | None = None
         self._shared_tools: ToolRunner | None = None
         self._lock = threading.Lock()  # runs may start from several threads at once (planc.runtime.load)

@@ -85,7 +85,7 @@ def build_app(server: InferenceServer) -> Any:
 
         return ok({"name": plan.name, "platform": "planc_bundle", "max_batch_size": 0,
                    "input": [cfg(s) for s in plan.inputs], "output": [cfg(s) for s in plan.outputs],
-                   "parameters": {"objective": plan.manifest.get("objective"), "variants": plan.variants}})
+                   "parameters": {"objective": plan.records.objective, "variants": plan.variants}})
 
     async def infer(request: Request) -> Response:
         name = request.path_params["name"]

@@ -113,7 +113,7 @@ class InferenceServer:
         bundle = load_bundle(path, trust=self.options.trust)
         if self.options.trust is None:
             log.warning("bundle %s: signature not checked (no --trust)", path)
-        name = str(bundle.manifest.get("plan"))
+        name = str(bundle.records.plan)
         return Plan(bundle, gates=self.board.source(name), state_dir=self.options.state_dir / "models" / name,
                     concurrency=self.options.workers + self.options.max_waiting, tool_env=self.options.tool_env,
                     on_tool_attempt=lambda task, tool, n, err: self.metrics.tool_attempt(name, tool, n, err))
@@ -208,7 +208,7 @@ class InferenceServer:
             return error_reply(422, str(e))
         except JournalError as e:  # the key's run is held by another process
             return error_reply(409, str(e))
-        self.metrics.observe_run(served.name, result, set(plan.manifest.get("modules") or ()))
+        self.metrics.observe_run(served.name, result, set(plan.records.modules))
         if result.status is RunStatus.FAILED and ticket.cancelled.is_set():
             return error_reply(499, f"model '{served.name}': the client went away; the run stopped: {result.error}")
         if result.status is RunStatus.FAILED:
