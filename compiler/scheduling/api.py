@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import networkx as nx
 from planc.compiler.scheduling import budget
-from planc.compiler.scheduling.bounds import Bounds, lower_bounds
+from planc.compiler.scheduling.bounds import Bounds, lower_bounds, lp_applies
 from planc.compiler.scheduling.exact import ExactResult, exact
 from planc.compiler.scheduling.greedy import greedy
 from planc.compiler.scheduling.heft import heft
@@ -81,22 +81,25 @@ def _solver(prob: Problem, objective: Objective, incumbent: Timing, seed: int,
     from planc.compiler.scheduling.cpsat import SolverOptions, solve  # ortools loads only when used
     from planc.compiler.scheduling.lns import lns
 
-    base = lower_bounds(prob, objective)
+    base = lower_bounds(prob, objective, lp=False)
     total = budget.cap(prob.n) if opt_time is None else opt_time
     full = budget.first(prob.n, total)
     result = solve(prob, objective, incumbent, SolverOptions(time=full, seed=seed))
     bounds = dataclasses.replace(base, solver=result.bound, proven=result.proven, solver_status=result.status)
     timing = result.timing
-    if objective is not Objective.LATENCY or result.proven:
-        return timing, bounds
+    if not result.proven and lp_applies(prob, objective):  # the costlier bound, only where a gap is open
+        bounds = dataclasses.replace(bounds, lp=lower_bounds(prob, objective).lp)
     best = timing or incumbent
+    if objective is not Objective.LATENCY or result.proven or best.makespan <= bounds.best * (1 + 1e-9):
+        return timing, dataclasses.replace(bounds, proven=bounds.proven or (
+            objective is Objective.LATENCY and best.makespan <= bounds.best * (1 + 1e-9)))
     share = budget.lns_share(total - full, budget.stake(best.makespan, bounds.best))
     if share > 0 and prob.n > 1:
         found = lns(prob, best, budget=share, seed=seed, lower=bounds.best)
         log.info("schedule: neighbourhood search, %d rounds, %d improvements, %.2f of %.2f units",
                  found.rounds, found.improvements, found.spent, share)
         timing = found.timing or timing
-    if timing is not None and timing.makespan <= bounds.best * (1 + 1e-9):
+    if (timing or incumbent).makespan <= bounds.best * (1 + 1e-9):
         bounds = dataclasses.replace(bounds, proven=True)
     return timing, bounds
 

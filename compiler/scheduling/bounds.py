@@ -11,11 +11,11 @@ from planc.compiler.scheduling.lp_bound import precedence_lp
 from planc.compiler.scheduling.objective import Objective
 from planc.compiler.scheduling.problem import Problem
 
-__all__ = ["Bounds", "load_bound", "lower_bounds"]
+__all__ = ["Bounds", "load_bound", "lower_bounds", "lp_applies"]
 
 LP_MAX_COLUMNS = 20_000  # (task, device) pairs up to which the load bound is an LP
 CHEAP = 200_000  # edges x devices^2 up to which the critical path prices transfers exactly
-LP_MAX_TASKS = 1_000  # tasks up to which the precedence LP bound is computed (0.03-1.5 s at 40-200 tasks)
+LP_MAX_TASKS = 400  # tasks up to which the precedence LP bound is computed (0.05-1.5 CPU s at 40-200 tasks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +96,18 @@ def _makespan_bounds(prob: Problem) -> tuple[float, float]:
     return cp, load_bound(prob)
 
 
-def lower_bounds(prob: Problem, objective: Objective) -> Bounds:
-    """The problem-only bounds (no solver) for ``objective``."""
+def lp_applies(prob: Problem, objective: Objective) -> bool:
+    """Whether ``lower_bounds`` computes the precedence LP for this problem and objective."""
+    return 0 < prob.n <= LP_MAX_TASKS and objective is not Objective.THROUGHPUT
+
+
+def lower_bounds(prob: Problem, objective: Objective, *, lp: bool = True) -> Bounds:
+    """The problem-only bounds (no solver) for ``objective``; ``lp=False`` leaves out the
+    precedence LP (the solver path adds it only when its own bound leaves a gap)."""
     if prob.n == 0:
         return Bounds()
     cp, work = _makespan_bounds(prob)
-    lp = precedence_lp(prob) if prob.n <= LP_MAX_TASKS and objective is not Objective.THROUGHPUT else 0.0
+    lp = precedence_lp(prob) if lp and lp_applies(prob, objective) else 0.0
     if objective is Objective.LATENCY:
         return Bounds(critical_path=cp, work=work, lp=lp)
     if objective is Objective.THROUGHPUT:

@@ -26,6 +26,8 @@ from planc.compiler.scheduling.schedule import Objective
 __all__ = ["LnsResult", "lns"]
 
 MIN_WINDOW = 8  # tasks; smaller neighbourhoods rarely hold an improvement
+ROUNDS = 12  # rounds the budget is cut into (each at most ROUND_MAX units)
+ROUND_MAX = 0.25
 ROUND_FLOOR = 0.01  # deterministic seconds charged at least per round (building the model is not free)
 
 
@@ -110,7 +112,7 @@ def lns(prob: Problem, incumbent: Timing, *, budget: float, seed: int = 0, lower
     size = max(MIN_WINDOW, min(prob.n, 24 + prob.n // 8))
     best, improved, rounds, spent = incumbent, 0, 0, 0.0
     start_span = incumbent.makespan
-    per_round = max(0.02, min(0.25, budget / 12))
+    per_round = max(0.02, min(ROUND_MAX, budget / ROUNDS))
     while spent + 1e-9 < budget and prob.n > 1 and best.makespan > lower * (1 + 1e-9):
         time = min(per_round, budget - spent)
         found, complete, took = _round(prob, best, _window(prob, best, rng, size), time, seed + rounds)

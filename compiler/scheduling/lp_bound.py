@@ -31,7 +31,7 @@ from planc.compiler.scheduling.units import units_of
 
 __all__ = ["MAX_COLUMNS", "precedence_lp"]
 
-MAX_COLUMNS = 60_000  # LP columns (placements, starts, transport) above which transfers are dropped
+MAX_COLUMNS = 20_000  # LP columns (placements, starts, transport) above which transfers are dropped
 GRID_CELLS = 40_000  # (head, tail) thresholds searched for violated energetic cuts (fewer above 200 tasks)
 NEGLIGIBLE = 1e-3  # transfers below this share of work / devices are left out (still a bound)
 CUT_ROUNDS = 6  # LP re-solves with the most violated cuts added
