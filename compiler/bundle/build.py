@@ -15,6 +15,7 @@ from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
+from planc.compiler.codegen.params import MIN_PARAM_BYTES, SCOPE, externalize, write_archive
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.deploy import cost_model
 from planc.compiler.ir.graph import ComputeTask, GroupTask, PlanGraph
@@ -51,6 +52,8 @@ class BuildOptions:
     jobs: int | None = None
     progress: Any = "auto"
     save_temps: str | None = None
+    # Constants of at least this many bytes go to the bundle's parameter archive (None: all stay inline).
+    param_min_bytes: int | None = MIN_PARAM_BYTES
     pipeline: PipelineOptions = field(default_factory=lambda: PipelineOptions(verify_each=True))
 
 
@@ -121,6 +124,10 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     targets = tuple(Target.parse(t) for t in (options.targets or graph.info.targets))
     store = Cache.default() if options.cache else None
     modules = lower_all(graph, store=store)
+    params: dict[str, bytes] = {}
+    keys: dict[str, list[str]] = {}
+    if options.param_min_bytes is not None:
+        modules, params, keys = _externalize(modules, options.param_min_bytes)
     jobs = [CompileJob(m.name, t, m.mlir) for m in modules for t in targets]
     try:
         built = compile_all(jobs, cache=store, jobs_n=options.jobs,
@@ -128,6 +135,8 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     except CompileErrors as e:
         raise DiagnosticError([_compile_diagnostic(graph, err) for err in e.errors]) from None
     manifest, members = _manifest(path, graph, modules, targets, built, options)
+    if params:
+        _add_parameters(manifest, members, params, keys)
     res = BuildResult(graph, modules, manifest, members, pipeline=result)
     if out is not None:
         out = Path(out)
@@ -135,6 +144,33 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
         res.sha256 = (write_bundle_dir if directory else write_bundle)(out, manifest, members)
         res.path = out
     return res
+
+
+PARAMS_MEMBER = "params/weights.irpa"
+
+
+def _externalize(modules: list[LoweredModule], min_bytes: int
+                 ) -> tuple[list[LoweredModule], dict[str, bytes], dict[str, list[str]]]:
+    """Every module without its large constants, the distinct constants by content key, and the
+    keys each module loads."""
+    out, params, keys = [], {}, {}
+    for m in modules:
+        ext = externalize(m.mlir, min_bytes=min_bytes)
+        out.append(dataclasses.replace(m, mlir=ext.mlir))
+        params.update(ext.params)
+        keys[m.name] = sorted(ext.params)
+    return out, params, keys
+
+
+def _add_parameters(manifest: dict[str, Any], members: dict[str, bytes], params: dict[str, bytes],
+                    keys: dict[str, list[str]]) -> None:
+    """One archive member for all modules; each module lists the parameter keys it loads."""
+    members[PARAMS_MEMBER] = write_archive(params)
+    manifest["parameters"] = {"path": PARAMS_MEMBER, "scope": SCOPE, "count": len(params),
+                              "bytes": sum(len(v) for v in params.values())}
+    for name, mod in manifest["modules"].items():
+        if keys.get(name):
+            mod["parameters"] = keys[name]
 
 
 def _compile_diagnostic(graph: PlanGraph, err: IreeCompileError) -> Diagnostic:

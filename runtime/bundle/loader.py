@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
+import mmap
 import os
 import stat
 import tempfile
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from planc.runtime.bundle.format import (
+    ALIGNED_SUFFIX,
     MANIFEST,
     SCHEMA_VERSIONS,
     BadManifest,
@@ -89,7 +90,8 @@ class Bundle:
         return tuple(sorted(self._members))
 
     def read(self, path: str) -> bytes:
-        """The verified bytes of one member."""
+        """The verified bytes of one member (a parameter archive, `*.irpa`, is a read-only memoryview
+        of the mapped bundle file, not a copy)."""
         try:
             return self._members[path]
         except KeyError:
@@ -272,6 +274,11 @@ def _variants(manifest: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any
 def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str, int]]) -> None:
     refs = [(f"module {m!r} variant {t!r}", v) for m, t, v in _variants(manifest)]
     refs += [(f"tool {name!r}", t) for name, t in _tool_table(manifest).items()]
+    params = manifest.get("parameters")
+    if params is not None:
+        if not isinstance(params, dict) or not isinstance(params.get("path"), str):
+            raise BadManifest(f"{MANIFEST}: 'parameters' needs a 'path'", member=MANIFEST)
+        refs.append(("the parameter archive", params))
     for who, ref in refs:
         path = ref["path"]
         if path not in table:
@@ -283,24 +290,35 @@ def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str
                                "table", member=path)
 
 
+def _map(path: Path) -> mmap.mmap | bytes:
+    """The file mapped read-only (an empty file as b"": mmap refuses length 0)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 class _ZipSource:
-    """A zip bundle held in memory, so the bytes verified are the bytes hashed (no re-read races)."""
+    """A zip bundle mapped read-only: small members are copied out and hashed, so the bytes verified are
+    the bytes used; a stored parameter archive (`*.irpa`) stays a view of the mapping, hashed once here,
+    so its weights are in memory once however many modules use them. (planc writes bundles by atomic
+    rename, which leaves a mapped file as it was; a bundle rewritten in place while loaded is not.)"""
 
     def __init__(self, path: Path) -> None:
         try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise BundleNotFound(f"bundle {path} cannot be read: {e.strerror}") from None
+            data = _map(path)
+        except (OSError, ValueError) as e:
+            raise BundleNotFound(f"bundle {path} cannot be read: {getattr(e, 'strerror', None) or e}") from None
         self.path, self._data = path, data
         self.sha256 = hashlib.sha256(data).hexdigest()
 
     def open(self) -> None:
         path, data = self.path, self._data
         not_bundle = f"{path} is truncated or not a planc bundle"
-        if not data.startswith(b"PK\x03\x04"):
+        if data[:4] != b"PK\x03\x04":
             raise TruncatedBundle(f"{not_bundle} (it does not start with a zip member header)")
         try:
-            self.zf = zipfile.ZipFile(io.BytesIO(data))
+            self.zf = zipfile.ZipFile(_Reader(data))
             infos = self.zf.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as e:
             raise TruncatedBundle(f"{not_bundle} ({e})") from None
@@ -315,8 +333,11 @@ class _ZipSource:
         self.infos = {i.filename: i for i in infos}
 
     def read(self, name: str, cap: int) -> bytes:
+        info = self.infos[name]
+        if name.endswith(ALIGNED_SUFFIX) and info.compress_type == zipfile.ZIP_STORED:
+            return self._view(info, cap)
         try:
-            with self.zf.open(self.infos[name]) as f:
+            with self.zf.open(info) as f:
                 return f.read(cap)
         except zipfile.BadZipFile as e:
             if "CRC" in str(e):
@@ -327,6 +348,39 @@ class _ZipSource:
         except (EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as e:
             raise TruncatedBundle(f"member {name!r} cannot be read: {e} ({self.path} is truncated or "
                                   "not a planc bundle)", member=name) from None
+
+
+    def _view(self, info: zipfile.ZipInfo, cap: int) -> Any:
+        head = info.header_offset
+        local = self._data[head:head + 30]
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise TruncatedBundle(f"member {info.filename!r} cannot be read: bad local header ({self.path} is "
+                                  "truncated or not a planc bundle)", member=info.filename)
+        start = head + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        return memoryview(self._data)[start:start + min(cap, info.compress_size)]
+
+
+class _Reader:
+    """A seekable file over a mapping for zipfile (mmap has no `seekable`)."""
+
+    def __init__(self, data: Any) -> None:
+        self._data, self._pos = data, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = max(0, pos + (0, self._pos, len(self._data))[whence])
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._data) if n is None or n < 0 else self._pos + n
+        out = self._data[self._pos:end]
+        self._pos += len(out)
+        return bytes(out)
 
 
 def _check_zip_entry(info: zipfile.ZipInfo) -> None:
@@ -376,6 +430,11 @@ class _DirSource:
 
     def read(self, name: str, cap: int) -> bytes:
         path = self.root.joinpath(*name.split("/"))
+        if name.endswith(ALIGNED_SUFFIX) and not path.is_symlink():
+            try:
+                return memoryview(_map(path))[:cap]  # type: ignore[return-value]
+            except (OSError, ValueError) as e:
+                raise BundleError(f"member {name!r} cannot be read: {e}", member=name) from None
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             with os.fdopen(fd, "rb") as f:

@@ -19,6 +19,7 @@ from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatu
 from planc.runtime.engine.expr import ExprError
 from planc.runtime.engine.inputs import InputError, InputSpec, check_inputs
 from planc.runtime.engine.modules import Device, LoadedModule
+from planc.runtime.engine.params import parameters_of
 from planc.runtime.engine.program import Programs, prepare
 from planc.runtime.engine.runstate import RunState, TaskStatus
 from planc.runtime.engine.values import SKIPPED, Value, to_json
@@ -73,6 +74,7 @@ class Runner:
         if self.engine is not None:
             self.variants = self.engine.variants
         local = self.config.compute is None and self.engine is None
+        self.params = parameters_of(self.manifest, bundle.read) if local else None
         for name, mod in sorted(self.manifest["modules"].items() if local else ()):
             target = choose_variant(mod["variants"], self.host, module=name)
             variant = mod["variants"][target]
@@ -81,7 +83,8 @@ class Runner:
             self.variants[name] = target
             self.modules[name] = LoadedModule(name, dev, bundle.read(variant["path"]),
                                               [t["dtype"] for t in mod["inputs"]],
-                                              [t["dtype"] for t in mod["outputs"]])
+                                              [t["dtype"] for t in mod["outputs"]],
+                                              self.params if mod.get("parameters") else None)
         # Everything a run needs that does not depend on its inputs is prepared here, once:
         # steps with their guards and modules, input and output tables, the extracted tools.
         try:

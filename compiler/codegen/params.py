@@ -1,0 +1,121 @@
+"""Weights out of StableHLO: large constants become named parameters, stored once in an .irpa archive.
+
+A constant's parameter key is the sha256 of its bytes, so the same weights get the same key in
+every module, target, variant and merged group, and one archive in the bundle serves them all
+(IREE's `#stream.parameter.named<"scope"::"key">`, the pattern iree-turbine uses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MIN_PARAM_BYTES", "SCOPE", "Externalized", "externalize", "write_archive"]
+
+SCOPE = "planc"
+# Constants smaller than this stay inline in the module (see docs/bundle.md, "Weights"): a
+# parameter costs a named load at context creation and keeps IREE from folding the constant into
+# its consumer, which pays only for weights, not for a scale vector or a bias.
+MIN_PARAM_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Externalized:
+    """A module's text with its large constants replaced by parameter loads, and those parameters."""
+
+    mlir: str
+    params: Mapping[str, bytes]  # key (sha256 hex of the bytes) -> raw little-endian bytes
+
+
+def _constants(op: Any, out: list[Any]) -> None:
+    for region in op.regions:
+        for block in region.blocks:
+            for inner in block.operations:
+                name = inner.operation.name
+                if name in ("stablehlo.constant", "arith.constant"):
+                    out.append(inner)
+                _constants(inner.operation, out)
+
+
+def _raw_bytes(attr: Any) -> bytes | None:
+    """The constant's bytes as IREE lays them out, or None where it stays inline (splats,
+    element types numpy cannot hold exactly: i1, bf16 and the like)."""
+    import numpy as np
+    from iree.compiler import ir
+
+    if not isinstance(attr, ir.DenseElementsAttr):
+        try:
+            attr = ir.DenseElementsAttr(attr)
+        except (TypeError, ValueError):
+            return None  # dense_resource and other forms stay as they are
+    dense = attr
+    if dense.is_splat:
+        return None
+    elem = str(ir.ShapedType(dense.type).element_type)
+    if elem not in ("f32", "f64", "f16", "i8", "i16", "i32", "i64", "ui8", "si8"):
+        return None
+    try:
+        arr = np.array(dense)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return np.ascontiguousarray(arr).tobytes()
+
+
+def externalize(text: str, *, min_bytes: int = MIN_PARAM_BYTES, scope: str = SCOPE) -> Externalized:
+    """Every non-splat dense constant of at least `min_bytes` becomes an immutable `util.global`
+    initialized from `#stream.parameter.named<scope::sha256>`, read with `util.global.load`.
+    The text keeps no weights; the returned params hold them, one entry per distinct content."""
+    from iree.compiler import ir
+
+    params: dict[str, bytes] = {}
+    with ir.Context(), ir.Location.unknown():
+        module = ir.Module.parse(text)
+        found: list[Any] = []
+        _constants(module.operation, found)
+        globals_: dict[tuple[str, str], str] = {}
+        for op in found:
+            attr = op.attributes["value"]
+            data = _raw_bytes(attr)
+            if data is None or len(data) < min_bytes:
+                continue
+            key = hashlib.sha256(data).hexdigest()
+            params[key] = data
+            ty = str(attr.type)
+            name = globals_.get((key, ty))
+            if name is None:
+                name = globals_[(key, ty)] = f"__planc_param_{key[:16]}_{len(globals_)}"
+                init = ir.Attribute.parse(f'#stream.parameter.named<"{scope}"::"{key}"> : {ty}')
+                with ir.InsertionPoint.at_block_begin(module.body):
+                    ir.Operation.create("util.global", attributes={
+                        "sym_name": ir.StringAttr.get(name), "sym_visibility": ir.StringAttr.get("private"),
+                        "type": ir.TypeAttr.get(attr.type), "initial_value": init})
+            with ir.InsertionPoint(op):
+                load = ir.Operation.create("util.global.load", results=[attr.type], attributes={
+                    "global": ir.FlatSymbolRefAttr.get(name), "is_immutable": ir.UnitAttr.get()})
+            op.results[0].replace_all_uses_with(load.results[0])
+            op.operation.erase()
+        out = module.operation.get_asm(enable_debug_info=False)
+    return Externalized(out, params)
+
+
+def write_archive(params: Mapping[str, bytes]) -> bytes:
+    """One IREE parameter archive (.irpa) holding `params`, entries in key order: the same
+    parameters give the same bytes."""
+    import numpy as np
+    from iree import runtime as rt
+
+    index = rt.ParameterIndex()
+    for key in sorted(params):
+        index.add_buffer(key, np.frombuffer(params[key], dtype=np.uint8))
+    fd, tmp = tempfile.mkstemp(suffix=".irpa")
+    os.close(fd)
+    try:
+        index.create_archive_file(tmp)
+        with open(tmp, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(tmp)
