@@ -18,6 +18,7 @@ from planc.compiler.tuning.fit import FitResult, KindFit, fit, kendall_tau, mape
 from planc.compiler.tuning.report import Report, Row, format_changes, format_report, plot, report
 from planc.runtime.bundle.loader import Bundle
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
+from planc.runtime.engine.params import parameters_of
 from planc.runtime.host.detect import Host, choose_variant, ranked_variants
 
 __all__ = [
@@ -47,6 +48,7 @@ class ModuleCase:
     outputs: tuple[str, ...]
     facts: ComputeFacts
     source: str = "bench"
+    params: Any = field(default=None, repr=False, compare=False)  # the bundle's weights (engine/params.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
     manifest = bundle.manifest
     facts = dict(facts) if facts is not None else bundle_facts(manifest, Path(bundle.path), source)
     cases = []
+    params = parameters_of(manifest, bundle.read)
     for name, mod in sorted((manifest.get("modules") or {}).items()):
         counted = _counted(bundle, mod, facts[name])
         for target in ranked_variants(mod["variants"], host):
@@ -98,7 +101,8 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
             cases.append(ModuleCase(
                 name, target, variant.get("driver") or "local-sync", vmfb,
                 tuple((t["dtype"], tuple(t["shape"])) for t in mod["inputs"]),
-                tuple(t["dtype"] for t in mod["outputs"]), with_dispatches(counted, vmfb)))
+                tuple(t["dtype"] for t in mod["outputs"]), with_dispatches(counted, vmfb),
+                params=params if mod.get("parameters") else None))
     return tuple(cases)
 
 
@@ -182,7 +186,8 @@ def _time(case: ModuleCase, module: LoadedModule, n: int, warmup: int, rng: np.r
 def _load(case: ModuleCase, devices: dict[str, Device]) -> LoadedModule:
     try:
         dev = devices.get(case.driver) or devices.setdefault(case.driver, Device(case.driver))
-        return LoadedModule(case.module, dev, case.vmfb, [s[0] for s in case.inputs], list(case.outputs))
+        return LoadedModule(case.module, dev, case.vmfb, [s[0] for s in case.inputs], list(case.outputs),
+                            case.params)
     except ModuleError as e:
         raise TuneError(f"module '{case.module}' ({case.target}) cannot be loaded here: {e}") from None
 
