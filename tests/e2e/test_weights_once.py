@@ -1,0 +1,72 @@
+"""Every example bundle holds its weights once, in one parameter archive; a slim bundle runs the same."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from e2e_support import PLANS, example_inputs
+from planc.compiler.bundle.slim import SlimError, slim_bundle
+from planc.runtime.bundle.loader import load_bundle
+from planc.runtime.engine.runner import RunConfig, Runner
+from planc.runtime.host.detect import parse_host_spec
+
+pytestmark = pytest.mark.iree
+
+
+def _archive_keys(bundle) -> list[str]:
+    import iree.runtime as rt
+
+    index = rt.ParameterIndex()
+    index.load_from_file_handle(rt.FileHandle.wrap_memory(bundle.read("params/weights.irpa")), "irpa")
+    return sorted(k for k, _ in index.items())
+
+
+@pytest.mark.parametrize("plan", [p for _, p in PLANS])
+def test_weights_are_stored_once(bundles, plan):
+    bundle = load_bundle(bundles[plan].path)
+    m = bundle.manifest
+    archives = [p for p in bundle.members if p.endswith(".irpa")]
+    if "parameters" not in m:
+        pytest.skip(f"{plan} has no constant of 1 KiB or more")
+    assert archives == [m["parameters"]["path"]]
+    keys = _archive_keys(bundle)
+    assert keys == sorted({k for mod in m["modules"].values() for k in mod.get("parameters", ())})
+    index_bytes = bytes(bundle.read(m["parameters"]["path"]))
+    # No module variant and no MLIR source carries a copy: look for a 64-byte run of each weight.
+    import iree.runtime as rt
+
+    index = rt.ParameterIndex()
+    index.load_from_file_handle(rt.FileHandle.wrap_memory(index_bytes), "irpa")
+    for key, entry in index.items():
+        data = rt.parameter_index_entry_as_numpy_flat_ndarray(entry).tobytes()
+        assert hashlib.sha256(data).hexdigest() == key
+        probe = data[len(data) // 2:len(data) // 2 + 64]
+        for p in bundle.members:
+            if not p.endswith(".irpa"):
+                assert probe not in bundle.read(p), f"{p} holds a copy of parameter {key[:12]}"
+                assert probe.hex().upper() not in bundle.read(p).decode("latin-1"), p
+
+
+def test_slim_bundle_runs_like_the_full_one(bundles, tmp_path, tool_env):
+    full = load_bundle(bundles["defects"].path)
+    res = slim_bundle(full, tmp_path / "slim.planb", host=parse_host_spec("x86_64:x86-64-v3"), spec="x86_64:x86-64-v3")
+    slim = load_bundle(res.path)  # verified like any bundle
+    assert slim.manifest["targets"] == ["x86_64-avx2"]
+    assert all(list(mod["variants"]) == ["x86_64-avx2"] for mod in slim.manifest["modules"].values())
+    assert slim.manifest["slim"] == {"from": full.sha256, "for": "x86_64:x86-64-v3"}
+    assert res.bytes_after < res.bytes_before and "params/weights.irpa" in slim.members
+    inputs = example_inputs(full.manifest)
+    outs = []
+    for b in (full, slim):
+        runner = Runner(b, RunConfig(tool_env=tool_env, host=parse_host_spec("x86_64:x86-64-v3")))
+        try:
+            outs.append(runner.run(inputs)[0].outputs)
+        finally:
+            runner.close()
+    for name, value in outs[0].items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(outs[1][name], value)
+    with pytest.raises(SlimError, match="no variant for host"):
+        slim_bundle(full, tmp_path / "none.planb", host=parse_host_spec("riscv64"), spec="riscv64")
