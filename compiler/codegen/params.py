@@ -31,13 +31,26 @@ class Externalized:
     params: Mapping[str, bytes]  # key (sha256 hex of the bytes) -> raw little-endian bytes
 
 
-def _constants(op: Any, out: list[Any]) -> None:
+# Ops that hold a constant, and the attribute that holds it: StableHLO and arith, and the ONNX
+# initializers of IREE's ONNX import (`torch.operator "onnx.Constant"` with `torch.onnx.value`).
+
+
+def _value_attr(op: Any) -> str | None:
+    name = op.operation.name
+    if name in ("stablehlo.constant", "arith.constant"):
+        return "value"
+    if name == "torch.operator" and "torch.onnx.value" in op.attributes and len(op.operands) == 0:
+        return "torch.onnx.value"
+    return None
+
+
+def _constants(op: Any, out: list[tuple[Any, str]]) -> None:
     for region in op.regions:
         for block in region.blocks:
             for inner in block.operations:
-                name = inner.operation.name
-                if name in ("stablehlo.constant", "arith.constant"):
-                    out.append(inner)
+                attr = _value_attr(inner)
+                if attr is not None:
+                    out.append((inner, attr))
                 _constants(inner.operation, out)
 
 
@@ -74,11 +87,11 @@ def externalize(text: str, *, min_bytes: int = MIN_PARAM_BYTES, scope: str = SCO
     params: dict[str, bytes] = {}
     with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse(text)
-        found: list[Any] = []
+        found: list[tuple[Any, str]] = []
         _constants(module.operation, found)
         globals_: dict[tuple[str, str], str] = {}
-        for op in found:
-            attr = op.attributes["value"]
+        for op, attr_name in found:
+            attr = op.attributes[attr_name]
             data = _raw_bytes(attr)
             if data is None or len(data) < min_bytes:
                 continue
@@ -96,7 +109,11 @@ def externalize(text: str, *, min_bytes: int = MIN_PARAM_BYTES, scope: str = SCO
             with ir.InsertionPoint(op):
                 load = ir.Operation.create("util.global.load", results=[attr.type], attributes={
                     "global": ir.FlatSymbolRefAttr.get(name), "is_immutable": ir.UnitAttr.get()})
-            op.results[0].replace_all_uses_with(load.results[0])
+                value = load.results[0]
+                if op.results[0].type != attr.type:  # a torch value tensor: convert the builtin tensor
+                    value = ir.Operation.create("torch_c.from_builtin_tensor", results=[op.results[0].type],
+                                                operands=[value]).results[0]
+            op.results[0].replace_all_uses_with(value)
             op.operation.erase()
         out = module.operation.get_asm(enable_debug_info=False)
     return Externalized(out, params)

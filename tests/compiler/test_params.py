@@ -102,3 +102,19 @@ def test_archive_member_is_still_hash_checked(tmp_path: Path):
     (tmp_path / "b.planb").write_bytes(bytes(raw))
     with pytest.raises(HashMismatch):
         load_bundle(tmp_path / "b.planb")
+
+
+def test_onnx_initializers_from_ionnx_import_become_parameters():
+    hexw = W.tobytes().hex().upper()
+    text = f"""module {{
+  func.func @main(%x: !torch.vtensor<[1,64],f32>) -> !torch.vtensor<[1,8],f32> {{
+    %w = torch.operator "onnx.Constant"() {{torch.onnx.value = dense<"0x{hexw}"> : tensor<64x8xf32>}} : () -> !torch.vtensor<[64,8],f32>
+    %0 = torch.operator "onnx.MatMul"(%x, %w) : (!torch.vtensor<[1,64],f32>, !torch.vtensor<[64,8],f32>) -> !torch.vtensor<[1,8],f32>
+    return %0 : !torch.vtensor<[1,8],f32>
+  }}
+}}
+"""
+    e = externalize(text)
+    assert list(e.params) == [hashlib.sha256(W.tobytes()).hexdigest()]
+    assert "torch_c.from_builtin_tensor" in e.mlir and "onnx.Constant" not in e.mlir
+    assert externalize(e.mlir).params == {}  # parses again, nothing left to move
