@@ -80,7 +80,9 @@ def _weights(plan: str) -> None:
 
 def _child(path: Path, steady: int, env: dict[str, str]) -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(steady)], capture_output=True, text=True,
-                         env=env, check=True)
+                         env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"loading {path.name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
