@@ -140,7 +140,7 @@ def _bench_plan(plan: str, target: str, deploy: str, targets: tuple[str, ...], o
                 args: argparse.Namespace) -> tuple[list[tuple[str, str, float, float]], list[str]]:
     import jax
     from planc.compiler.bundle.build import BuildOptions, build_bundle
-    from planc.compiler.models.reference import jax_compute
+    from planc.compiler.codegen.reference import jax_compute
     from planc.runtime.bundle.loader import load_bundle
     from planc.runtime.engine.runner import RunConfig, Runner
 

@@ -27,7 +27,7 @@ import time
 
 from planc.compiler.costs.model import ComputeFacts, RooflineModel
 from planc.compiler.costs.profiles import load_profile
-from planc.compiler.scheduling.merge import (
+from planc.compiler.merging.merge import (
     Barrier,
     Compute,
     MergeOptions,

@@ -75,9 +75,10 @@ def _bundle(source: Path, out: Path, plan: str | None = None, **options):
 
 
 def _runner(bundle, engine: str, address: str, root: Path | None = None):
+    from planc.runtime.api.engines import remote_factory
     from planc.runtime.engine.runner import RunConfig, Runner
 
-    return Runner(bundle, RunConfig(engine=engine, address=address, run_root=root))
+    return Runner(bundle, RunConfig(engine=engine, address=address, run_root=root, remote=remote_factory(engine)))
 
 
 def overhead(tmp: Path, address: str, repeat: int) -> list[tuple[str, float, float]]:

@@ -11,10 +11,10 @@ import jax.numpy as jnp
 from planc.compiler.bundle.build import BuildOptions, build_bundle
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
-from planc.compiler.codegen.stablehlo import cost_facts, export_stablehlo
 from planc.compiler.codegen.targets import Target
-from planc.compiler.costs.hlo_counts import count_stablehlo
 from planc.compiler.costs.model import ComputeFacts
+from planc.compiler.hlo.counts import count_stablehlo
+from planc.compiler.hlo.stablehlo import cost_facts, export_stablehlo
 from planc.compiler.tuning.probes import driver_for
 from planc.compiler.tuning.tune import ModuleCase, bundle_cases, with_dispatches
 from planc.runtime.bundle.loader import load_bundle
@@ -152,7 +152,7 @@ def _n(shape: tuple[int, ...]) -> int:
 
 
 def _out_elements(text: str) -> int:
-    from planc.compiler.codegen.stablehlo import mlir_signature
+    from planc.compiler.hlo.stablehlo import mlir_signature
 
     return sum(_n(s) for _, s in mlir_signature(text)[1])
 
@@ -209,9 +209,9 @@ def _legacy(res, module: str, facts: ComputeFacts) -> ComputeFacts:
     """Today's facts of an example module: XLA's cost analysis (unfused) of each jax member,
     merged as today's merge pass merges them (intermediates that stay inside not counted)."""
     from planc.compiler.codegen.lower import value_types
-    from planc.compiler.codegen.stablehlo import cost_facts as xla
     from planc.compiler.costs.deploy import task_facts
     from planc.compiler.costs.model import merge_facts
+    from planc.compiler.hlo.stablehlo import cost_facts as xla
     from planc.compiler.ir.graph import ComputeTask, GroupTask, ValueRef
     from planc.compiler.models.load import load_model
 

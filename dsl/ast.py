@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Union
 
-from planc.enums import TextEnum
+from planc.runtime.contract.builtins import BUILTIN_NAMES
+from planc.runtime.contract.dtypes import DType
 
 __all__ = [
     "BUILTINS",
@@ -73,21 +74,7 @@ def _span() -> Span:
     return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
 
 
-class DType(TextEnum, noun="dtype"):
-    F32 = "f32"
-    F16 = "f16"
-    BF16 = "bf16"
-    I8 = "i8"
-    I32 = "i32"
-    I64 = "i64"
-    BOOL = "bool"
-
-    @property
-    def itemsize(self) -> int:
-        return {"f32": 4, "f16": 2, "bf16": 2, "i8": 1, "i32": 4, "i64": 8, "bool": 1}[self.value]
-
-
-BUILTINS = ("max", "min", "mean", "sum", "argmax")
+BUILTINS = BUILTIN_NAMES
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -284,7 +271,7 @@ class Input:
 @dataclass(frozen=True, slots=True)
 class Model:
     name: Ident
-    kind: Ident  # jax | mlir
+    kind: Ident  # jax | mlir | onnx
     source: String
     weights: String | None = None
     span: Span = _span()

@@ -242,7 +242,7 @@ class _PlanCheck:
         elif d is not None:
             self._err("E0112", f"{d.kind} '{ident.name}' cannot be called", ident.span,
                       label=f"'{ident.name}' is {_a(d.kind)}",
-                      help="tasks call models, tools and builtins (max, min, mean, sum, argmax)")
+                      help=f"tasks call models, tools and builtins ({', '.join(A.BUILTINS)})")
         else:
             names = [n for n, x in self.decls.items() if x.kind in ("model", "tool")] + list(A.BUILTINS)
             self._err("E0103", f"unknown model, tool or builtin '{ident.name}'", ident.span,

@@ -7,6 +7,7 @@ import re
 
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, did_you_mean
+from planc.runtime.contract.targets import Target
 
 __all__ = [
     "DECISIONS",
@@ -29,9 +30,10 @@ __all__ = [
     "tool",
 ]
 
-TARGETS = ("x86_64-avx2", "x86_64-avx512", "aarch64-neon", "cuda-sm80", "cuda-sm90", "vmvx")
+# riscv64-rvv is compiled and loaded only (docs/targets.md): a plan does not name it.
+TARGETS = tuple(t.value for t in Target if t is not Target.RISCV64_RVV)
 OBJECTIVES = ("latency", "throughput", "energy")
-MODEL_KINDS = ("jax", "mlir")
+MODEL_KINDS = ("jax", "mlir", "onnx")
 TOOL_KINDS = ("exec", "python")
 FAILURE_ACTIONS = ("skip", "fail", "use")
 DECISIONS = ("approve", "reject")
@@ -124,11 +126,12 @@ def model(m: A.Model) -> list[Diagnostic]:
     out = one_of(m.kind, MODEL_KINDS, "E0107", "model kind")
     if m.kind.name == "jax":
         out += _func_source(m.source, "jax")
-    elif m.kind.name == "mlir":
-        out += _path(m.source, "mlir", ".mlir")
+    elif m.kind.name in ("mlir", "onnx"):
+        out += _path(m.source, m.kind.name, "." + m.kind.name)
         if m.weights is not None:
-            out.append(Diagnostic.error("E0109", "an mlir model takes no weights file", m.weights.span,
-                                        label="weights belong in the StableHLO module",
+            inside = "the StableHLO module" if m.kind.name == "mlir" else "the ONNX file or its external data"
+            out.append(Diagnostic.error("E0109", f"an {m.kind.name} model takes no weights file", m.weights.span,
+                                        label=f"weights belong in {inside}",
                                         help="weights files are for jax models"))
     if m.weights is not None and not m.weights.value.endswith(_WEIGHT_SUFFIXES):
         out.append(Diagnostic.error("E0117", f"malformed weights path \"{m.weights.value}\"",

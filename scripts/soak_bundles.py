@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from planc.runtime.bundle.loader import BundleError, DigestMismatch, load_bundle, summarize
 from planc.runtime.cli import main as planrt_main
+from planc.runtime.contract.dtypes import DType
 from soak_tamper import TAMPERS, Good, Tampered
 
 __all__ = ["BundleReport", "run_bundles"]
@@ -170,7 +171,8 @@ def _inspect(report: BundleReport, bundle: Any, path: Path, tamper: str, t: Tamp
                 _fail(report, "traceback", tamper, t.what, f"planrt {argv[0]} exited {rc}: {err.getvalue()[-1500:]}")
 
 
-_NP = {"f32": "float32", "f16": "float16", "i8": "int8", "i32": "int32", "i64": "int64", "bool": "bool"}
+# bf16 inputs are written as f32 (numpy has no bfloat16 without ml_dtypes).
+_NP = {d.value: d.numpy for d in DType if d is not DType.BF16}
 
 
 @contextlib.contextmanager

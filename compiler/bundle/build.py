@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from planc.compiler.bundle.manifest import schedule_json, tasks_json, tool_table, type_json
+from planc.compiler.bundle.onnx_verify import verify_onnx_builds
 from planc.compiler.bundle.writer import write_bundle, write_bundle_dir
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
@@ -17,7 +18,8 @@ from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
 from planc.compiler.codegen.params import MIN_PARAM_BYTES, SCOPE, externalize, write_archive
 from planc.compiler.codegen.targets import Target
-from planc.compiler.costs.deploy import cost_model
+from planc.compiler.costs.context import CompileContext
+from planc.compiler.costs.model import HEAVY_FLOPS
 from planc.compiler.ir.graph import ComputeTask, GroupTask, PlanGraph
 from planc.compiler.passes import Build, InferTypes, Merge, Schedule, Verify
 from planc.compiler.pipeline import PipelineOptions, PipelineResult, front_check, run_pipeline
@@ -29,13 +31,6 @@ from planc import __version__
 __all__ = ["HEAVY_FLOPS", "BuildOptions", "BuildResult", "build_bundle", "optimize"]
 
 log = logging.getLogger(__name__)
-
-# Groups above this many flops run on IREE's multi-threaded local-task driver (unless a tuned
-# profile carries this host's measured crossover, `planc tune`); below it the
-# thread pool's hand-off costs more than it gives, so local-sync (the caller's thread) wins.
-# Measured on a 2-core AVX-512 host (tanh(a @ b), n x n): n=256 (34 MFLOP) local-sync 0.18 ms
-# vs local-task 0.70 ms; n=512 (268 MFLOP) 1.56 ms vs 0.85 ms; n=1024 28.2 ms vs 15.3 ms.
-HEAVY_FLOPS = 1e8
 
 
 @dataclass(frozen=True)
@@ -78,9 +73,12 @@ def _select(module, plan: str | None, path: Path):
     return plans[0]
 
 
-def optimize(path: str | Path, *, plan: str | None = None, options: BuildOptions = BuildOptions()) -> PipelineResult:
-    """Parse, check, build IR, verify, infer types, merge and schedule one plan."""
+def optimize(path: str | Path, *, plan: str | None = None, options: BuildOptions = BuildOptions(),
+             context: CompileContext | None = None) -> PipelineResult:
+    """Parse, check, build IR, verify, infer types, merge and schedule one plan. `context` is the
+    compile's (the profile, tuned model and cost models, resolved once); a fresh one by default."""
     path = Path(path)
+    context = context or CompileContext(options.tuned)
     module = parse_file(path)
     diags = front_check(module)
     if any(d.is_error for d in diags):
@@ -90,9 +88,11 @@ def optimize(path: str | Path, *, plan: str | None = None, options: BuildOptions
     graph = front.graph
     if options.targets:  # --target replaces the plan's targets before anything is placed
         graph = graph.with_info(targets=tuple(options.targets))
-    back = run_pipeline(graph, (Merge(deploy=options.deploy, tuned=options.tuned, max_group=options.max_group),
+    back = run_pipeline(graph, (Merge(deploy=options.deploy, tuned=options.tuned, max_group=options.max_group,
+                                      context=context),
                                 Schedule(deploy=options.deploy, tuned=options.tuned, method=options.method,
-                                         opt_time=-1.0 if options.opt_time is None else options.opt_time)),
+                                         opt_time=-1.0 if options.opt_time is None else options.opt_time,
+                                         context=context)),
                         options.pipeline)
     return dataclasses.replace(back, timings=(*front.timings, *back.timings),
                                diagnostics=(*diags, *front.diagnostics, *back.diagnostics))
@@ -105,13 +105,12 @@ def _driver(target: Target, group: GroupTask | None, heavy_flops: float = HEAVY_
     return "local-task" if heavy else "local-sync"
 
 
-def _heavy_flops(tuned: str) -> dict[str, float]:
+def _heavy_flops(context: CompileContext) -> dict[str, float]:
     """The local-sync / local-task crossover `planc tune` measured, per device kind."""
-    if not tuned:
+    tuning = context.tuning
+    if tuning is None:
         return {}
-    from planc.compiler.tuning.tuned_model import load_tuning
-
-    return {k: f.local_task_flops for k, f in load_tuning(tuned).devices.items() if f.local_task_flops > 0}
+    return {k: f.local_task_flops for k, f in tuning.devices.items() if f.local_task_flops > 0}
 
 
 def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None = None,
@@ -119,7 +118,8 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     """Compile one plan to a bundle at `out` (a `.planb` file, or a directory when `out` ends
     with '/' or is an existing directory); `out=None` builds in memory only."""
     path = Path(path)
-    result = optimize(path, plan=plan, options=options)
+    context = CompileContext(options.tuned)  # resolved once: passes, manifest and driver choice share it
+    result = optimize(path, plan=plan, options=options, context=context)
     graph = result.graph
     targets = tuple(Target.parse(t) for t in (options.targets or graph.info.targets))
     store = Cache.default() if options.cache else None
@@ -134,9 +134,13 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
                             progress=options.progress, save_temps=options.save_temps)
     except CompileErrors as e:
         raise DiagnosticError([_compile_diagnostic(graph, err) for err in e.errors]) from None
-    manifest, members = _manifest(path, graph, modules, targets, built, options)
-    if params:
-        _add_parameters(manifest, members, params, keys)
+    archive = write_archive(params) if params else None
+    checked = verify_onnx_builds(graph, modules, targets, built, archive=archive)
+    if checked.diagnostics:
+        raise DiagnosticError(checked.diagnostics)
+    manifest, members = _manifest(path, graph, modules, targets, built, options, context)
+    if archive is not None:
+        _add_parameters(manifest, members, archive, params, keys)
     res = BuildResult(graph, modules, manifest, members, pipeline=result)
     if out is not None:
         out = Path(out)
@@ -162,10 +166,10 @@ def _externalize(modules: list[LoweredModule], min_bytes: int
     return out, params, keys
 
 
-def _add_parameters(manifest: dict[str, Any], members: dict[str, bytes], params: dict[str, bytes],
-                    keys: dict[str, list[str]]) -> None:
+def _add_parameters(manifest: dict[str, Any], members: dict[str, bytes], archive: bytes,
+                    params: dict[str, bytes], keys: dict[str, list[str]]) -> None:
     """One archive member for all modules; each module lists the parameter keys it loads."""
-    members[PARAMS_MEMBER] = write_archive(params)
+    members[PARAMS_MEMBER] = archive
     manifest["parameters"] = {"path": PARAMS_MEMBER, "scope": SCOPE, "count": len(params),
                               "bytes": sum(len(v) for v in params.values())}
     for name, mod in manifest["modules"].items():
@@ -197,10 +201,10 @@ def _versions() -> dict[str, str]:
 
 
 def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], targets: tuple[Target, ...],
-              built: dict, options: BuildOptions) -> tuple[dict[str, Any], dict[str, bytes]]:
+              built: dict, options: BuildOptions, context: CompileContext) -> tuple[dict[str, Any], dict[str, bytes]]:
     members: dict[str, bytes] = {}
     groups = {t.name: t for t in graph.walk() if isinstance(t, GroupTask)}
-    heavy = _heavy_flops(options.tuned)
+    heavy = _heavy_flops(context)
     mods: dict[str, Any] = {}
     for m in modules:
         members[f"mlir/{m.name}.mlir"] = m.mlir.encode()
@@ -220,7 +224,7 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
     members.update(tool_members)
     info = graph.info
     schedules = {info.schedule.deployment: schedule_json(info.schedule)} if info.schedule else {}
-    model = cost_model(graph, options.deploy or (info.deployment or ""), options.tuned)
+    model = context.cost_model(graph, options.deploy or (info.deployment or ""))
     input_types = {t.name: t.type for t in graph.tasks() if t.kind == "input"}  # type: ignore[attr-defined]
     manifest = {
         "schema": 1,

@@ -6,6 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from planc.runtime.contract.builtins import Builtin
+from planc.runtime.contract.dtypes import DType
+
 __all__ = ["Member", "builtin_fn", "compose"]
 
 
@@ -24,11 +27,10 @@ def builtin_fn(op: str, result_dtype: str) -> Callable[[Any], Any]:
     (argmax over the flattened tensor, i32; mean of integers f32; sum of bool i32)."""
     import jax.numpy as jnp
 
-    out = {"f32": jnp.float32, "f16": jnp.float16, "bf16": jnp.bfloat16, "i8": jnp.int8, "i32": jnp.int32,
-           "i64": jnp.int64, "bool": jnp.bool_}[result_dtype]
+    out = jnp.dtype(DType.parse(result_dtype).numpy)
     if op == "argmax":
         return lambda x: jnp.argmax(jnp.ravel(x)).astype(out)
-    red: Any = {"max": jnp.max, "min": jnp.min, "mean": jnp.mean, "sum": jnp.sum}[op]
+    red: Any = {Builtin.MAX: jnp.max, Builtin.MIN: jnp.min, Builtin.MEAN: jnp.mean, Builtin.SUM: jnp.sum}[Builtin(op)]
     return lambda x: red(x).astype(out)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.group import Member, builtin_fn, compose
-from planc.compiler.codegen.stablehlo import export_stablehlo, normalize
+from planc.compiler.hlo.stablehlo import export_stablehlo, normalize
 from planc.compiler.ir.graph import (
     BuiltinTask,
     ComputeTask,
@@ -22,6 +22,9 @@ from planc.compiler.ir.graph import (
     ValueType,
 )
 from planc.compiler.models.load import ModelCache, load_jax_model
+from planc.compiler.models.onnx_file import file_digest
+from planc.compiler.models.onnx_model import onnx_store
+from planc.compiler.models.onnx_prepare import prepare_onnx
 from planc.dsl.ast import TensorType
 
 __all__ = ["LoweredModule", "groups", "lower_all", "lower_group", "lowering_key", "member", "value_types"]
@@ -71,9 +74,9 @@ def member(graph: PlanGraph, m, types: dict[str, ValueType], cache: ModelCache |
         return Member(m.name, builtin_fn(m.op.value, m.results[0].dtype.value), args, results)
     assert isinstance(m, ComputeTask)
     decl = graph.info.model(m.model)
-    if decl.kind is ModelKind.MLIR:
+    if decl.kind is not ModelKind.JAX:
         if m.model not in (mlir_reference or {}):
-            raise KeyError(f"no JAX function for mlir model '{m.model}'")
+            raise KeyError(f"no JAX function for {decl.kind.value} model '{m.model}'")
         return Member(m.name, mlir_reference[m.model], args, results)  # type: ignore[index]
     loaded = load_jax_model(decl, [types[a] for a in args], cache=cache, facts=False)
     return Member(m.name, loaded.fn, args, results)
@@ -81,12 +84,18 @@ def member(graph: PlanGraph, m, types: dict[str, ValueType], cache: ModelCache |
 
 def lower_group(graph: PlanGraph, group: GroupTask, types: dict[str, ValueType],
                 cache: ModelCache | None = None) -> LoweredModule:
-    """The group's StableHLO: jax members traced as one function, an mlir model passed through."""
+    """The group's module: jax members traced as one function, an mlir model passed through, an onnx
+    model prepared and imported (torch-dialect MLIR, which iree-compile takes as it takes StableHLO)."""
     cache = cache or ModelCache()
     inputs = [str(a) for a in group.args if isinstance(a, ValueRef)]
     first = group.members[0]
-    if isinstance(first, ComputeTask) and graph.info.model(first.model).kind is ModelKind.MLIR:
+    kind = graph.info.model(first.model).kind if isinstance(first, ComputeTask) else ModelKind.JAX
+    if kind is ModelKind.MLIR:
         text = normalize(graph.info.model(first.model).path.read_text(encoding="utf-8"), name=group.name)
+    elif kind is ModelKind.ONNX:  # a group of one (merge never mixes torch-dialect and StableHLO)
+        args = [str(a) for a in first.args if isinstance(a, ValueRef)]
+        prepared = prepare_onnx(graph.info.model(first.model), [types[a] for a in args], onnx_store())
+        text = normalize(prepared.mlir, name=group.name)
     else:
         members = [member(graph, m, types, cache) for m in group.members]
         fn = compose(members, inputs, [str(v) for v in group.exports])
@@ -110,7 +119,10 @@ def lowering_key(graph: PlanGraph, group: GroupTask, types: dict[str, ValueType]
             decl = graph.info.model(m.model)
             h.update(f"{decl.kind.value}:{decl.function}".encode())
             files.add(decl.path)
-            files.update(decl.path.parent.glob("*.py"))
+            if decl.kind is ModelKind.ONNX:
+                h.update(file_digest(decl.path).encode())  # the external data beside it too
+            else:
+                files.update(decl.path.parent.glob("*.py"))
             if decl.weights is not None:
                 files.add(decl.weights)
     h.update(repr(([str(a) for a in group.args], [str(v) for v in group.exports])).encode())

@@ -10,10 +10,10 @@ from pathlib import Path
 from planc.compiler.bundle.build import BuildOptions, build_bundle, optimize
 from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.codegen.lower import lower_all
-from planc.compiler.codegen.stablehlo import StableHLOError
 from planc.compiler.codegen.targets import parse_targets
 from planc.compiler.costs.profiles import ProfileError
 from planc.compiler.explain.report import bound_line
+from planc.compiler.hlo.stablehlo import StableHLOError
 from planc.compiler.pipeline import PassFailed, PipelineError, PipelineOptions
 from planc.dsl.diagnostics import DiagnosticError, render_all
 

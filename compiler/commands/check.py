@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from planc.compiler.commands.check_types import type_diagnostics, uses_onnx
 from planc.dsl.ast import Module
 from planc.dsl.check import check
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, Severity, render_all
@@ -54,6 +55,8 @@ def check_path(path: str, *, run_checks: bool = True) -> FileResult:
     except DiagnosticError as e:
         return FileResult(name, e.diagnostics, text)
     diags = tuple(check(module)) if run_checks else ()
+    if run_checks and not any(d.is_error for d in diags) and any(uses_onnx(p) for p in module.plans):
+        diags += tuple(type_diagnostics(module))
     return FileResult(name, diags, text, module)
 
 

@@ -37,7 +37,7 @@ def _frame() -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planc.compiler.models.reference import jax_compute
+    from planc.compiler.codegen.reference import jax_compute
     from planc.runtime.bundle.loader import load_bundle
     from planc.runtime.engine.runner import RunConfig, Runner
 

@@ -13,6 +13,7 @@ from typing import Any
 from planc.compiler.codegen.compile import CompileErrors
 from planc.compiler.codegen.targets import parse_targets
 from planc.compiler.costs.profiles import Profile, ProfileError, load_profile
+from planc.compiler.costs.tuned_model import Tuning, load_tuning
 from planc.compiler.pipeline import PassFailed
 from planc.compiler.tuning.crossover import crossover_cases, crossover_flops, with_crossover
 from planc.compiler.tuning.fit import FitResult, base_model, direct, leave_one_out
@@ -34,7 +35,6 @@ from planc.compiler.tuning.tune import (
     tool_latencies,
     trace_measurements,
 )
-from planc.compiler.tuning.tuned_model import Tuning, load_tuning
 from planc.dsl.diagnostics import DiagnosticError, render_all
 from planc.runtime.bundle.format import BundleError
 from planc.runtime.bundle.loader import load_bundle

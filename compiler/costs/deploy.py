@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from planc.compiler.costs.model import ComputeFacts, CostModel, RooflineModel
-from planc.compiler.costs.profiles import ProfileError, load_profile
+from planc.compiler.costs.model import ComputeFacts, CostModel
 from planc.compiler.ir.graph import (
     BuiltinTask,
     ComputeTask,
@@ -22,13 +21,12 @@ from planc.compiler.ir.graph import (
     ValueType,
 )
 from planc.compiler.scheduling import Device, Link, Platform
-from planc.compiler.tuning.tuned_model import TunedModel, load_tuning
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
+from planc.runtime.contract.targets import ALSO_RUNS
 
 __all__ = [
     "DEFAULT_GUARD_PROB",
     "arg_type",
-    "cost_model",
     "default_deployment",
     "expected_iterations",
     "io_lane",
@@ -54,20 +52,6 @@ def default_deployment(targets: tuple[str, ...]) -> str:
         if target in t:
             return deployment
     return "portable"
-
-
-def cost_model(graph: PlanGraph, deploy: str = "", tuned: str = "") -> CostModel:
-    """The roofline over the deployment (named, a file, or the default for the plan's targets),
-    wrapped by measured corrections when a tuned profile is given. A bad deployment or profile
-    is a diagnostic at the plan (E0601), not a crash of the pass."""
-    try:
-        model: CostModel = RooflineModel(load_profile(), deploy or default_deployment(graph.info.targets))
-        if tuned:
-            model = TunedModel(model, load_tuning(tuned))
-    except ProfileError as e:
-        raise DiagnosticError([Diagnostic.error("E0601", f"cannot use deployment or profile: {e}",
-                                                graph.info.span)]) from None
-    return model
 
 
 def _dtype(t: ValueType) -> str:
@@ -158,14 +142,8 @@ def platform_of(model: CostModel, lanes: tuple[str, ...] = ()) -> Platform:
     return Platform(devices, links=links, pue=dep.pue)
 
 
-# Device kind -> the other targets whose code it also runs (an AVX-512 CPU runs AVX2 code, an
-# sm90 GPU runs sm80 code; every CPU runs the portable vmvx variant).
-COMPATIBLE: dict[str, frozenset[str]] = {
-    "x86_64-avx512": frozenset({"x86_64-avx2", "vmvx"}),
-    "x86_64-avx2": frozenset({"vmvx"}),
-    "aarch64-neon": frozenset({"vmvx"}),
-    "cuda-sm90": frozenset({"cuda-sm80"}),
-}
+# Device kind -> the other targets whose code it also runs: the vocabulary's table.
+COMPATIBLE = ALSO_RUNS
 
 
 def runs_on(device_kind: str, targets: tuple[str, ...]) -> bool:

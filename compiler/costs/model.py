@@ -17,9 +17,11 @@ from planc.compiler.costs.profiles import (
     Profile,
 )
 from planc.dsl.ast import DType
+from planc.runtime.contract.dtypes import DTYPE_NAMES
 
 __all__ = [
     "DTYPES",
+    "HEAVY_FLOPS",
     "BatchCostModel",
     "ComputeFacts",
     "CostModel",
@@ -27,8 +29,15 @@ __all__ = [
     "merge_facts",
 ]
 
+# Groups above this many flops run on IREE's multi-threaded local-task driver (unless a tuned
+# profile carries this host's measured crossover, `planc tune`); below it the
+# thread pool's hand-off costs more than it gives, so local-sync (the caller's thread) wins.
+# Measured on a 2-core AVX-512 host (tanh(a @ b), n x n): n=256 (34 MFLOP) local-sync 0.18 ms
+# vs local-task 0.70 ms; n=512 (268 MFLOP) 1.56 ms vs 0.85 ms; n=1024 28.2 ms vs 15.3 ms.
+HEAVY_FLOPS = 1e8
+
 # Every dtype a task can compute in, in a fixed order (a merged group's `mix` follows it).
-DTYPES: tuple[str, ...] = tuple(d.value for d in DType)
+DTYPES: tuple[str, ...] = DTYPE_NAMES
 
 
 @dataclass(frozen=True, slots=True)

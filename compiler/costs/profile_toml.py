@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from planc.compiler.codegen.targets import Target
-from planc.compiler.costs.profiles import (
+from planc.compiler.costs.devices import (
     DTYPE_FALLBACK,
     SCHEMA,
     Connection,
@@ -22,10 +22,12 @@ from planc.compiler.costs.profiles import (
     ProfileError,
 )
 from planc.dsl.diagnostics import did_you_mean
+from planc.runtime.contract.dtypes import DTYPE_NAMES
 
 __all__ = ["check_raw", "deployment", "device", "link", "merge_raw", "number", "read_toml"]
 
-_REQUIRED_DTYPES = ("f32", "f16", "bf16", "i8")
+# Peaks every device lists: the dtypes without a fallback to another one.
+_REQUIRED_DTYPES = tuple(d for d in DTYPE_NAMES if d not in DTYPE_FALLBACK)
 _TOP_KEYS = ("schema", "defaults", "devices", "links", "deployments")
 _DEFAULT_KEYS = ("tool_time_ms",)
 _DEVICE_KEYS = (

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from planc.compiler.bundle.build import BuildOptions, optimize
-from planc.compiler.costs.deploy import cost_model, runnable, task_cost
+from planc.compiler.costs.context import CompileContext
+from planc.compiler.costs.deploy import runnable, task_cost
 from planc.compiler.costs.model import CostModel
 from planc.compiler.ir.graph import OUTPUT, GroupTask, LoopTask, PlanGraph, PlanSchedule, Slot
 
@@ -112,8 +113,9 @@ class Explanation:
 def explain_plan(path: str | Path, *, plan: str | None = None, options: BuildOptions | None = None) -> Explanation:
     """Optimizes one plan (`optimize`) and explains the result on the same cost model."""
     options = options or BuildOptions()
-    graph = optimize(path, plan=plan, options=options).graph
-    return explain(graph, cost_model(graph, options.deploy or (graph.info.deployment or ""), options.tuned))
+    context = CompileContext(options.tuned)
+    graph = optimize(path, plan=plan, options=options, context=context).graph
+    return explain(graph, context.cost_model(graph, options.deploy or (graph.info.deployment or "")))
 
 
 def explain(graph: PlanGraph, model: CostModel) -> Explanation:

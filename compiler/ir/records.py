@@ -9,6 +9,7 @@ from typing import TypeAlias
 
 from planc.dsl import ast as A
 from planc.dsl.ast import NO_SPAN, Span, TensorType
+from planc.runtime.contract.builtins import Builtin
 
 from planc.enums import TextEnum
 
@@ -53,6 +54,7 @@ class Objective(TextEnum):
 class ModelKind(TextEnum, noun="model kind"):
     JAX = "jax"
     MLIR = "mlir"
+    ONNX = "onnx"
 
 
 class ToolKind(TextEnum, noun="tool kind"):
@@ -60,12 +62,7 @@ class ToolKind(TextEnum, noun="tool kind"):
     PYTHON = "python"
 
 
-class BuiltinOp(TextEnum, noun="builtin"):
-    MAX = "max"
-    MIN = "min"
-    MEAN = "mean"
-    SUM = "sum"
-    ARGMAX = "argmax"
+BuiltinOp = Builtin  # the runtime's vocabulary (runtime/contract/builtins.py)
 
 
 class FailureAction(TextEnum, noun="failure action"):
@@ -104,7 +101,8 @@ Arg: TypeAlias = ValueRef | Const
 
 @dataclass(frozen=True, slots=True)
 class ModelDecl:
-    """`model NAME = jax "file.py:function" [weights "w.npz"]` or `mlir "file.mlir"`; paths absolute."""
+    """`model NAME = jax "file.py:function" [weights "w.npz"]`, `mlir "file.mlir"` or `onnx "file.onnx"`;
+    paths absolute."""
 
     name: str
     kind: ModelKind
@@ -143,7 +141,7 @@ class Policy:
 @dataclass(frozen=True, slots=True)
 class CostFacts:
     """What a compute task costs, device-independently (counted from its StableHLO,
-    costs.hlo_counts): flops, fused memory traffic, the dispatches IREE is expected to
+    hlo.counts): flops, fused memory traffic, the dispatches IREE is expected to
     form (1 when unknown), the bytes of every tensor it touches (0 when unknown) and the
     flops outside matmuls and convolutions."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 from planc.compiler.ir.records import (
     OUTPUT,
@@ -23,9 +23,6 @@ from planc.compiler.ir.records import (
 )
 from planc.dsl import ast as A
 from planc.dsl.ast import NO_SPAN, Span, TensorType
-
-if TYPE_CHECKING:
-    from planc.compiler.ir.graph import PlanGraph
 
 __all__ = [
     "BuiltinTask",
@@ -184,6 +181,16 @@ class GateTask(Task):
         return (*timeout, ("default", self.default.value))
 
 
+class Body(Protocol):
+    """What a loop needs of its body graph (a PlanGraph, ir/graph.py, which builds on these tasks)."""
+
+    def tasks(self) -> Iterator[Task]: ...
+
+    def task(self, name: str) -> Task: ...
+
+    def topo_order(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoopTask(Task):
     """A bounded loop. `body` is a PlanGraph of the body's tasks and gates; `args` are the
@@ -193,7 +200,7 @@ class LoopTask(Task):
     kind: ClassVar[str] = "loop"
     max_iter: int
     until: A.Expr
-    body: PlanGraph
+    body: Body  # a PlanGraph
     carries: tuple[Carry, ...] = ()
     exports: tuple[ValueRef, ...] = ()
     expect: float | None = None

@@ -26,6 +26,7 @@ import numpy as np
 from planc.compiler.ir.graph import CostFacts, ModelDecl, ModelKind
 from planc.dsl.ast import DType, TensorType
 from planc.dsl.diagnostics import did_you_mean
+from planc.runtime.contract.dtypes import dtype_of_numpy
 
 __all__ = [
     "LoadedModel",
@@ -194,16 +195,13 @@ def _check_arity(fn: Callable[..., Any], decl: ModelDecl, n_args: int, with_para
                          help=f"with{'' if with_params else 'out'} weights it is called as {how}") from None
 
 
-_NP_TO_DTYPE = {"float32": DType.F32, "float16": DType.F16, "bfloat16": DType.BF16, "int8": DType.I8,
-                "int32": DType.I32, "int64": DType.I64, "bool": DType.BOOL}
-
-
 def _tensor_type(leaf: Any, decl: ModelDecl) -> TensorType:
     name = np.dtype(leaf.dtype).name
-    if name not in _NP_TO_DTYPE or not all(isinstance(d, int) for d in leaf.shape):
+    dtype = dtype_of_numpy(name)
+    if dtype is None or not all(isinstance(d, int) for d in leaf.shape):
         raise ModelError("E0304", f"model '{decl.name}' returns {name}{list(leaf.shape)}, which planc does not "
                          f"support", help=f"return one of: {', '.join(d.value for d in DType)}")
-    return TensorType(_NP_TO_DTYPE[name], tuple(int(d) for d in leaf.shape))
+    return TensorType(dtype, tuple(int(d) for d in leaf.shape))
 
 
 def _results(out: Any, decl: ModelDecl) -> tuple[tuple[TensorType, ...], bool]:
@@ -223,7 +221,7 @@ def _specs(arg_types: Sequence[TensorType]) -> list[Any]:
 
 
 def _jnp_name(d: DType) -> str:
-    return {v: k for k, v in _NP_TO_DTYPE.items()}[d]
+    return d.numpy
 
 
 def _trace(decl: ModelDecl, arg_types: tuple[TensorType, ...], cache: ModelCache, facts: bool) -> LoadedModel:
@@ -246,7 +244,7 @@ def _trace(decl: ModelDecl, arg_types: tuple[TensorType, ...], cache: ModelCache
 
 
 def _cost(fn: Callable[..., Any], arg_types: tuple[TensorType, ...]) -> CostFacts:
-    from planc.compiler.codegen.stablehlo import export_stablehlo
+    from planc.compiler.hlo.stablehlo import export_stablehlo
 
     # Counted from the StableHLO, op by op, as an mlir model's are: the same function costs
     # the same whichever way it is declared.
@@ -254,7 +252,7 @@ def _cost(fn: Callable[..., Any], arg_types: tuple[TensorType, ...]) -> CostFact
 
 
 def _counted(text: str) -> CostFacts:
-    from planc.compiler.costs.hlo_counts import count_stablehlo
+    from planc.compiler.hlo.counts import count_stablehlo
 
     c = count_stablehlo(text)
     return CostFacts(c.flops, c.bytes_accessed, c.dispatches, c.working_set, c.vector_flops)
@@ -286,7 +284,7 @@ def _mtime(path: Path | None) -> int:
 
 # -- MLIR models ---------------------------------------------------------------------------
 def _mlir_signature(decl: ModelDecl) -> tuple[tuple[TensorType, ...], tuple[TensorType, ...]]:
-    from planc.compiler.codegen.stablehlo import StableHLOError, mlir_signature
+    from planc.compiler.hlo.stablehlo import StableHLOError, mlir_signature
 
     _file_key(decl.path, "model file", "E0302", "model")
     try:
@@ -313,7 +311,7 @@ def load_mlir_model(decl: ModelDecl, arg_types: Sequence[TensorType], *,
                     cache: ModelCache | None = None, facts: bool = True) -> LoadedModel:
     """Reads the entry function's signature and checks the arguments against it.
 
-    Cost facts are counted from the StableHLO op by op (costs.hlo_counts), as a jax
+    Cost facts are counted from the StableHLO op by op (hlo.counts), as a jax
     model's are; `facts=False` leaves them None.
     """
     cache = cache or _SHARED

@@ -172,9 +172,10 @@ class _Builder:
         if parts is None:
             return None
         weights = self._path(s.weights.value) if s.weights is not None else None
-        if weights is not None and kind is ModelKind.MLIR:
+        if weights is not None and kind is not ModelKind.JAX:
             self._error("E0109", "weights are only for jax models", s.weights.span,  # type: ignore[union-attr]
-                        help="an mlir model holds its weights as constants")
+                        help=f"an {kind.value} model holds its weights itself (ONNX: inside the file or "
+                             "as external data beside it)")
         return ModelDecl(s.name.name, kind, self._path(parts[0]), parts[1] or "main", weights, s.span,
                          s.weights.span if s.weights is not None else None)
 

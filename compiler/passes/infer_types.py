@@ -31,25 +31,17 @@ from planc.compiler.ir.graph import (
     ValueType,
     expr_refs,
 )
-from planc.compiler.models.load import ModelCache, ModelError, load_model, shared_cache
+from planc.compiler.models.load import ModelCache, ModelError, shared_cache
+from planc.compiler.models.onnx_model import load_any_model
 from planc.compiler.passes.verify import cycle_diagnostics, scalar_problem
-from planc.dsl.ast import DType, Span, TensorType
+from planc.dsl.ast import Span, TensorType
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 
 __all__ = ["InferTypes", "builtin_result"]
 
-_FLOATS = (DType.F32, DType.F16, DType.BF16)
-
-
 def builtin_result(op: BuiltinOp, t: TensorType) -> TensorType:
     """The rank-0 type a builtin reduction of `t` gives."""
-    if op is BuiltinOp.ARGMAX:
-        return TensorType(DType.I32, ())
-    if op is BuiltinOp.MEAN and t.dtype not in _FLOATS:
-        return TensorType(DType.F32, ())
-    if op is BuiltinOp.SUM and t.dtype is DType.BOOL:
-        return TensorType(DType.I32, ())
-    return TensorType(t.dtype, ())
+    return TensorType(op.result_dtype(t.dtype), ())
 
 
 @dataclass(frozen=True)
@@ -192,7 +184,7 @@ class _Typer:
         if types is None:
             return t
         try:
-            loaded = load_model(decl, types, cache=self.cache, facts=self.facts)
+            loaded = load_any_model(decl, types, cache=self.cache, facts=self.facts)
         except ModelError as e:
             self._model_error(e, t, decl, env)
             return t

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-from planc.compiler.costs.deploy import arg_type, cost_model, runnable, task_cost, task_facts
+from planc.compiler.costs.context import CompileContext
+from planc.compiler.costs.deploy import arg_type, runnable, task_cost, task_facts
 from planc.compiler.costs.model import CostModel, merge_facts
 from planc.compiler.ir.graph import (
     BuiltinTask,
@@ -19,7 +20,7 @@ from planc.compiler.ir.graph import (
     ValueRef,
     expr_refs,
 )
-from planc.compiler.scheduling.merge import Barrier, Compute, MergeOptions, MergeProblem, merge
+from planc.compiler.merging.merge import Barrier, Compute, MergeOptions, MergeProblem, merge
 
 __all__ = ["Merge", "merge_graph"]
 
@@ -37,9 +38,10 @@ class Merge:
     tuned: str = ""
     max_group: int = 64
     seed: int = 0
+    context: CompileContext | None = field(default=None, compare=False, repr=False)  # the compile's, if any
 
     def run(self, graph: PlanGraph) -> PlanGraph:
-        model = cost_model(graph, self.deploy, self.tuned)
+        model = (self.context or CompileContext(self.tuned)).cost_model(graph, self.deploy)
         options = MergeOptions(max_group=self.max_group, seed=self.seed)
         merged = merge_graph(graph, model, options, _Names(graph))
         return merged.with_info(deployment=model.deployment.name)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import networkx as nx
-from planc.compiler.costs.deploy import cost_model, io_lane, platform_of, runnable, task_cost
+from planc.compiler.costs.context import CompileContext
+from planc.compiler.costs.deploy import io_lane, platform_of, runnable, task_cost
 from planc.compiler.ir.graph import GateTask, GroupTask, PlanGraph, PlanSchedule, Slot, ToolTask
 from planc.compiler.scheduling import Bounds, schedule
 
@@ -26,9 +27,11 @@ class Schedule:
     seed: int = 0
     opt_time: float = -1.0
     io_lanes: bool = True  # tool calls and gates get their own lane (planrt runs them concurrently)
+    context: CompileContext | None = field(default=None, compare=False, repr=False)  # the compile's, if any
 
     def run(self, graph: PlanGraph) -> PlanGraph:
-        model = cost_model(graph, self.deploy or (graph.info.deployment or ""), self.tuned)
+        ctx = self.context or CompileContext(self.tuned)
+        model = ctx.cost_model(graph, self.deploy or (graph.info.deployment or ""))
         lanes = io_lanes(graph) if self.io_lanes else ()
         g = task_graph(graph, model, lanes)
         platform = platform_of(model, lanes)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from planc.compiler.scheduling.exact import comm_oct
+from planc.compiler.scheduling.objective import Objective
 from planc.compiler.scheduling.problem import Problem
-from planc.compiler.scheduling.schedule import Objective
 
 __all__ = ["Bounds", "load_bound", "lower_bounds"]
 

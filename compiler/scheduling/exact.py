@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from planc.compiler.scheduling.listsched import ScheduleInfeasible, Timing
 from planc.compiler.scheduling.memory import timing_fits
+from planc.compiler.scheduling.objective import Objective, better, score_of
 from planc.compiler.scheduling.problem import Problem
-from planc.compiler.scheduling.schedule import Objective, better, score_of
 
 __all__ = ["ExactResult", "comm_oct", "exact"]
 

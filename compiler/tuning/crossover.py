@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
-from planc.compiler.codegen.stablehlo import export_stablehlo
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.model import ComputeFacts
+from planc.compiler.hlo.stablehlo import export_stablehlo
 
 if TYPE_CHECKING:
     from planc.compiler.tuning.fit import FitResult

@@ -6,16 +6,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 import numpy as np
-from planc.compiler.costs.model import ComputeFacts, RooflineModel
-from planc.compiler.costs.profiles import Deployment, DeviceInstance, DeviceSpec, Profile
-from planc.compiler.tuning.formula import combination_name
-from planc.compiler.tuning.tuned_model import DeviceFit, TunedModel, Tuning
-
-if TYPE_CHECKING:
-    from planc.compiler.tuning.tune import Measurement
+from planc.compiler.costs.formula import combination_name
+from planc.compiler.costs.model import ComputeFacts
+from planc.compiler.costs.profiles import DeviceSpec, Profile
+from planc.compiler.costs.tuned_model import DeviceFit, Tuning
+from planc.compiler.tuning.cases import Measurement
+from planc.compiler.tuning.kinds import KindModel
 
 __all__ = [
     "FitResult", "KindFit", "KindModel", "base_model", "direct", "fit", "fit_kind", "kendall_tau",
@@ -30,33 +28,6 @@ PRIOR = 0.01
 # host's other work must not drag the device's numbers.
 ROBUST_SCALE = 0.2
 MIN_MODULES = 3
-
-
-@dataclass(frozen=True, slots=True)
-class KindModel:
-    """What the tuned cost model knows about one device kind: its spec (peaks, bandwidth,
-    dispatch overhead) and the non-overlapped fraction `serial` (cost_model.DeviceFit)."""
-
-    spec: DeviceSpec
-    serial: float = 0.0
-    full: DeviceFit | None = None  # the fuller form (fit_full), when fitted so
-
-    def predict(self, facts: ComputeFacts) -> float:
-        """Seconds the compiler's cost model gives `facts` on a device of this kind."""
-        if self.full is not None and self.full.blend > 0:
-            return self.full.time(sum(f / self.spec.peak(dt) for dt, f in facts.by_dtype()), facts)
-        dep = Deployment("tune", (DeviceInstance("dev", self.spec),), "dev")
-        base = RooflineModel(_EMPTY_PROFILE, dep)
-        if self.serial == 0.0:
-            return base.compute_time(facts, "dev")
-        tuning = Tuning(devices=MappingProxyType({"dev": self.device_fit()}))
-        return TunedModel(base, tuning).compute_time(facts, "dev")
-
-    def device_fit(self) -> DeviceFit:
-        if self.full is not None:
-            return self.full
-        s = self.spec
-        return DeviceFit(s.peak_flops, s.mem_bandwidth, s.dispatch_overhead, self.serial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +61,6 @@ def predict(facts: ComputeFacts, spec: DeviceSpec, serial: float = 0.0) -> float
     return KindModel(spec, serial).predict(facts)
 
 
-_EMPTY_PROFILE = Profile(1, MappingProxyType({}), MappingProxyType({}), MappingProxyType({}), 0.1, ())
 
 
 def _arrays(ms: Sequence[Measurement], spec: DeviceSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Fitting the fuller cost formula (tuning.formula) to measured modules of one device kind."""
+"""Fitting the fuller cost formula (costs.formula) to measured modules of one device kind."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from planc.compiler.tuning.formula import MAX_BLEND, module_time
-from planc.compiler.tuning.tuned_model import DeviceFit
+from planc.compiler.costs.formula import MAX_BLEND, module_time
+from planc.compiler.costs.tuned_model import DeviceFit
 
 if TYPE_CHECKING:
-    from planc.compiler.tuning.fit import KindModel
-    from planc.compiler.tuning.tune import Measurement
+    from planc.compiler.tuning.cases import Measurement
+    from planc.compiler.tuning.kinds import KindModel
 
 __all__ = ["COMBINATIONS", "fit_full"]
 
@@ -50,10 +50,10 @@ def _fit_at(ms: Sequence[Measurement], base: KindModel, llc_bytes: float
         t = call + per_dispatch x dispatches + combine(compute, memory(bytes, working set))
     compute = (contraction flops + vector flops / rate) / (s x peak)
     over (s, DRAM bandwidth, cache bandwidth gain, call, per-dispatch, rate, blend): memory is the
-    two-level model of tuning.formula with `llc_bytes` of last-level cache (0: one level),
+    two-level model of costs.formula with `llc_bytes` of last-level cache (0: one level),
     the combination max, sum or a p-norm blend, whichever fits best (a blend only when it
     beats both by BLEND_GAIN). Returns the fitted model, its rms log error and the combination."""
-    from planc.compiler.tuning.fit import KindModel
+    from planc.compiler.tuning.kinds import KindModel
 
     spec = base.spec
     peaks = {dt: spec.peak(dt) for m in ms for dt, _ in m.facts.by_dtype()}

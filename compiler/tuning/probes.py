@@ -6,13 +6,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from planc.compiler.bundle.build import HEAVY_FLOPS
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
-from planc.compiler.codegen.stablehlo import export_stablehlo
 from planc.compiler.codegen.targets import Target
-from planc.compiler.costs.hlo_counts import count_stablehlo
-from planc.compiler.costs.model import ComputeFacts
+from planc.compiler.costs.model import HEAVY_FLOPS, ComputeFacts
+from planc.compiler.hlo.counts import count_stablehlo
+from planc.compiler.hlo.stablehlo import export_stablehlo
 
 __all__ = ["PROBES", "Probe", "driver_for", "host_cache_bytes", "host_llc_bytes", "probe_cases"]
 
@@ -94,7 +93,7 @@ def driver_for(target: Target, flops: float) -> str:
 def probe_cases(targets: Iterable[str], *, cache: bool = True, probes: tuple[Probe, ...] = PROBES) -> tuple:
     """A ModuleCase per probe and target (compiled through the module cache), facts counted
     from its StableHLO the way the compiler counts a model's, dispatches read from the module."""
-    from planc.compiler.tuning.tune import ModuleCase, with_dispatches
+    from planc.compiler.tuning.cases import ModuleCase, with_dispatches
 
     wanted = [Target.parse(t) for t in targets]
     lowered = {}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from planc.compiler.tuning.fit import FitResult, KindModel, kendall_tau, mape
 
 if TYPE_CHECKING:
-    from planc.compiler.tuning.tune import Measurement
+    from planc.compiler.tuning.cases import Measurement
 
 __all__ = ["Report", "Row", "format_changes", "format_report", "plot", "report"]
 

@@ -7,12 +7,13 @@ import logging
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from planc.compiler.costs.model import ComputeFacts
+from planc.compiler.tuning.cases import Measurement, ModuleCase, TaskTimes, TensorSig, with_dispatches
 from planc.compiler.tuning.facts import TuneError, bundle_facts
 from planc.compiler.tuning.fit import FitResult, KindFit, fit, kendall_tau, mape, predict
 from planc.compiler.tuning.report import Report, Row, format_changes, format_report, plot, report
@@ -29,58 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TensorSig = tuple[str, tuple[int, ...]]  # ("f32", (1, 64))
-
-
-@dataclass(frozen=True, slots=True)
-class ModuleCase:
-    """One compiled module variant to time: its bytes, the driver it runs on, the declared
-    types of its inputs, the dtypes of its outputs, and its cost facts. `target` is the
-    variant's target, which is also the device kind its time belongs to; `source` is
-    "bench" for a bundle's module, "probe" for one of planc tune's probes."""
-
-    module: str
-    target: str
-    driver: str
-    vmfb: bytes = field(repr=False)
-    inputs: tuple[TensorSig, ...]
-    outputs: tuple[str, ...]
-    facts: ComputeFacts
-    source: str = "bench"
-    params: Any = field(default=None, repr=False, compare=False)  # the bundle's weights (engine/params.py)
-
-
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    """The time one module variant took: median and interquartile range (`spread`) in
-    seconds over `samples` runs. `source` is "bench" (a bundle module timed by planc
-    tune), "probe" (one of planc tune's probe modules: it informs the fit but is no module
-    of the plan) or "trace" (compute slices of a planrt trace, argument copies included)."""
-
-    module: str
-    target: str
-    driver: str
-    facts: ComputeFacts
-    median: float
-    spread: float
-    samples: int
-    source: str = "bench"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskTimes:
-    """The durations (seconds) of one task's slices in planrt traces; `kind` is the slice
-    category (compute, builtin, tool, gate), `tool` the tool a tool task calls."""
-
-    task: str
-    kind: str
-    durations: tuple[float, ...]
-    tool: str | None = None
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.durations)
 
 
 def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts] | None = None,
@@ -108,7 +57,7 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
 
 def _counted(bundle: Bundle, mod: Mapping[str, Any], facts: ComputeFacts) -> ComputeFacts:
     """`facts` recounted from the module's own StableHLO in the bundle (when it has it)."""
-    from planc.compiler.costs.hlo_counts import count_stablehlo
+    from planc.compiler.hlo.counts import count_stablehlo
 
     member = mod.get("mlir")
     if not member:
@@ -120,17 +69,6 @@ def _counted(bundle: Bundle, mod: Mapping[str, Any], facts: ComputeFacts) -> Com
         return facts
     return replace(facts, flops=c.flops, bytes_accessed=c.bytes_accessed, working_set=c.working_set,
                    dispatches=c.dispatches, mix=(), vector_flops=c.vector_flops)
-
-
-def with_dispatches(facts: ComputeFacts, vmfb: bytes) -> ComputeFacts:
-    """`facts` with the dispatch count of the compiled module (costs.dispatches), when readable."""
-    from planc.compiler.costs.dispatches import DispatchCountError, dispatch_count
-
-    try:
-        return replace(facts, dispatches=dispatch_count(vmfb))
-    except DispatchCountError as e:
-        log.warning("cannot count dispatches: %s", e)
-        return facts
 
 
 def random_array(sig: TensorSig, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from planc.runtime.engine.clock import Clock
 from planc.runtime.gates.keeper import (
     Answer,
     AuditLog,
@@ -19,6 +18,7 @@ from planc.runtime.gates.keeper import (
     NoAnswer,
     convert_edit,
 )
+from planc.runtime.journal.clock import Clock
 from planc.runtime.journal.valuestore import value_sha256
 
 __all__ = ["GateBoard", "NoReviewer", "Pending", "UnknownGate"]

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from planc.runtime.api.engines import remote_factory
 from planc.runtime.api.gates import GateBoard, NoReviewer
 from planc.runtime.api.results import Output, Result
 from planc.runtime.api.signature import TensorSpec, signature
 from planc.runtime.bundle.loader import Bundle, load_bundle
-from planc.runtime.engine.clock import SystemClock
 from planc.runtime.engine.executor import RunResult
-from planc.runtime.engine.runner import InputError, RunConfig, Runner, check_inputs
+from planc.runtime.engine.runner import InputError, RunConfig, Runner
 from planc.runtime.gates.keeper import GateSource
 from planc.runtime.host.detect import Host
+from planc.runtime.journal.clock import SystemClock
 from planc.runtime.journal.rundir import JOURNAL, JournalError, RunDir
 from planc.runtime.tools.breaker import BreakerRegistry, BreakerState
 
@@ -81,9 +82,10 @@ class Plan:
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
-                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
+                                 on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed,
+                                 remote=remote_factory(engine))
         self.runner = Runner(bundle, self._config)
-        self.inputs, self.outputs = signature(bundle.manifest)
+        self.inputs, self.outputs = signature(bundle.records)
         self._keys: dict[str, list[Any]] = {}
         self._keys_lock = threading.Lock()
 
@@ -150,7 +152,7 @@ class Plan:
         if idempotency_key is not None and journal is not None:
             raise InputError("a run has either an idempotency key or a journal folder, not both")
         if idempotency_key is None:
-            arrays = check_inputs(self.manifest, values)
+            arrays = self.runner.check_inputs(values)
             result, run_dir = self.runner.run(arrays, config=cfg)
             if run_dir is None:
                 return self._result(result)
@@ -192,7 +194,7 @@ class Plan:
             raise InputError("an idempotency key needs a state directory (load(..., state_dir=DIR))")
         if not _KEY.fullmatch(key):
             raise InputError("bad idempotency key: expected 1 to 255 printable ASCII characters, no spaces")
-        arrays = check_inputs(self.manifest, values)
+        arrays = self.runner.check_inputs(values)
         run_id = "key-" + hashlib.sha256(key.encode()).hexdigest()[:40]
         root = self.state_dir / "runs"
         with self._key_lock(run_id):

@@ -40,6 +40,7 @@ from planc.runtime.bundle.format import (
 from planc.runtime.bundle.schema import check_manifest
 from planc.runtime.bundle.summary import format_summary, summarize
 from planc.runtime.bundle.toolcalls import check_tool_calls
+from planc.runtime.contract.manifest import Manifest
 
 from planc import __version__
 
@@ -83,6 +84,7 @@ class Bundle:
     sha256: str
     is_dir: bool
     _members: Mapping[str, bytes] = field(repr=False)
+    records: Manifest = field(repr=False, compare=False)  # the manifest as frozen records, built at load
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -164,7 +166,7 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None) -> B
             h.update(chunk)
         digest = h.hexdigest()
         _check_pin(p, digest, pin)
-    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members)
+    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members, Manifest.from_json(manifest))
 
 
 def _pin(sha256: str | None) -> str | None:

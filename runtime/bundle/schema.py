@@ -6,13 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from planc.runtime.bundle.format import MANIFEST, BadManifest
-from planc.runtime.tools.policy import Policy, PolicyError
+from planc.runtime.contract.builtins import BUILTIN_NAMES
+from planc.runtime.contract.dtypes import DTYPE_NAMES
+from planc.runtime.contract.kinds import TASK_KIND_NAMES
+from planc.runtime.contract.policy import Policy, PolicyError
 
 __all__ = ["BUILTIN_OPS", "DEFAULTS", "DTYPES", "TASK_KINDS", "check_manifest"]
 
-DTYPES = ("f32", "f16", "bf16", "i8", "i32", "i64", "bool")
-TASK_KINDS = ("compute", "builtin", "tool", "gate", "loop")
-BUILTIN_OPS = ("max", "min", "mean", "sum", "argmax")
+DTYPES = DTYPE_NAMES
+TASK_KINDS = TASK_KIND_NAMES
+BUILTIN_OPS = BUILTIN_NAMES
 _EXPR_OPS = ("<", "<=", ">", ">=", "==", "!=", "and", "or", "not")
 _MAX_DEPTH = 200  # planc refuses expressions deeper than 100 levels
 

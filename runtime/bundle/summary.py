@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from planc.runtime.bundle.loader import Bundle
+from pathlib import Path
+from typing import Any, Protocol
 
 __all__ = ["format_summary", "summarize", "type_str"]
 
-_PREFIX = 12  # sha256 hex digits shown
+_PREFIX = 12
+
+
+class Bundle(Protocol):
+    """What a summary reads of a loaded bundle (bundle/loader.py's Bundle)."""
+
+    path: Path
+    is_dir: bool
+    sha256: str
+    manifest: dict[str, Any]
+
+    @property
+    def members(self) -> tuple[str, ...]: ...
+
+    def size(self, path: str) -> int: ...  # sha256 hex digits shown
 
 
 def type_str(t: object) -> str:

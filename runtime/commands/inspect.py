@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from planc.runtime.bundle.loader import BundleError, format_summary, load_bundle, summarize
-from planc.runtime.host.detect import HostSpecError, NoVariantError, choose_variant, describe, detect
+from planc.runtime.api.errors import BundleError, HostSpecError, NoVariantError
+from planc.runtime.api.runs import choose_variant, describe, detect, format_summary, load_bundle, summarize
 
 __all__ = ["add_parser", "run"]
 

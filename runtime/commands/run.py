@@ -12,16 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from planc.runtime.api.errors import (
+    BundleError,
+    ClusterError,
+    HostSpecError,
+    InputError,
+    JournalError,
+    ModuleError,
+    NoVariantError,
+)
 from planc.runtime.api.plan import Plan
 from planc.runtime.api.results import Result
-from planc.runtime.bundle.loader import BundleError, load_bundle
-from planc.runtime.engine.modules import ModuleError
-from planc.runtime.engine.runner import ENGINES, InputError, RunConfig
-from planc.runtime.engine.runstate import JournalError
-from planc.runtime.gates.keeper import AutoApprove, DecisionsDir, Interactive
-from planc.runtime.host.detect import HostSpecError, NoVariantError
-from planc.runtime.journal.rundir import RunDir
-from planc.runtime.ray.cluster import ClusterError
+from planc.runtime.api.runs import (
+    ENGINES,
+    AutoApprove,
+    DecisionsDir,
+    Interactive,
+    RunDir,
+    load_bundle,
+)
 
 __all__ = ["add_parser", "add_resume_parser", "resume", "run"]
 
@@ -91,23 +100,17 @@ def _engine(args: argparse.Namespace, run_dir: RunDir | None = None) -> tuple[st
     return engine, args.address or (recorded.get("address") if engine == recorded.get("engine") else None)
 
 
-def _config(args: argparse.Namespace, root: Path | None, run_id: str | None,
-            run_dir: RunDir | None = None) -> RunConfig:
-    gates: Any
+def _gates(args: argparse.Namespace) -> Any:
     if args.auto_approve:
-        gates = AutoApprove()
-    elif args.decisions:
-        gates = DecisionsDir(args.decisions)
-    else:
-        gates = Interactive()
-    engine, address = _engine(args, run_dir)
-    return RunConfig(run_root=root, run_id=run_id, gates=gates, seed=args.seed, trace=bool(args.trace),
-                     engine=engine, address=address)
+        return AutoApprove()
+    if args.decisions:
+        return DecisionsDir(args.decisions)
+    return Interactive()
 
 
-def _plan(bundle: Any, config: RunConfig) -> Plan:
-    return Plan(bundle, gates=config.gates, engine=config.engine, address=config.address, seed=config.seed,
-                concurrency=1)
+def _plan(bundle: Any, args: argparse.Namespace, engine: str, address: str | None) -> Plan:
+    """The plan with this command's settings: the one RunConfig is built inside it."""
+    return Plan(bundle, gates=_gates(args), engine=engine, address=address, seed=args.seed, concurrency=1)
 
 
 def _report(args: argparse.Namespace, plan: Plan, result: Result) -> int:
@@ -150,10 +153,10 @@ def _describe(v: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _stdout_for(config: RunConfig) -> Iterator[Callable[[], Any]]:
+def _stdout_for(engine: str) -> Iterator[Callable[[], Any]]:
     """Ray's driver prints cluster notices (a node died) on stdout: with the Ray engine they go
     to stderr, and planrt's own output (the summary, --json) stays alone on stdout."""
-    if config.engine == "local":
+    if engine == "local":
         yield contextlib.nullcontext
         return
     real = sys.stdout
@@ -166,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.bundle, sha256=args.sha256)
         inputs = _inputs(args.input)
         root = None if args.no_journal else Path(args.run_dir)
-        config = _config(args, root, args.run_id)
-        with _stdout_for(config) as own_stdout:
-            plan = _plan(bundle, config)
+        engine, address = _engine(args)
+        with _stdout_for(engine) as own_stdout:
+            plan = _plan(bundle, args, engine, address)
             try:
                 result = plan.run(inputs, journal=root, request_id=args.run_id, trace=bool(args.trace))
                 with own_stdout():
@@ -192,9 +195,9 @@ def resume(args: argparse.Namespace) -> int:
         if not path:
             return _fail(f"run {args.run_dir} does not record its bundle; name it with --bundle")
         bundle = load_bundle(path, sha256=recorded_sha256 or None)  # the run's own bundle, or none
-        config = _config(args, None, None, recorded)
-        with _stdout_for(config) as own_stdout:
-            plan = _plan(bundle, config)
+        engine, address = _engine(args, recorded)
+        with _stdout_for(engine) as own_stdout:
+            plan = _plan(bundle, args, engine, address)
             try:
                 result = plan.resume(args.run_dir, trace=bool(args.trace))
                 with own_stdout():

@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{INSTALL_HINT} (missing: {', '.join(missing)})")
     if args.workers < 1 or args.max_queue < 0 or args.max_body < 1:
         return _fail("--workers must be at least 1, --max-queue at least 0 and --max-body at least 1")
-    from planc.runtime.bundle.loader import BundleError
-    from planc.runtime.host.detect import HostSpecError, NoVariantError
+    from planc.runtime.api.errors import BundleError, HostSpecError, NoVariantError
     from planc.runtime.serve.run import serve
     from planc.runtime.serve.server import ServeOptions
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from planc.runtime.engine.clock import Clock, SystemClock
+from planc.runtime.contract.builtins import Builtin
+from planc.runtime.contract.dtypes import dtype_of_numpy
 from planc.runtime.engine.modules import VariantList, numpy_dtype
 from planc.runtime.engine.program import Program, Programs, Step, needs
 from planc.runtime.engine.values import SKIPPED, Value
+from planc.runtime.journal.clock import Clock, SystemClock
 
 __all__ = ["BUILTIN_OPS", "Engine", "RunFailed", "RunResult", "RunStatus", "Services", "needs"]
 
@@ -54,7 +56,8 @@ def _argmax(x: np.ndarray) -> np.ndarray:
 # A builtin's result is converted to the type the compiler gave it (the manifest's `type`:
 # mean of integers is f32, sum of bool is i32), so these compute in numpy's wide types.
 BUILTIN_OPS: dict[str, Callable[[np.ndarray], Any]] = {
-    "max": np.max, "min": np.min, "mean": np.mean, "sum": np.sum, "argmax": _argmax,
+    Builtin.MAX.value: np.max, Builtin.MIN.value: np.min, Builtin.MEAN.value: np.mean, Builtin.SUM.value: np.sum,
+    Builtin.ARGMAX.value: _argmax,
 }
 
 
@@ -381,5 +384,7 @@ class Engine:
 
 
 def _dtype_name(a: np.ndarray) -> str:
-    return {"float32": "f32", "float16": "f16", "int8": "i8", "int32": "i32", "int64": "i64",
-            "bool": "bool", "bfloat16": "bf16", "float64": "f32"}[a.dtype.name]
+    found = dtype_of_numpy("float32" if a.dtype.name == "float64" else a.dtype.name)
+    if found is None:
+        raise KeyError(a.dtype.name)
+    return found.value

@@ -6,30 +6,45 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from planc.runtime.contract.manifest import TensorType
 from planc.runtime.engine.modules import numpy_dtype
 
-__all__ = ["InputError", "InputSpec", "check_inputs"]
+__all__ = ["CheckedInputs", "InputError", "InputSpec", "check_inputs"]
 
 
 class InputError(ValueError):
     """An input is missing, unknown, or of the wrong type or shape; names it."""
 
 
-def check_inputs(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Inputs converted to the declared dtypes; an InputError names any mismatch."""
-    return InputSpec(manifest).check(inputs)
+def check_inputs(declared: Mapping[str, TensorType], inputs: Mapping[str, Any]) -> CheckedInputs:
+    """Inputs converted to the declared dtypes (`Bundle.records.inputs`); an InputError names any mismatch."""
+    return InputSpec(declared).check(inputs)
+
+
+class CheckedInputs(dict):  # type: ignore[type-arg]  # dict[str, np.ndarray]
+    """A run's inputs as one InputSpec checked and converted them: the run takes them as they are,
+    so inputs are checked once per run however many layers hand them on (api.Plan, the Runner)."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: InputSpec, arrays: Mapping[str, np.ndarray]):
+        super().__init__(arrays)
+        self.spec = spec
 
 
 class InputSpec:
     """The plan's declared inputs, read once (names, numpy dtypes, shapes), checking each run's."""
 
-    def __init__(self, manifest: Mapping[str, Any]):
-        self.declared = {i["name"]: i for i in manifest["inputs"]}
-        self.fast = tuple((n, _dtype_or_none(d["dtype"]), tuple(d["shape"]), d["dtype"])
-                          for n, d in self.declared.items())
+    def __init__(self, declared: Mapping[str, TensorType]):
+        self.declared = dict(declared)
+        self.fast = tuple((n, _dtype_or_none(t.dtype.value), t.shape, t.dtype.value)
+                          for n, t in self.declared.items())
 
-    def check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Inputs converted to the declared dtypes; an InputError names any mismatch."""
+    def check(self, inputs: Mapping[str, Any]) -> CheckedInputs:
+        """Inputs converted to the declared dtypes; an InputError names any mismatch. Inputs this
+        spec checked already are returned as they are."""
+        if type(inputs) is CheckedInputs and inputs.spec is self:
+            return inputs
         out = {}
         for name, want, shape, _ in self.fast:
             a = inputs.get(name)
@@ -41,8 +56,8 @@ class InputSpec:
                 break
         else:
             if len(inputs) == len(out):
-                return out
-        return self._convert(inputs)
+                return CheckedInputs(self, out)
+        return CheckedInputs(self, self._convert(inputs))
 
     def _convert(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         declared = self.declared
@@ -50,7 +65,8 @@ class InputSpec:
         if unknown:
             raise InputError(f"unknown input(s) {', '.join(unknown)}; the plan takes: {', '.join(declared) or 'none'}")
         out = {}
-        for name, d in declared.items():
+        for name, t in declared.items():
+            d = t.to_json()
             if name not in inputs:
                 raise InputError(f"missing input '{name}' ({d['dtype']}{d['shape']})")
             a = np.asarray(inputs[name])

@@ -7,19 +7,13 @@ from dataclasses import dataclass
 
 import iree.runtime as rt
 import numpy as np
+from planc.runtime.contract.dtypes import DType
+from planc.runtime.contract.dtypes import numpy_dtype as _numpy_dtype
 
 __all__ = ["DTYPES", "Device", "LoadedModule", "ModuleError", "VariantList", "numpy_dtype"]
 
 # Manifest dtype name -> (numpy dtype name, HAL element type).
-DTYPES: dict[str, tuple[str, object]] = {
-    "f32": ("float32", rt.HalElementType.FLOAT_32),
-    "f16": ("float16", rt.HalElementType.FLOAT_16),
-    "bf16": ("bfloat16", rt.HalElementType.BFLOAT_16),
-    "i8": ("int8", rt.HalElementType.SINT_8),
-    "i32": ("int32", rt.HalElementType.SINT_32),
-    "i64": ("int64", rt.HalElementType.SINT_64),
-    "bool": ("bool", rt.HalElementType.BOOL_8),
-}
+DTYPES: dict[str, tuple[str, object]] = {d.value: (d.numpy, getattr(rt.HalElementType, d.info.hal)) for d in DType}
 
 
 VariantList = rt.VmVariantList  # an IREE argument or result list
@@ -51,21 +45,11 @@ class ModuleError(RuntimeError):
     """A module failed to load or to run; names the module and the driver."""
 
 
-_NUMPY: dict[str, np.dtype] = {k: np.dtype(n) for k, (n, _) in DTYPES.items() if n != "bfloat16"}
-
-
 def numpy_dtype(name: str) -> np.dtype:
-    hit = _NUMPY.get(name)
-    if hit is not None:
-        return hit
-    np_name = DTYPES[name][0]
-    if np_name == "bfloat16":
-        try:
-            import ml_dtypes  # optional: only plans with bf16 values need it
-        except ImportError as e:
-            raise ModuleError("bf16 values need the 'ml_dtypes' package") from e
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(np_name)
+    try:
+        return _numpy_dtype(name)
+    except ImportError as e:  # ml_dtypes is optional: only plans with bf16 values need it
+        raise ModuleError("bf16 values need the 'ml_dtypes' package") from e
 
 
 class Device:

@@ -14,18 +14,20 @@ from typing import Any
 import numpy as np
 from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
-from planc.runtime.engine.clock import Clock, SystemClock
+from planc.runtime.contract.dtypes import dtype_of_numpy
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
-from planc.runtime.engine.inputs import InputError, InputSpec, check_inputs
+from planc.runtime.engine.inputs import CheckedInputs, InputError, InputSpec, check_inputs
 from planc.runtime.engine.modules import Device, LoadedModule
 from planc.runtime.engine.params import parameters_of
 from planc.runtime.engine.program import Programs, prepare
-from planc.runtime.engine.runstate import RunState, TaskStatus
+from planc.runtime.engine.remote import ENGINES, RemoteEngine, RemoteFactory, check_engine
 from planc.runtime.engine.values import SKIPPED, Value, to_json
 from planc.runtime.gates.keeper import AuditLog, AutoApprove, GateKeeper, GateSource
 from planc.runtime.host.detect import Host, choose_variant, detect
+from planc.runtime.journal.clock import Clock, SystemClock
 from planc.runtime.journal.rundir import RunDir
+from planc.runtime.journal.runstate import RunState, TaskStatus
 from planc.runtime.journal.trace import Tracer
 from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, Policy, call_with_policy
 from planc.runtime.tools.runner import ReturnType, ToolCall, ToolRunner
@@ -51,6 +53,7 @@ class RunConfig:
     compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
     engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray/engine.py)
     address: str | None = None  # the Ray cluster's head for engine "ray" (None: $RAY_ADDRESS or auto)
+    remote: RemoteFactory | None = None  # opens the engine named by `engine` (api.engines chooses it)
     # Shared across runs when set (a served plan): tool breakers, where gate decisions of runs without a
     # run directory are logged (None: a temporary file), and a callback per tool attempt
     # (task, tool, attempt number, error or None).
@@ -75,23 +78,23 @@ class Runner:
             self.variants = self.engine.variants
         local = self.config.compute is None and self.engine is None
         self.params = parameters_of(self.manifest, bundle.read) if local else None
-        for name, mod in sorted(self.manifest["modules"].items() if local else ()):
-            target = choose_variant(mod["variants"], self.host, module=name)
-            variant = mod["variants"][target]
-            driver = variant.get("driver") or "local-sync"
+        for name, mod in sorted(bundle.records.modules.items() if local else ()):
+            target = choose_variant(mod.variants, self.host, module=name)
+            variant = mod.variants[target]
+            driver = variant.driver or "local-sync"
             dev = self.devices.get(driver) or self.devices.setdefault(driver, Device(driver))
             self.variants[name] = target
-            self.modules[name] = LoadedModule(name, dev, bundle.read(variant["path"]),
-                                              [t["dtype"] for t in mod["inputs"]],
-                                              [t["dtype"] for t in mod["outputs"]],
-                                              self.params if mod.get("parameters") else None)
+            self.modules[name] = LoadedModule(name, dev, bundle.read(variant.path),
+                                              [t.dtype.value for t in mod.inputs],
+                                              [t.dtype.value for t in mod.outputs],
+                                              self.params if mod.parameters else None)
         # Everything a run needs that does not depend on its inputs is prepared here, once:
         # steps with their guards and modules, input and output tables, the extracted tools.
         try:
             self._programs: Programs = prepare(self.manifest["tasks"], self.modules if local else None)
         except ExprError as e:
             raise BadManifest(f"{MANIFEST}: {e}", member=MANIFEST) from None
-        self._inputs = InputSpec(self.manifest)
+        self._inputs = InputSpec(bundle.records.inputs)
         self._input_types = {n: t for n, _, _, t in self._inputs.fast}
         self._outputs = tuple((o["name"], o["value"]) for o in self.manifest["outputs"])
         self._tools_dir: tempfile.TemporaryDirectory | None = None
@@ -102,6 +105,11 @@ class Runner:
             self._tool_runner(None)  # extracts the tools; python workers start on a tool's first call
 
     # ------------------------------------------------------------------ public
+    def check_inputs(self, inputs: Mapping[str, Any]) -> CheckedInputs:
+        """`inputs` checked against the plan's declared inputs and converted, once: `run` takes
+        them as they are. An InputError names any mismatch."""
+        return self._inputs.check(inputs)
+
     def run(self, inputs: Mapping[str, Any], *,
             config: RunConfig | None = None) -> tuple[RunResult, RunDir | None]:
         """A new run (journaled under `config.run_root` when set). `config` replaces the Runner's
@@ -199,18 +207,16 @@ class Runner:
         return result
 
 
-ENGINES = ("local", "ray")
-
-
-def _remote_engine(bundle: Bundle, config: RunConfig) -> Any:
-    """The engine that computes off this process (None: the local engine)."""
-    if config.engine not in ENGINES:
-        raise ValueError(f"unknown engine '{config.engine}', expected one of: {', '.join(ENGINES)}")
+def _remote_engine(bundle: Bundle, config: RunConfig) -> RemoteEngine | None:
+    """The engine that computes off this process (None: the local engine), opened by the factory
+    that the API chose for `config.engine` (planc.runtime.api.engines)."""
+    check_engine(config.engine)
     if config.engine == "local" or config.compute is not None:
         return None
-    from planc.runtime.ray.engine import RayEngine  # lazy: Ray is an optional extra
-
-    return RayEngine(bundle, address=config.address)
+    if config.remote is None:
+        raise ValueError(f"engine '{config.engine}' has no factory: open it through planc.runtime.api "
+                         "(api.engines.remote_factory), which chooses the engine")
+    return config.remote(bundle, config.address)
 
 
 def _host(v: Any) -> Any:
@@ -349,12 +355,9 @@ class _Context:
         self.run_dir.record_task_finished(name, values, iteration=iteration)
 
 
-_NP_TO_DTYPE = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "int8": "i8", "int32": "i32",
-                "int64": "i64", "bool": "bool"}
-
-
 def _dtype_of(a: np.ndarray) -> str | None:
-    return _NP_TO_DTYPE.get(a.dtype.name)
+    found = dtype_of_numpy(a.dtype.name)
+    return None if found is None else found.value
 
 
 def _tool_value(result: Any, returns: Mapping[str, Any] | None) -> Value:

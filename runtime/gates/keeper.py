@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import numpy as np
-from planc.runtime.engine.clock import Clock, SystemClock
+from planc.runtime.journal.clock import Clock, SystemClock
 from planc.runtime.journal.valuestore import (
     Iteration,
     IterationLike,

@@ -14,15 +14,12 @@ import logging
 import mmap
 import sys
 
+from planc.runtime.contract.targets import X86_LEVELS
+
 __all__ = ["X86_LEVELS", "cpu_features", "decode_cpuid", "normalize_feature"]
 
 log = logging.getLogger(__name__)
 
-_X86_V2 = ("sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "cx16", "sahf", "crc32")
-_X86_V3 = (*_X86_V2, "avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave")
-_X86_V4 = (*_X86_V3, "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
-# x86-64 psABI levels beyond the baseline, as LLVM's x86-64-v2/v3/v4 enable them.
-X86_LEVELS = {"x86-64-v2": _X86_V2, "x86-64-v3": _X86_V3, "x86-64-v4": _X86_V4}
 
 # /proc/cpuinfo (Linux) flag names -> LLVM feature names, where they differ.
 _PROCFS_ALIASES = {"pni": "sse3", "sse4_1": "sse4.1", "sse4_2": "sse4.2", "bmi1": "bmi",

@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from planc.runtime.host.cpu_features import X86_LEVELS, cpu_features, normalize_feature
+from planc.runtime.contract.manifest import Variant
+from planc.runtime.contract.targets import KNOWN_TARGETS, X86_LEVELS
+from planc.runtime.host.cpu_features import cpu_features, normalize_feature
 
 __all__ = [
     "ENV_VAR",
@@ -40,18 +42,9 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "PLANRT_HOST"
 
-# What each target planc compiles needs, and its preference (higher wins). The runtime
-# cannot import planc.compiler; a test checks this table against compiler/codegen/targets.py. A
-# variant's own "requires" and "rank" in the manifest, when present, take precedence.
-KNOWN_TARGETS: dict[str, tuple[int, frozenset[str]]] = {
-    "cuda-sm90": (90, frozenset({"cuda", "sm_90"})),
-    "cuda-sm80": (80, frozenset({"cuda", "sm_80"})),
-    "x86_64-avx512": (50, frozenset({"x86_64", *X86_LEVELS["x86-64-v4"]})),
-    "x86_64-avx2": (40, frozenset({"x86_64", *X86_LEVELS["x86-64-v3"]})),
-    "aarch64-neon": (30, frozenset({"aarch64", "neon"})),
-    "riscv64-rvv": (20, frozenset({"riscv64", "m", "a", "f", "d", "c", "v"})),
-    "vmvx": (0, frozenset()),
-}
+# What each target planc compiles needs, and its preference (higher wins): the vocabulary's
+# table (planc.runtime.contract.targets). A variant's own "requires" and "rank" in the
+# manifest, when present, take precedence.
 
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 
@@ -198,10 +191,12 @@ def detect(environ: Mapping[str, str] | None = None, *, cuda: bool = True) -> Ho
 
 # ---------------------------------------------------------------- choosing a variant
 
-def _rank_and_requires(name: str, variant: Mapping[str, Any]) -> tuple[int, frozenset[str]] | None:
+def _rank_and_requires(name: str, variant: Variant | Mapping[str, Any]) -> tuple[int, frozenset[str]] | None:
     known = KNOWN_TARGETS.get(name)
-    requires = variant.get("requires")
-    rank = variant.get("rank")
+    if isinstance(variant, Variant):
+        requires, rank = variant.requires, variant.rank
+    else:
+        requires, rank = variant.get("requires"), variant.get("rank")
     if requires is None and known is None:
         return None
     return (int(rank) if rank is not None else known[0] if known else 0,
@@ -261,7 +256,7 @@ def choose_variant(available: Mapping[str, Mapping[str, Any]], host: Host, *,
                    device: str | None = None, module: str | None = None) -> str:
     """The best variant of a module that `host` can run (cuda > avx512 > avx2 > neon > vmvx).
 
-    `available` maps target names to the manifest's variant records. Raises
+    `available` maps target names to the manifest's variants (records, or their JSON). Raises
     NoVariantError naming every variant with the reason it cannot run, and the host.
     """
     if device not in (None, "cpu", "gpu"):

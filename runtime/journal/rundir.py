@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from planc.runtime.engine.clock import Clock, SystemClock
-from planc.runtime.engine.runstate import (
+from planc.runtime.journal.clock import Clock, SystemClock
+from planc.runtime.journal.runstate import (
     GateRecord,
     JournalCorrupt,
     JournalError,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planc.runtime.engine.clock import Clock
+from planc.runtime.journal.clock import Clock
 
 __all__ = ["Instant", "Slice", "TaskStats", "Tracer"]
 

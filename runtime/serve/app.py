@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from planc.runtime.api.errors import GateError
 from planc.runtime.api.gates import UnknownGate
-from planc.runtime.gates.keeper import GateError
 from planc.runtime.serve.protocol import BadRequest, tensor_metadata
 from planc.runtime.serve.repository import ModelNotFound, Served
 from planc.runtime.serve.server import Busy, InferenceServer, Reply, error_reply

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from planc.runtime.api.results import Result
-from planc.runtime.tools.breaker import BreakerState
+from planc.runtime.api.runs import BreakerState
 
 __all__ = ["Metrics"]
 

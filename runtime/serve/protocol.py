@@ -11,15 +11,14 @@ from typing import Any
 import numpy as np
 from planc.runtime.api.results import OutputKind, Result
 from planc.runtime.api.signature import TensorSpec
+from planc.runtime.contract.dtypes import DType, numpy_dtype
 
 __all__ = ["DATATYPES", "BadRequest", "InferRequest", "datatype", "encode_response", "parse_request",
            "tensor_metadata"]
 
 # planc dtype -> OIP datatype.
-DATATYPES = {"f32": "FP32", "f16": "FP16", "bf16": "BF16", "i8": "INT8", "i32": "INT32", "i64": "INT64",
-             "bool": "BOOL"}
-_NUMPY = {"FP32": "float32", "FP16": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
-          "BOOL": "bool"}
+DATATYPES = {d.value: d.info.oip for d in DType}
+_BY_OIP = {d.info.oip: d for d in DType}
 JSON_DATATYPE = "BYTES"  # a tool's untyped (JSON) result: one BYTES element holding the JSON text
 
 
@@ -58,11 +57,7 @@ class InferRequest:
 
 
 def _np_dtype(dt: str) -> np.dtype:
-    if dt == "BF16":
-        import ml_dtypes  # shipped with iree-base-runtime
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(_NUMPY[dt])
+    return numpy_dtype(_BY_OIP[dt].value)
 
 
 def parse_request(body: bytes, header_length: int | None, specs: Sequence[TensorSpec],

@@ -11,13 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planc.runtime.api.errors import InputError, JournalError
 from planc.runtime.api.gates import GateBoard
 from planc.runtime.api.plan import IdempotencyConflict, Plan
-from planc.runtime.bundle.loader import load_bundle
-from planc.runtime.engine.executor import RunStatus
-from planc.runtime.engine.runner import InputError
-from planc.runtime.gates.keeper import AuditLog
-from planc.runtime.journal.rundir import JournalError
+from planc.runtime.api.runs import AuditLog, RunStatus, load_bundle
 from planc.runtime.serve.metrics import Metrics
 from planc.runtime.serve.protocol import BadRequest, encode_response, parse_request
 from planc.runtime.serve.repository import Repository, Served

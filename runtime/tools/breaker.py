@@ -5,13 +5,10 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from typing import TYPE_CHECKING
 
-from planc.runtime.engine.clock import Clock
+from planc.runtime.contract.policy import Policy
+from planc.runtime.journal.clock import Clock
 from planc.runtime.tools.failures import BreakerOpen
-
-if TYPE_CHECKING:
-    from planc.runtime.tools.policy import Policy
 
 __all__ = ["BreakerRegistry", "BreakerState", "CircuitBreaker"]
 

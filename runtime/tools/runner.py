@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from planc.runtime.contract.dtypes import DTYPE_NAMES, numpy_dtype
 from planc.runtime.journal.valuestore import IterationLike, iteration_of
 from planc.runtime.tools.policy import ToolError, ToolTimeout
 from planc.runtime.tools.process import PythonWorker, describe_exit, exchange, kill_group, reap_group, spawn
@@ -34,15 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_DTYPES = {
-    "f32": "float32",
-    "f16": "float16",
-    "bf16": "bfloat16",
-    "i8": "int8",
-    "i32": "int32",
-    "i64": "int64",
-    "bool": "bool",
-}
 
 
 class ToolConfigError(ValueError):
@@ -102,16 +94,12 @@ class ReturnType:
             raise ToolConfigError(
                 f"bad return type {d!r}: expected {{'dtype': ..., 'shape': [...]}}"
             ) from None
-        if dtype not in _DTYPES:
-            raise ToolConfigError(f"unknown dtype {dtype!r}: expected one of: {', '.join(_DTYPES)}")
+        if dtype not in DTYPE_NAMES:
+            raise ToolConfigError(f"unknown dtype {dtype!r}: expected one of: {', '.join(DTYPE_NAMES)}")
         return cls(dtype, shape)
 
     def numpy_dtype(self) -> np.dtype[Any]:
-        if self.dtype == "bf16":
-            import ml_dtypes  # shipped with iree-base-runtime
-
-            return np.dtype(ml_dtypes.bfloat16)
-        return np.dtype(_DTYPES[self.dtype])
+        return numpy_dtype(self.dtype)
 
     def __str__(self) -> str:
         return f"{self.dtype}[{', '.join(map(str, self.shape))}]"

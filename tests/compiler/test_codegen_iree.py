@@ -14,8 +14,8 @@ import pytest
 from planc.compiler.codegen.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileEvent, CompileJob, TtyProgress, compile_all
 from planc.compiler.codegen.iree import IreeCompileError, compile_module
-from planc.compiler.codegen.stablehlo import export_stablehlo, mlir_signature, normalize
 from planc.compiler.codegen.targets import Backend, Target
+from planc.compiler.hlo.stablehlo import export_stablehlo, mlir_signature, normalize
 from planc.runtime.host.detect import detect
 
 iree_rt = pytest.importorskip("iree.runtime")

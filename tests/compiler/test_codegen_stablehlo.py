@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import pytest
-from planc.compiler.codegen.stablehlo import (
+from planc.compiler.hlo.stablehlo import (
     StableHLOError,
     cost_facts,
     export_stablehlo,

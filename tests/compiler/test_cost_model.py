@@ -18,7 +18,7 @@ from planc.compiler.costs.model import (
     merge_facts,
 )
 from planc.compiler.costs.profiles import ProfileError, load_profile
-from planc.compiler.tuning.tuned_model import TunedModel, Tuning, load_tuning
+from planc.compiler.costs.tuned_model import TunedModel, Tuning, load_tuning
 from planc.dsl.ast import DType
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from planc.compiler.bundle.build import BuildOptions, optimize
 from planc.compiler.cli import main
-from planc.compiler.costs.deploy import cost_model
+from planc.compiler.costs.context import cost_model
 from planc.compiler.explain.report import SlotKind, explain, format_explanation
 from planc.compiler.ir.graph import OUTPUT, GroupTask, LoopTask
 

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 from planc.compiler.codegen.compile import CompileJob, compile_all
-from planc.compiler.codegen.stablehlo import StableHLOError, cost_facts, export_stablehlo
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.dispatches import dispatch_count, dump_command
-from planc.compiler.costs.hlo_counts import TRANSCENDENTAL_WEIGHT, count_stablehlo
+from planc.compiler.hlo.counts import TRANSCENDENTAL_WEIGHT, count_stablehlo
+from planc.compiler.hlo.stablehlo import StableHLOError, cost_facts, export_stablehlo
 from planc.compiler.ir.graph import ComputeTask
 from planc.compiler.passes import Build, InferTypes, Verify
 from planc.compiler.pipeline import PipelineOptions, run_pipeline

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from planc.compiler.costs.model import ComputeFacts, RooflineModel, merge_facts
 from planc.compiler.costs.profiles import load_profile
-from planc.compiler.scheduling.merge import (
+from planc.compiler.merging.merge import (
     Barrier,
     Compute,
     MergeError,
@@ -339,7 +339,7 @@ def test_legality_errors_and_partition_cost():
 
 
 def _groups(pairs):
-    from planc.compiler.scheduling.merge import Group
+    from planc.compiler.merging.merge import Group
     return [Group(tuple(m), d, 0.0, False) for m, d in pairs]
 
 

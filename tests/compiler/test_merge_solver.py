@@ -4,8 +4,8 @@ the order DP alone is more than 5 % above the optimum (server-2gpu, 10 tasks).""
 from __future__ import annotations
 
 import pytest
-from planc.compiler.scheduling.merge import MergeOptions, _pricing, merge, partition_cost
-from planc.compiler.scheduling.merge_solver import MergeSolverOptions, candidates
+from planc.compiler.merging.merge import MergeOptions, _pricing, merge, partition_cost
+from planc.compiler.merging.solver import MergeSolverOptions, candidates
 from test_merge_dp import MODELS, assert_legal, random_dag
 
 DP_ONLY = MergeOptions(exact_max_tasks=0, solver_time=0)

@@ -14,9 +14,9 @@ from planc.compiler.cli import main as planc
 from planc.compiler.costs.deploy import task_facts
 from planc.compiler.costs.model import RooflineModel
 from planc.compiler.costs.profiles import load_profile
+from planc.compiler.costs.tuned_model import TunedModel, load_tuning
 from planc.compiler.ir.graph import GroupTask
 from planc.compiler.tuning.tune import bundle_facts
-from planc.compiler.tuning.tuned_model import TunedModel, load_tuning
 from planc.runtime.bundle.loader import load_bundle
 from planc.runtime.engine.runner import RunConfig, Runner
 from planc.runtime.host.detect import detect, variant_problem

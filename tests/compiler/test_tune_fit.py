@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from planc.compiler.costs.model import ComputeFacts, RooflineModel
 from planc.compiler.costs.profiles import ProfileError, load_profile
+from planc.compiler.costs.tuned_model import DeviceFit, TunedModel, Tuning, load_tuning
 from planc.compiler.tuning.fit import KindModel, fit_kind, leave_one_out
 from planc.compiler.tuning.tune import (
     Measurement,
@@ -29,8 +30,7 @@ from planc.compiler.tuning.tune import (
     report,
     tool_latencies,
 )
-from planc.compiler.tuning.tuned_model import DeviceFit, TunedModel, Tuning, load_tuning
-from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.clock import FakeClock
 from planc.runtime.journal.trace import Tracer
 
 PROFILE = load_profile()

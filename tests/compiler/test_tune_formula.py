@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from planc.compiler.costs.formula import MAX_BLEND, combination_name, combine, memory_time
 from planc.compiler.costs.model import ComputeFacts
 from planc.compiler.costs.profiles import load_profile
+from planc.compiler.costs.tuned_model import DeviceFit, Tuning, load_tuning
 from planc.compiler.tuning.crossover import NEVER, _crossing, crossover_flops, with_crossover
 from planc.compiler.tuning.fit import KindModel
 from planc.compiler.tuning.fit_full import fit_full
-from planc.compiler.tuning.formula import MAX_BLEND, combination_name, combine, memory_time
 from planc.compiler.tuning.tune import Measurement, fit
-from planc.compiler.tuning.tuned_model import DeviceFit, Tuning, load_tuning
 
 PROFILE = load_profile()
 AVX512 = PROFILE.devices["x86_64-avx512"]

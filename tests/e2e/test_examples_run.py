@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from e2e_support import EXAMPLES, PLANS, example_inputs, mlir_references
-from planc.compiler.models.reference import jax_compute
+from planc.compiler.codegen.reference import jax_compute
 from planc.runtime.bundle.loader import load_bundle
 from planc.runtime.engine.executor import RunStatus
 from planc.runtime.engine.runner import InputError, RunConfig, Runner

@@ -51,7 +51,7 @@ class _Approver(threading.Thread):
 
 def _reference(built, plan_file, inputs):
     """The same plan run with JAX for every compute task (and gates approved)."""
-    from planc.compiler.models.reference import jax_compute
+    from planc.compiler.codegen.reference import jax_compute
     from planc.runtime.bundle.loader import load_bundle
     from planc.runtime.engine.runner import RunConfig, Runner
 

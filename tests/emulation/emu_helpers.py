@@ -55,7 +55,7 @@ def tool_env(folder: Path) -> dict[str, str]:
 def build_examples(out: Path) -> dict[str, Example]:
     """Every example plan built for CPU_TARGETS, plus `x86_only` (vib_screen, x86_64-avx512 alone)."""
     from planc.compiler.bundle.build import BuildOptions, build_bundle
-    from planc.compiler.models.reference import jax_compute
+    from planc.compiler.codegen.reference import jax_compute
     from planc.runtime.bundle.loader import load_bundle
     from planc.runtime.engine.runner import RunConfig, Runner
 

@@ -125,8 +125,8 @@ def ray_instants(trace_file: Path) -> list[dict]:
 
 
 def jax_outputs(built, inputs: dict, tool_env: dict | None = None) -> dict:
-    """The plan's outputs with every group computed by JAX (compiler/models/reference.py)."""
-    from planc.compiler.models.reference import jax_compute
+    """The plan's outputs with every group computed by JAX (compiler/codegen/reference.py)."""
+    from planc.compiler.codegen.reference import jax_compute
     from planc.runtime.bundle.loader import load_bundle
     from planc.runtime.engine.runner import RunConfig, Runner
 

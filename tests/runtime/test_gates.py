@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.engine.clock import FakeClock, SystemClock
 from planc.runtime.gates.keeper import (
     AuditLog,
     AutoApprove,
@@ -23,6 +22,7 @@ from planc.runtime.gates.keeper import (
     GateKeeper,
     Interactive,
 )
+from planc.runtime.journal.clock import FakeClock, SystemClock
 from planc.runtime.journal.valuestore import value_sha256
 
 LABEL = np.array([[0.1, 0.7, 0.2]], dtype=np.float32)

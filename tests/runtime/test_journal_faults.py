@@ -16,7 +16,7 @@ FAULT = textwrap.dedent("""
     import resource, signal, sys
     from pathlib import Path
     import numpy as np
-    from planc.runtime.engine.runstate import JournalError
+    from planc.runtime.journal.runstate import JournalError
     from planc.runtime.journal.rundir import RunDir, RecordType
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from planc.runtime.engine.clock import FakeClock, SystemClock
+from planc.runtime.journal.clock import FakeClock, SystemClock
 from planc.runtime.tools.policy import (
     Attempt,
     AttemptReport,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from planc.compiler.bundle.writer import write_bundle
 from planc.runtime.bundle.loader import ToolCallMismatch, load_bundle
-from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.clock import FakeClock
 from planc.runtime.tools.policy import OutcomeKind, Policy, ToolError, call_with_policy
 from planc.runtime.tools.runner import ToolCall, ToolKind, ToolRunner, ToolSpec
 from planc.runtime.tools.signature import ToolSignature

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.clock import FakeClock
 from planc.runtime.tools.policy import OutcomeKind, Policy, ToolError, ToolTimeout, call_with_policy
 from planc.runtime.tools.runner import (
     ReturnType,

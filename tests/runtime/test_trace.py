@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planc.runtime.engine.clock import FakeClock
+from planc.runtime.journal.clock import FakeClock
 from planc.runtime.journal.trace import Tracer
 
 

@@ -104,9 +104,9 @@ class _Flow:
 def count_stablehlo(text: str) -> HloCounts:
     """Counts of the module's entry function `main` (calls inlined, loop bodies counted once).
 
-    Raises StableHLOError (codegen.stablehlo) for text that is not MLIR or has no `main`."""
+    Raises StableHLOError (hlo.stablehlo) for text that is not MLIR or has no `main`."""
     from iree.compiler import ir
-    from planc.compiler.codegen.stablehlo import StableHLOError, _find_main, _parse
+    from planc.compiler.hlo.stablehlo import StableHLOError, _find_main, _parse
 
     with ir.Context() as ctx:
         ctx.allow_unregistered_dialects = True

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from planc.compiler.costs.formula import module_time
 from planc.compiler.costs.model import DTYPES, BatchCostModel, ComputeFacts, CostModel, RooflineModel, _mixed
 from planc.compiler.costs.profiles import (
     SCHEMA,
@@ -21,7 +22,6 @@ from planc.compiler.costs.profiles import (
     Profile,
     ProfileError,
 )
-from planc.compiler.tuning.formula import module_time
 
 __all__ = ["DeviceFit", "TunedModel", "Tuning", "load_tuning"]
 
@@ -36,7 +36,7 @@ class DeviceFit:
     longer: 0 is the roofline (they overlap perfectly), 1 their sum (a module whose
     dispatches each either compute or move memory, one after the other).
 
-    The fuller form (`blend` > 0, see tuning.formula): `dispatch_overhead` is the cost of
+    The fuller form (`blend` > 0, see costs.formula): `dispatch_overhead` is the cost of
     one module call and `per_dispatch` that of each IREE dispatch in it; memory streams at
     `cache_bandwidth` for the share of the working set that fits in `llc_bytes` of
     last-level cache, at `mem_bandwidth` for the rest; compute and memory combine as the
@@ -288,7 +288,7 @@ def _fitted(base: CostModel, tuning: Tuning) -> CostModel:
 
 
 class _FittedRoofline(RooflineModel):
-    """The roofline over fitted specs, priced by each device's DeviceFit (tuning.formula);
+    """The roofline over fitted specs, priced by each device's DeviceFit (costs.formula);
     devices without a fit keep the roofline."""
 
     def __init__(self, profile: Profile, deployment: Deployment, fits: Mapping[str, DeviceFit]) -> None:

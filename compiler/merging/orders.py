@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from planc.compiler.costs.model import DTYPES, BatchCostModel
-from planc.compiler.scheduling.merge_dp import INF, Plan, Pricing
+from planc.compiler.merging.dp import INF, Plan, Pricing
 
 __all__ = ["Segments", "order_dp", "segments", "topo_orders"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from ortools.sat.python import cp_model
-from planc.compiler.scheduling.merge_dp import INF, Plan, Pricing
-from planc.compiler.scheduling.merge_orders import topo_orders
+from planc.compiler.merging.dp import INF, Plan, Pricing
+from planc.compiler.merging.orders import topo_orders
 
 __all__ = ["MergeSolverOptions", "candidates", "solve_merge"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 from planc.compiler.costs.model import ComputeFacts, CostModel
-from planc.compiler.scheduling.merge_dp import (
+from planc.compiler.merging.dp import (
     Plan,
     Pricing,
     count_downsets,
@@ -18,7 +18,7 @@ from planc.compiler.scheduling.merge_dp import (
     exhaustive_plan,
     quotient_order,
 )
-from planc.compiler.scheduling.merge_orders import order_dp, polish, segments, topo_orders
+from planc.compiler.merging.orders import order_dp, polish, segments, topo_orders
 
 __all__ = [
     "Barrier",
@@ -235,7 +235,7 @@ def merge(problem: MergeProblem, model: CostModel, *, options: MergeOptions = Me
                  options.exact_budget)
     plan, tried = _search_orders(p, options)
     if p.n <= options.solver_max_tasks and options.solver_time > 0:
-        from planc.compiler.scheduling.merge_solver import MergeSolverOptions, solve_merge
+        from planc.compiler.merging.solver import MergeSolverOptions, solve_merge
 
         better = solve_merge(p, plan, MergeSolverOptions(time=options.solver_time, seed=options.seed))
         if better is not None:

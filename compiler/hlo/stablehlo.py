@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from planc.runtime.contract.dtypes import DType, dtype_of_mlir, dtype_of_numpy
+
 __all__ = [
     "DTYPES",
     "ArgType",
@@ -29,11 +31,7 @@ ArgType = Any
 TypeSig = tuple[str, tuple[int, ...]]  # ("f32", (1, 64, 64, 3))
 
 # planc dtype name -> numpy dtype name (bf16 via ml_dtypes, which jax ships).
-DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "i8": "int8",
-          "i32": "int32", "i64": "int64", "bool": "bool"}
-_MLIR_TO_DTYPE = {"f32": "f32", "f16": "f16", "bf16": "bf16", "i8": "i8", "i32": "i32",
-                  "i64": "i64", "i1": "bool"}
-_NUMPY_TO_DTYPE = {v: k for k, v in DTYPES.items()}
+DTYPES = {d.value: d.numpy for d in DType}
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*\Z")
 
 
@@ -56,9 +54,10 @@ def _dtype_name(dtype: Any) -> str:
         np_name = np.dtype(value).name
     except TypeError as e:
         raise ValueError(f"unknown dtype {dtype!r}, expected one of: {', '.join(DTYPES)}") from e
-    if np_name not in _NUMPY_TO_DTYPE:
+    found = dtype_of_numpy(np_name)
+    if found is None:
         raise ValueError(f"unsupported dtype {np_name}, expected one of: {', '.join(DTYPES)}")
-    return _NUMPY_TO_DTYPE[np_name]
+    return found.value
 
 
 def _as_sig(arg: ArgType) -> TypeSig:
@@ -148,11 +147,12 @@ def _type_sig(t: Any, where: str) -> TypeSig:
     if not rt.has_static_shape:
         raise StableHLOError(f"{where} has dynamic shape {t}, expected a static shape")
     elem = str(rt.element_type)
-    if elem not in _MLIR_TO_DTYPE:
+    found = dtype_of_mlir(elem)
+    if found is None:
         raise StableHLOError(
-            f"{where} has element type {elem}, expected one of: {', '.join(_MLIR_TO_DTYPE)}"
+            f"{where} has element type {elem}, expected one of: {', '.join(d.info.mlir for d in DType)}"
         )
-    return _MLIR_TO_DTYPE[elem], tuple(int(d) for d in rt.shape)
+    return found.value, tuple(int(d) for d in rt.shape)
 
 
 def _find_main(module: Any) -> Any:

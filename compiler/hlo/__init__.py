@@ -1,0 +1,1 @@
+"""StableHLO text: exported from JAX, parsed, and counted for cost facts."""

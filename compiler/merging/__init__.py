@@ -1,0 +1,1 @@
+"""Which compute tasks merge into one module: the merge DP, its order search and its solver."""
