@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,7 +55,37 @@ def _constants(op: Any, out: list[tuple[Any, str]]) -> None:
                 _constants(inner.operation, out)
 
 
-def _raw_bytes(attr: Any) -> bytes | None:
+_RESOURCE = re.compile(r'^\s*"?([^":\s]+)"?\s*:\s*"0x([0-9A-Fa-f]*)"', re.MULTILINE)
+_RESOURCE_REF = re.compile(r'dense_resource<"?([^">]+)"?>')
+_WIDTH = {"f32": 4, "f64": 8, "f16": 2, "i8": 1, "i16": 2, "i32": 4, "i64": 8, "ui8": 1, "si8": 1}
+
+
+def _resources(text: str) -> dict[str, str]:
+    """The hex of every `builtin` dialect resource blob (where IREE's ONNX import puts initializers)."""
+    start = text.rfind("{-#")
+    return {m.group(1): m.group(2) for m in _RESOURCE.finditer(text, start)} if start >= 0 else {}
+
+
+def _resource_bytes(attr: Any, blobs: dict[str, str]) -> bytes | None:
+    from iree.compiler import ir
+
+    m = _RESOURCE_REF.match(str(attr))
+    if m is None or m.group(1) not in blobs:
+        return None
+    if str(ir.ShapedType(attr.type).element_type) not in _WIDTH:
+        return None
+    shaped = ir.ShapedType(attr.type)
+    width = _WIDTH[str(shaped.element_type)]
+    count = 1
+    for d in shaped.shape:
+        count *= d
+    data = bytes.fromhex(blobs[m.group(1)])[4:]  # a blob starts with its alignment, 4 bytes
+    if len(data) != width * count or data == data[:width] * count:
+        return None  # malformed, or a splat written out: stays inline
+    return data
+
+
+def _raw_bytes(attr: Any, blobs: dict[str, str]) -> bytes | None:
     """The constant's bytes as IREE lays them out, or None where it stays inline (splats,
     element types numpy cannot hold exactly: i1, bf16 and the like)."""
     import numpy as np
@@ -64,12 +95,12 @@ def _raw_bytes(attr: Any) -> bytes | None:
         try:
             attr = ir.DenseElementsAttr(attr)
         except (TypeError, ValueError):
-            return None  # dense_resource and other forms stay as they are
+            return _resource_bytes(attr, blobs)  # dense_resource (ONNX initializers)
     dense = attr
     if dense.is_splat:
         return None
     elem = str(ir.ShapedType(dense.type).element_type)
-    if elem not in ("f32", "f64", "f16", "i8", "i16", "i32", "i64", "ui8", "si8"):
+    if elem not in _WIDTH:
         return None
     try:
         arr = np.array(dense)
@@ -85,6 +116,7 @@ def externalize(text: str, *, min_bytes: int = MIN_PARAM_BYTES, scope: str = SCO
     from iree.compiler import ir
 
     params: dict[str, bytes] = {}
+    blobs = _resources(text)
     with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse(text)
         found: list[tuple[Any, str]] = []
@@ -92,7 +124,7 @@ def externalize(text: str, *, min_bytes: int = MIN_PARAM_BYTES, scope: str = SCO
         globals_: dict[tuple[str, str], str] = {}
         for op, attr_name in found:
             attr = op.attributes[attr_name]
-            data = _raw_bytes(attr)
+            data = _raw_bytes(attr, blobs)
             if data is None or len(data) < min_bytes:
                 continue
             key = hashlib.sha256(data).hexdigest()

@@ -118,3 +118,26 @@ def test_onnx_initializers_from_ionnx_import_become_parameters():
     assert list(e.params) == [hashlib.sha256(W.tobytes()).hexdigest()]
     assert "torch_c.from_builtin_tensor" in e.mlir and "onnx.Constant" not in e.mlir
     assert externalize(e.mlir).params == {}  # parses again, nothing left to move
+
+
+def test_onnx_initializers_held_as_dense_resources_become_parameters():
+    blob = "0x04000000" + W.tobytes().hex().upper()  # a resource blob: its alignment, then the bytes
+    text = f"""module {{
+  func.func @main(%x: !torch.vtensor<[1,64],f32>) -> !torch.vtensor<[1,8],f32> {{
+    %w = torch.operator "onnx.Constant"() {{torch.onnx.value = dense_resource<_fc.weight> : tensor<64x8xf32>}} : () -> !torch.vtensor<[64,8],f32>
+    %0 = torch.operator "onnx.MatMul"(%x, %w) : (!torch.vtensor<[1,64],f32>, !torch.vtensor<[64,8],f32>) -> !torch.vtensor<[1,8],f32>
+    return %0 : !torch.vtensor<[1,8],f32>
+  }}
+}}
+
+{{-#
+  dialect_resources: {{
+    builtin: {{
+      _fc.weight: "{blob}"
+    }}
+  }}
+#-}}
+"""
+    e = externalize(text)
+    assert dict(e.params) == {hashlib.sha256(W.tobytes()).hexdigest(): W.tobytes()}
+    assert "_fc.weight" not in e.mlir  # the blob left with its last use
