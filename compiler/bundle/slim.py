@@ -24,7 +24,7 @@ class SlimResult:
     path: Path
     sha256: str
     kept: dict[str, tuple[str, ...]]  # module -> the targets it keeps
-    dropped: tuple[str, ...]  # member paths left out
+    dropped: tuple[str, ...]  # member paths left out (variants, and MLIR unless kept)
     bytes_before: int
     bytes_after: int
 
@@ -45,9 +45,12 @@ def _keep(name: str, variants: dict[str, Any], host: Host | None, targets: Seque
     return keep
 
 
-def slim_manifest(bundle: Bundle, *, host: Host | None = None, targets: Sequence[str] = (),
-                  spec: str = "") -> tuple[dict[str, Any], dict[str, bytes | memoryview], dict[str, tuple[str, ...]]]:
-    """The manifest and members of the slim bundle (members table left for the writer to fill)."""
+def slim_manifest(bundle: Bundle, *, host: Host | None = None, targets: Sequence[str] = (), spec: str = "",
+                  keep_mlir: bool = False) -> tuple[dict[str, Any], dict[str, bytes | memoryview],
+                                                    dict[str, tuple[str, ...]]]:
+    """The manifest and members of the slim bundle (members table left for the writer to fill).
+    The MLIR sources go unless `keep_mlir`: planrt never reads them, and `planc tune` falls back to
+    the manifest's facts without them."""
     if host is None and not targets:
         raise SlimError("say which host (--for) or which targets (--target) the bundle is for")
     unknown = sorted(set(targets) - set(bundle.manifest.get("targets", ())))
@@ -56,23 +59,27 @@ def slim_manifest(bundle: Bundle, *, host: Host | None = None, targets: Sequence
                         f"{', '.join(bundle.manifest.get('targets', ()))}")
     manifest = copy.deepcopy({k: v for k, v in bundle.manifest.items() if k != "members"})
     kept: dict[str, tuple[str, ...]] = {}
+    dropped_mlir: set[str] = set()
     for name, mod in sorted(manifest.get("modules", {}).items()):
         kept[name] = _keep(name, mod["variants"], host, targets, spec)
         mod["variants"] = {t: v for t, v in mod["variants"].items() if t in kept[name]}
+        if not keep_mlir and isinstance(mod.get("mlir"), str):
+            dropped_mlir.add(mod.pop("mlir"))
     used = {t for ts in kept.values() for t in ts}
     manifest["targets"] = [t for t in manifest.get("targets", ()) if t in used]
     manifest["slim"] = {"from": bundle.sha256, "for": spec or ",".join(targets)}
     dropped = {v["path"] for m in bundle.manifest.get("modules", {}).values() for v in m["variants"].values()}
     dropped -= {v["path"] for m in manifest.get("modules", {}).values() for v in m["variants"].values()}
+    dropped |= dropped_mlir
     members = {p: bundle.read(p) for p in bundle.members if p not in dropped}
     return manifest, members, kept  # type: ignore[return-value]
 
 
 def slim_bundle(bundle: Bundle, out: str | Path, *, host: Host | None = None, targets: Sequence[str] = (),
-                spec: str = "") -> SlimResult:
+                spec: str = "", keep_mlir: bool = False) -> SlimResult:
     """Writes `bundle` with only the variants `host` (or `targets`) needs to `out`, through the same
-    writer (and so the same checks) as `planc compile`; weights, MLIR and tools are kept whole."""
-    manifest, members, kept = slim_manifest(bundle, host=host, targets=targets, spec=spec)
+    writer (and so the same checks) as `planc compile`; weights and tools are kept whole."""
+    manifest, members, kept = slim_manifest(bundle, host=host, targets=targets, spec=spec, keep_mlir=keep_mlir)
     out = Path(out)
     directory = str(out).endswith("/") or out.is_dir()
     sha = (write_bundle_dir if directory else write_bundle)(out, manifest, members)  # type: ignore[arg-type]

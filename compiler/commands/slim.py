@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "slim", help="cut a bundle down to the variants one host kind needs",
         description="Verify a bundle and write a copy holding, for every module, only the variants a "
                     "host of the given kind runs (its best CPU variant, and its best GPU variant when "
-                    "it has a GPU), or only the named targets. Weights, MLIR and tools are kept.")
+                    "it has a GPU), or only the named targets. Weights and tools are kept; the MLIR sources go unless --keep-mlir.")
     p.add_argument("bundle", metavar="NAME.planb", help="bundle file or directory")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--for", dest="host", metavar="HOST",
@@ -27,6 +27,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--target", default="", metavar="T1,T2", help="keep exactly these targets")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the slim bundle (.planb or DIR/)")
     p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256")
+    p.add_argument("--keep-mlir", action="store_true",
+                   help="keep the modules' MLIR (for planc tune's recount; planrt never reads it)")
     return p
 
 
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         if args.host:
             host = detect() if args.host == "native" else parse_host_spec(args.host)
         targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
-        res = slim_bundle(bundle, args.output, host=host, targets=targets, spec=args.host or "")
+        res = slim_bundle(bundle, args.output, host=host, targets=targets, spec=args.host or "",
+                          keep_mlir=args.keep_mlir)
     except BundleError as e:
         print(f"error[{e.code}]: {e.message}\n  --> {args.bundle}", file=sys.stderr)
         return 1
@@ -46,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     kept = sorted({t for ts in res.kept.values() for t in ts})
     print(f"wrote {res.path} ({', '.join(kept)}; {res.bytes_after} of {res.bytes_before} member bytes, "
-          f"{len(res.dropped)} variants dropped, sha256 {res.sha256[:12]})")
+          f"{len(res.dropped)} members dropped, sha256 {res.sha256[:12]})")
     return 0

@@ -57,6 +57,9 @@ def test_slim_bundle_runs_like_the_full_one(bundles, tmp_path, tool_env):
     assert all(list(mod["variants"]) == ["x86_64-avx2"] for mod in slim.manifest["modules"].values())
     assert slim.manifest["slim"] == {"from": full.sha256, "for": "x86_64:x86-64-v3"}
     assert res.bytes_after < res.bytes_before and "params/weights.irpa" in slim.members
+    assert not [p for p in slim.members if p.startswith("mlir/")]
+    kept = slim_bundle(full, tmp_path / "kept.planb", targets=("aarch64-neon",), keep_mlir=True)
+    assert [p for p in kept.dropped if p.startswith("mlir/")] == []
     inputs = example_inputs(full.manifest)
     outs = []
     for b in (full, slim):
