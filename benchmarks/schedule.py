@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/schedule.py [--seeds 2] [--small-seeds 1] [--sizes 100,1000,10000]
         [--stg-seeds 2] [--wf-seeds 1] [--opt-time 0.3] [--quality-opt-time 0.1]
+        [--stg-dir DIR [--stg-stride 1]] [--known]
+
+With ``--stg-dir`` (the Kasahara STG set) and ``--known`` (best-known workflow schedules),
+the default-budget rows of benchmarks/schedule_known.py come first: gap to the published
+optima and upper bounds, to the best-known schedules and to planc's own bounds.
 
 0. STG: random graphs generated the way the Kasahara Standard Task Graph set was
    (``planc.compiler.scheduling.stg``: samepred, sameprob, layrpred, layrprob; integer
@@ -268,8 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wf-seeds", type=int, default=1, help="WfCommons workflows per recipe and size")
     ap.add_argument("--opt-time", type=float, default=0.3, help="solver budget (deterministic s), STG/workflows")
     ap.add_argument("--quality-opt-time", type=float, default=0.1, help="solver budget on the HEFT set (0: off)")
+    ap.add_argument("--stg-dir", help="the Kasahara STG set: default-budget rows against published optima")
+    ap.add_argument("--stg-stride", type=int, default=1, help="every k-th STG graph of each cell")
+    ap.add_argument("--known", action="store_true", help="workflows against benchmarks/best_known.json")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if args.stg_dir or args.known:
+        import schedule_known
+
+        schedule_known.main((["--stg-dir", args.stg_dir, "--stride", str(args.stg_stride)] if args.stg_dir else [])
+                            + (["--workflows"] if args.known else []))
     if args.stg_seeds > 0:
         stg(args.stg_seeds, args.opt_time)
     if args.wf_seeds > 0:

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "compile": "compile",
     "explain": "explain",
     "inspect": "inspect",
+    "sign": "sign",
     "slim": "slim",
     "tune": "tune",
     "demo": "demo",

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from planc.runtime.bundle.loader import BundleError, DigestMismatch, load_bundle, summarize
+from planc.runtime.bundle.trust import Trust
 from planc.runtime.cli import main as planrt_main
 from planc.runtime.contract.dtypes import DType
 from soak_tamper import TAMPERS, Good, Tampered
@@ -39,6 +40,8 @@ class BundleReport:
     same_content: Counter[str] = field(default_factory=Counter)  # zip metadata changed, members the same
     runs: Counter[str] = field(default_factory=Counter)  # planrt run of accepted bundles, by exit status
     pinned_rejected: int = 0
+    trusted: bool = False  # loaded with trusted keys (soak.py --trust): every content change must be refused
+    consistent_refused: Counter[str] = field(default_factory=Counter)  # re-hashed edits refused (by trust)
     cli_runs: int = 0
     seconds: float = 0.0
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -52,6 +55,8 @@ class BundleReport:
                 "rejected_total": sum(self.rejected.values()), "by_tamper": dict(self.by_tamper),
                 "accepted_consistent": dict(self.accepted_consistent),
                 "same_content": dict(self.same_content), "runs": dict(self.runs), "pinned_rejected": self.pinned_rejected,
+                "trusted": self.trusted, "consistent_refused": dict(self.consistent_refused),
+                "consistent_total": sum(self.consistent_refused.values()) + sum(self.accepted_consistent.values()),
                 "cli_runs": self.cli_runs, "seconds": round(self.seconds, 1), "failures": self.failures[:50]}
 
 
@@ -66,13 +71,21 @@ def _named(err: BundleError) -> bool:
 
 
 def run_bundles(goods: list[Path], count: int, seed: int, *, cli_sample: int = 0,
-                progress: Any = None) -> BundleReport:
-    """Tamper with the `goods` bundles `count` times (seeded); load each without and with a pinned digest."""
+                progress: Any = None, trust: list[Path] | None = None) -> BundleReport:
+    """Tamper with the `goods` bundles `count` times (seeded); load each without and with a pinned digest.
+    With `trust` (public keys the goods are signed with), every load requires a trusted signature, and
+    the signature's own tamperers join (scripts/soak_signed.py)."""
     rng = random.Random(seed)
     parsed = [(p, Good.parse(p.read_bytes())) for p in goods]
-    digests = {p: load_bundle(p).sha256 for p in goods}
-    names = sorted(TAMPERS)
-    report = BundleReport()
+    keys = Trust.from_paths(trust) if trust else None
+    digests = {p: load_bundle(p, trust=keys).sha256 for p in goods}
+    tampers = dict(TAMPERS)
+    if keys is not None:
+        from soak_signed import SIGNED_TAMPERS
+
+        tampers |= SIGNED_TAMPERS
+    names = sorted(tampers)
+    report = BundleReport(trusted=keys is not None)
     sample: list[tuple[str, Tampered, str]] = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="soak-bundles-", dir=_scratch()) as tmp:
@@ -80,20 +93,20 @@ def run_bundles(goods: list[Path], count: int, seed: int, *, cli_sample: int = 0
         for n in range(count):
             src, good = parsed[n % len(parsed)]
             tamper = names[(n // len(parsed)) % len(names)]
-            t = TAMPERS[tamper](good, rng)
+            t = tampers[tamper](good, rng)
             if t.data == good.data:
                 report.unchanged += 1
                 continue
             report.bundles += 1
             report.by_tamper[tamper] += 1
             path.write_bytes(t.data)
-            _load_one(report, path, tamper, t, good, digests[src])
+            _load_one(report, path, tamper, t, good, digests[src], keys)
             if len(sample) < cli_sample and not t.consistent and rng.random() < max(0.02, 3 * cli_sample / count):
                 sample.append((tamper, t, digests[src]))
             if progress is not None and n and n % 1000 == 0:
                 progress(f"bundles: {n}/{count}")
         for tamper, t, digest in sample:
-            _cli_one(report, Path(tmp), tamper, t, digest)
+            _cli_one(report, Path(tmp), tamper, t, digest, trust or [])
     report.seconds = time.perf_counter() - start
     return report
 
@@ -102,11 +115,14 @@ def _scratch() -> str | None:
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # 10k bundles of a MiB: keep them off disk
 
 
-def _load_one(report: BundleReport, path: Path, tamper: str, t: Tampered, good: Good, digest: str) -> None:
+def _load_one(report: BundleReport, path: Path, tamper: str, t: Tampered, good: Good, digest: str,
+              trust: Trust | None = None) -> None:
     try:
-        bundle = load_bundle(path)
+        bundle = load_bundle(path, trust=trust)
     except BundleError as e:
         report.rejected[e.code] += 1
+        if t.consistent:
+            report.consistent_refused[tamper] += 1
         if not _named(e):
             _fail(report, "unnamed", tamper, t.what, f"{type(e).__name__}: {e}")
     except Exception:  # noqa: BLE001 (the campaign counts every escape)
@@ -116,6 +132,8 @@ def _load_one(report: BundleReport, path: Path, tamper: str, t: Tampered, good: 
         members = {m: bundle.read(m) for m in bundle.members}
         if bundle.manifest == good.manifest and members == dict(good.entries[1:]):
             report.same_content[tamper] += 1  # only zip metadata changed (a date, a version field)
+        elif trust is not None:
+            _fail(report, "accepted", tamper, t.what, "trusted keys accepted a bundle that is not the signed one")
         elif not t.consistent:
             _fail(report, "accepted", tamper, t.what, "the loader accepted a bundle whose hashes do not match")
         else:
@@ -189,21 +207,22 @@ def _environ(env: dict[str, str]) -> Any:
                 os.environ[k] = v
 
 
-def _cli_one(report: BundleReport, tmp: Path, tamper: str, t: Tampered, digest: str) -> None:
+def _cli_one(report: BundleReport, tmp: Path, tamper: str, t: Tampered, digest: str, trust: list[Path]) -> None:
     """`planrt inspect`, `planrt run` and a pinned `planrt run` in an empty directory: a named error,
     exit 1, and nothing written (no run directory, no tool output, no unpacked member)."""
     with tempfile.TemporaryDirectory(dir=tmp) as d:
         cwd = Path(d)
         bundle = cwd / "b.planb"
         bundle.write_bytes(t.data)
+        trusted = [a for k in trust for a in ("--trust", str(k))]
         try:
-            load_bundle(bundle)
+            load_bundle(bundle, trust=Trust.from_paths(trust) if trust else None)
             expected = ""
         except BundleError as e:
             member = e.member or ""
             expected = member if member in str(e) else repr(member)[1:-1]
-        run = ["run", str(bundle), "--run-dir", str(cwd / "runs"), "--auto-approve", "-i", "x=x.npy"]
-        for argv in (["inspect", str(bundle)], run, [*run, "--sha256", digest]):
+        run = ["run", str(bundle), "--run-dir", str(cwd / "runs"), "--auto-approve", "-i", "x=x.npy", *trusted]
+        for argv in (["inspect", str(bundle), *trusted], run, [*run, "--sha256", digest]):
             proc = subprocess.run([*PLANRT, *argv], cwd=cwd, capture_output=True, text=True, timeout=300,
                                   check=False, env={**os.environ, "PLANC_OUTBOX": str(cwd / "outbox"),
                                                     "PLANC_NOTIFY_LOG": str(cwd / "notify.log")})

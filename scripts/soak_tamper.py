@@ -15,23 +15,32 @@ from io import BytesIO
 from typing import Any
 
 from planc.runtime.bundle.format import MANIFEST, encode_manifest, zip_chunks
+from planc.runtime.bundle.signature import SIGNATURE
 
 __all__ = ["BOMB_BYTES", "TAMPERS", "Good", "Tampered"]
 
 
 @dataclass(frozen=True)
 class Good:
-    """A good bundle taken apart: its file bytes, its members in order, and its manifest."""
+    """A good bundle taken apart: its file bytes, its members in order, and its manifest; a signed
+    bundle's signature is kept aside, and every rebuilt bundle carries it at its end again (the
+    attacker keeps the signature, hoping it still verifies)."""
 
     data: bytes
     entries: tuple[tuple[str, bytes], ...]
     manifest: dict[str, Any]
+    signature: bytes | None = None
 
     @classmethod
     def parse(cls, data: bytes) -> Good:
         with zipfile.ZipFile(BytesIO(data)) as zf:
             entries = tuple((i.filename, zf.read(i)) for i in zf.infolist())
-        return cls(data, entries, json.loads(entries[0][1]))
+        signature = entries[-1][1] if entries[-1][0] == SIGNATURE else None
+        entries = entries[:-1] if signature is not None else entries
+        return cls(data, entries, json.loads(entries[0][1]), signature)
+
+    def signed(self, entries: list[tuple[Any, bytes]]) -> list[tuple[Any, bytes]]:
+        return [*entries, (SIGNATURE, self.signature)] if self.signature is not None else entries
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,8 @@ class Tampered:
     consistent: bool = False
 
 
-def _zip(entries: list[tuple[Any, bytes]], compression: int = zipfile.ZIP_STORED) -> bytes:
+def _zip(g: Good, entries: list[tuple[Any, bytes]], compression: int = zipfile.ZIP_STORED) -> bytes:
+    entries = g.signed(entries)
     buf = BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate names are written on purpose
@@ -56,8 +66,8 @@ def _zip(entries: list[tuple[Any, bytes]], compression: int = zipfile.ZIP_STORED
     return buf.getvalue()
 
 
-def _canonical(entries: list[tuple[str, bytes]]) -> bytes:
-    return b"".join(zip_chunks(entries))
+def _canonical(g: Good, entries: list[tuple[str, bytes]]) -> bytes:
+    return b"".join(zip_chunks(g.signed(entries)))
 
 
 def _table(members: dict[str, bytes]) -> list[dict[str, Any]]:
@@ -114,8 +124,8 @@ def swapped_members(g: Good, rng: random.Random) -> Tampered:
         entries[i], entries[j] = entries[j], entries[i]
         what = "member order swapped"
         # The same members in another order are the same bundle unless the manifest moves from the front.
-        return Tampered(_canonical(entries), what, consistent=0 not in (i, j))
-    return Tampered(_canonical(entries), what, consistent=entries[i][1] == entries[j][1])
+        return Tampered(_canonical(g, entries), what, consistent=0 not in (i, j))
+    return Tampered(_canonical(g, entries), what, consistent=entries[i][1] == entries[j][1])
 
 
 def _edit_member(data: bytes, rng: random.Random) -> bytes:
@@ -147,7 +157,7 @@ def member_edit(g: Good, rng: random.Random) -> Tampered:
                      for v in mod.get("variants", {}).values()}
     consistent = level == 2 or (level == 1 and name not in variant_paths)
     how = ("", ", members table re-hashed", ", table and variants re-hashed")[level]
-    return Tampered(_canonical(entries), f"member {name} edited{how}", consistent)
+    return Tampered(_canonical(g, entries), f"member {name} edited{how}", consistent)
 
 
 def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -197,7 +207,7 @@ def manifest_edit(g: Good, rng: random.Random) -> Tampered:
     except ValueError:
         text = json.dumps(m).encode()
     entries = [(MANIFEST, text), *g.entries[1:]]
-    return Tampered(_canonical(entries), "manifest edited" + (", members re-hashed" if rehash else ""),
+    return Tampered(_canonical(g, entries), "manifest edited" + (", members re-hashed" if rehash else ""),
                     consistent=True)  # an edit that keeps the manifest well-formed is a different bundle
 
 
@@ -218,7 +228,7 @@ def path_traversal(g: Good, rng: random.Random) -> Tampered:
         members = {**dict(g.entries[1:]), name: entries[-1][1]}
         m = g.manifest | {"members": _table(members)}
         entries[0] = (MANIFEST, encode_manifest(m))
-    return Tampered(_zip(entries), f"member path {name!r}")
+    return Tampered(_zip(g, entries), f"member path {name!r}")
 
 
 def special_member(g: Good, rng: random.Random) -> Tampered:
@@ -232,14 +242,14 @@ def special_member(g: Good, rng: random.Random) -> Tampered:
         entries[i] = (_mode_info(name, mode), b"/etc/passwd" if kind == "symlink" else data)
     else:
         entries.append((_mode_info("tools/link", mode), b"/etc/passwd"))
-    return Tampered(_zip(entries), f"{kind} member")
+    return Tampered(_zip(g, entries), f"{kind} member")
 
 
 def oversized(g: Good, rng: random.Random) -> Tampered:
     members = dict(g.entries[1:])
     name = rng.choice(sorted(members))
     members[name] += bytes(rng.randint(1, 1 << 20))
-    return Tampered(_canonical([g.entries[0], *sorted(members.items())]), f"member {name} grown")
+    return Tampered(_canonical(g, [g.entries[0], *sorted(members.items())]), f"member {name} grown")
 
 
 def zip_bomb(g: Good, rng: random.Random) -> Tampered:
@@ -259,19 +269,19 @@ def _bomb(g: Good, name: str, honest: bool) -> bytes:
     if key not in _bombs:
         members = {**dict(g.entries[1:]), name: bytes(BOMB_BYTES)}
         m = _rehash(g.manifest, members, refs=False) if honest else g.manifest
-        _bombs[key] = _zip([(MANIFEST, encode_manifest(m)), *sorted(members.items())], zipfile.ZIP_DEFLATED)
+        _bombs[key] = _zip(g, [(MANIFEST, encode_manifest(m)), *sorted(members.items())], zipfile.ZIP_DEFLATED)
     return _bombs[key]
 
 
 def duplicate_member(g: Good, rng: random.Random) -> Tampered:
     name, data = rng.choice(g.entries)
     other = name.upper() if rng.random() < 0.5 else name
-    return Tampered(_zip([*g.entries, (other, _edit_member(data, rng))]), f"member {name} twice")
+    return Tampered(_zip(g, [*g.entries, (other, _edit_member(data, rng))]), f"member {name} twice")
 
 
 def compression(g: Good, rng: random.Random) -> Tampered:
     method = rng.choice([zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
-    return Tampered(_zip(list(g.entries), method), f"compression method {method}")
+    return Tampered(_zip(g, list(g.entries), method), f"compression method {method}")
 
 
 TAMPERS: dict[str, Callable[[Good, random.Random], Tampered]] = {

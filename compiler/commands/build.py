@@ -79,16 +79,29 @@ def run_build(args: argparse.Namespace) -> int:
     return report_errors(args.file, lambda: _run_build(args))
 
 
+def _signer(args: argparse.Namespace) -> Callable[[Path], None] | None:
+    """`--sign KEY`: the key is read before the compile (a bad key fails in a second, not minutes)."""
+    if getattr(args, "sign", None) is None:
+        return None
+    from planc.compiler.commands.sign import report_signed, sign_with, unlock
+
+    unlock(args.sign)
+    return lambda path: report_signed(sign_with(path, args.sign))
+
+
 def _run_build(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     if args.emit == "bundle":
         if args.output is None:
             print("planc: error: --emit bundle needs -o NAME.planb (or -o DIR/)", file=sys.stderr)
             return 2
+        signer = _signer(args)
         res = build_bundle(args.file, args.output, plan=args.plan, options=options)
         n = len(res.manifest["modules"])
         print(f"wrote {res.path} ({n} module{'s' * (n != 1)} x {len(res.manifest['targets'])} targets, "
               f"sha256 {res.sha256[:12]})", file=sys.stderr)
+        if signer is not None:
+            signer(res.path)
         return 0
     result = optimize(args.file, plan=args.plan, options=options)
     if args.emit == "schedule":

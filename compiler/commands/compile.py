@@ -58,6 +58,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
     g.add_argument("-j", "--jobs", type=int, default=None, help="parallel IREE compiles (default: cores)")
     g.add_argument("--save-temps", metavar="DIR", help="keep IREE's inputs, commands and dumps under DIR")
+    g.add_argument("--sign", type=Path, metavar="KEY.pem",
+                   help="sign the bundle with this PEM private key (ECDSA P-256 or Ed25519; `planc sign`)")
     return p
 
 

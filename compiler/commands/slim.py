@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from planc.compiler.bundle.slim import SlimError, slim_bundle
@@ -27,12 +28,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--target", default="", metavar="T1,T2", help="keep exactly these targets")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the slim bundle (.planb or DIR/)")
     p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256")
+    p.add_argument("--sign", type=Path, metavar="KEY.pem",
+                   help="sign the slim bundle with this PEM private key, as `planc compile --sign` does (a "
+                        "signature of the input bundle does not carry over: its members change)")
     p.add_argument("--keep-mlir", action="store_true",
                    help="keep the modules' MLIR (for planc tune's recount; planrt never reads it)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from planc.compiler.bundle.sign import SignError
+
+    try:
+        return _run(args)
+    except SignError as e:
+        print(f"planc: error: {e}", file=sys.stderr)
+        return 1
+    except ImportError:
+        print("planc: error: signing needs the 'cryptography' package: pip install 'planc[trust]'", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.sign is not None:
+        from planc.compiler.commands.sign import unlock
+
+        unlock(args.sign)  # a bad key fails before anything is written
     try:
         bundle = load_bundle(args.bundle, sha256=args.sha256)
         host = None
@@ -50,4 +71,8 @@ def run(args: argparse.Namespace) -> int:
     kept = sorted({t for ts in res.kept.values() for t in ts})
     print(f"wrote {res.path} ({', '.join(kept)}; {res.bytes_after} of {res.bytes_before} member bytes, "
           f"{len(res.dropped)} members dropped, sha256 {res.sha256[:12]})")
+    if args.sign is not None:  # the same code path as `planc compile --sign` and `planc sign`
+        from planc.compiler.commands.sign import report_signed, sign_with
+
+        report_signed(sign_with(Path(res.path), args.sign))
     return 0

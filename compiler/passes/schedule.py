@@ -56,7 +56,8 @@ class Schedule:
 def _bounds(b: Bounds | None) -> dict[str, Any]:
     if b is None:
         return {}
-    named = (("critical path", b.critical_path), ("work / devices", b.work), ("solver", b.solver))
+    named = (("critical path", b.critical_path), ("work / devices", b.work), ("precedence LP", b.lp),
+             ("solver", b.solver))
     return {"lower_bound": b.best, "bounds": tuple((k, v) for k, v in named if v > 0), "proven": b.proven,
             "solver": b.solver_status}
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import networkx as nx
+from planc.compiler.scheduling import budget
 from planc.compiler.scheduling.bounds import Bounds, lower_bounds
 from planc.compiler.scheduling.exact import ExactResult, exact
 from planc.compiler.scheduling.greedy import greedy
@@ -74,14 +75,30 @@ def _exact(prob: Problem, objective: Objective, seed: int, budget_s: float | Non
 
 def _solver(prob: Problem, objective: Objective, incumbent: Timing, seed: int,
             opt_time: float | None) -> tuple[Timing | None, Bounds]:
-    """CP-SAT warm-started with ``incumbent``: its strictly better schedule (or None) and the bounds."""
+    """CP-SAT warm-started with ``incumbent``, then large-neighbourhood search where it did not
+    prove optimality, by the budget rule (``budget``): its strictly better schedule (or None)
+    and the bounds."""
     from planc.compiler.scheduling.cpsat import SolverOptions, solve  # ortools loads only when used
+    from planc.compiler.scheduling.lns import lns
 
     base = lower_bounds(prob, objective)
-    t = default_opt_time(prob.n) if opt_time is None else opt_time
-    result = solve(prob, objective, incumbent, SolverOptions(time=t, seed=seed))
+    total = budget.cap(prob.n) if opt_time is None else opt_time
+    full = budget.first(prob.n, total)
+    result = solve(prob, objective, incumbent, SolverOptions(time=full, seed=seed))
     bounds = dataclasses.replace(base, solver=result.bound, proven=result.proven, solver_status=result.status)
-    return result.timing, bounds
+    timing = result.timing
+    if objective is not Objective.LATENCY or result.proven:
+        return timing, bounds
+    best = timing or incumbent
+    share = budget.lns_share(total - full, budget.stake(best.makespan, bounds.best))
+    if share > 0 and prob.n > 1:
+        found = lns(prob, best, budget=share, seed=seed, lower=bounds.best)
+        log.info("schedule: neighbourhood search, %d rounds, %d improvements, %.2f of %.2f units",
+                 found.rounds, found.improvements, found.spent, share)
+        timing = found.timing or timing
+    if timing is not None and timing.makespan <= bounds.best * (1 + 1e-9):
+        bounds = dataclasses.replace(bounds, proven=True)
+    return timing, bounds
 
 
 def schedule(
@@ -119,8 +136,10 @@ def schedule(
             the same result.
         budget_s: wall-clock cap for ``ours`` and ``exact`` (None: an evaluation budget
             that scales with the graph, and an unbounded exact search).
-        opt_time: the solver's deterministic time limit (None: ``default_opt_time``); it is
-            not wall time, so the result does not depend on the machine's load.
+        opt_time: the solver's total deterministic time (None: ``budget.cap``, by graph size);
+            the full model gets a share, neighbourhood search what the gap left open earns
+            (see ``budget``). It is not wall time, so the result does not depend on the
+            machine's load.
 
     Returns:
         A Schedule: per task device, start and finish; makespan, energy, period.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import re
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -20,6 +21,7 @@ from planc.runtime.api.gates import GateBoard, NoReviewer
 from planc.runtime.api.results import Output, Result
 from planc.runtime.api.signature import TensorSpec, signature
 from planc.runtime.bundle.loader import Bundle, load_bundle
+from planc.runtime.bundle.trust import Trust, resolve_trust
 from planc.runtime.engine.executor import RunResult
 from planc.runtime.engine.runner import InputError, RunConfig, Runner
 from planc.runtime.gates.keeper import GateSource
@@ -29,6 +31,8 @@ from planc.runtime.journal.rundir import JOURNAL, JournalError, RunDir
 from planc.runtime.tools.breaker import BreakerRegistry, BreakerState
 
 __all__ = ["IdempotencyConflict", "Plan", "load"]
+
+log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, as HTTP headers carry it
 
@@ -41,7 +45,8 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
          state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
          tool_env: Mapping[str, str] | None = None, host: Host | None = None,
          on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
-         engine: str = "local", address: str | None = None, seed: int = 0) -> Plan:
+         engine: str = "local", address: str | None = None, seed: int = 0,
+         trust: Trust | Sequence[str | os.PathLike[str]] | None = None) -> Plan:
     """Verify the bundle at `path`, detect this host, pick and load every module's variant: a Plan.
 
     - `gates`: where review gate decisions come from (default: each gate takes its own default at
@@ -54,9 +59,16 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
     - `on_tool_attempt(task, tool, attempt, error)`: called after every tool attempt (metrics).
     - `engine`: "local" (IREE in this process) or "ray" (compute on a Ray cluster at `address`,
       docs/ray.md); `seed`: retry jitter.
+    - `trust`: public key files or directories of them (or a `Trust`): the bundle must be signed by
+      one of them, else BundleError (Unsigned, UntrustedSigner, SignatureMismatch, ...) before any
+      module is loaded. None: the keys of $PLANRT_TRUST; without those the signature is not checked
+      (logged once).
 
     Raises the errors `planrt run` reports: BundleError, NoVariantError, HostSpecError."""
-    bundle = load_bundle(path)
+    keys = trust if isinstance(trust, Trust) else resolve_trust(trust)
+    bundle = load_bundle(path, trust=keys)
+    if keys is None:
+        log.warning("bundle %s: signature not checked (no trusted keys; pass trust= or set PLANRT_TRUST)", path)
     return Plan(bundle, gates=gates, state_dir=state_dir, concurrency=concurrency, tool_env=tool_env,
                 host=host, on_tool_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
 

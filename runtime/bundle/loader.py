@@ -11,7 +11,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from planc.runtime.bundle.format import (
     ALIGNED_SUFFIX,
@@ -38,11 +38,16 @@ from planc.runtime.bundle.format import (
     zip_chunks,
 )
 from planc.runtime.bundle.schema import check_manifest
+from planc.runtime.bundle.signature import SIGNATURE, Signer
+from planc.runtime.bundle.signed import SignatureCheck, take_signature
 from planc.runtime.bundle.summary import format_summary, summarize
 from planc.runtime.bundle.toolcalls import check_tool_calls
 from planc.runtime.contract.manifest import Manifest
 
 from planc import __version__
+
+if TYPE_CHECKING:
+    from planc.runtime.bundle.trust import Trust
 
 __all__ = [
     "SCHEMA_VERSIONS",
@@ -85,6 +90,7 @@ class Bundle:
     is_dir: bool
     _members: Mapping[str, bytes] = field(repr=False)
     records: Manifest = field(repr=False, compare=False)  # the manifest as frozen records, built at load
+    signer: Signer | None = None  # who signed; `verified` only when loaded with trusted keys
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -134,7 +140,7 @@ def _write_private(root: Path, name: str, data: bytes, mode: int) -> None:
         raise
 
 
-def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None) -> Bundle:
+def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None, trust: Trust | None = None) -> Bundle:
     """Open and verify a bundle file or directory; raise a BundleError subclass naming what is wrong.
 
     Checks, in order: the archive is readable; members are regular files with safe, unique paths;
@@ -146,6 +152,8 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None) -> B
     The bundle vouches only for itself: one rebuilt with a consistent manifest passes every check
     above. `sha256` pins the bundle's identity (what `planc compile` prints; a prefix of at least 12
     hex digits will do) and refuses any other bundle with DigestMismatch, before a zip is parsed.
+    `trust` (`planc.runtime.bundle.trust.resolve_trust`) refuses a bundle that is unsigned, signed by
+    another key, or changed after signing (docs/bundle.md, Signatures) before any member is trusted.
     """
     p = Path(path)
     pin = _pin(sha256)
@@ -157,16 +165,21 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None) -> B
         source.open()
     else:
         raise BundleNotFound(f"bundle {p} does not exist")
-    manifest, mbytes, members = _verify(source)
+    sig = take_signature(source, is_zip=isinstance(source, _ZipSource))
+    check = SignatureCheck(sig, trust)
+    check.before(lambda: source.read(MANIFEST, _MANIFEST_CAP) if MANIFEST in source.names else None)
+    manifest, mbytes, members = check.verifying(lambda: _verify(source))
     if isinstance(source, _ZipSource):
         digest = source.sha256
     else:
         h = hashlib.sha256()
-        for chunk in zip_chunks([(MANIFEST, mbytes), *sorted(members.items())]):
+        signature = [(SIGNATURE, sig)] if sig is not None else []
+        for chunk in zip_chunks([(MANIFEST, mbytes), *sorted(members.items()), *signature]):
             h.update(chunk)
         digest = h.hexdigest()
         _check_pin(p, digest, pin)
-    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members, Manifest.from_json(manifest))
+    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members, Manifest.from_json(manifest),
+                  check.signer())
 
 
 def _pin(sha256: str | None) -> str | None:

@@ -132,7 +132,7 @@ def _task(t: Any, where: str, m: Mapping[str, Any]) -> None:
         if t.get("type") is not None:
             _type(t["type"], f"{where}.type")
     elif kind == "tool":
-        if t.get("tool") not in m.get("tools", {}):
+        if not isinstance(t.get("tool"), str) or t["tool"] not in m.get("tools", {}):
             raise _bad(f"{where}.tool", f"names no tool of 'tools': {t.get('tool')!r:.60}")
         if t.get("returns") is not None:
             _type(t["returns"], f"{where}.returns")

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from planc.runtime.bundle.signature import Signer
+
 __all__ = ["format_summary", "summarize", "type_str"]
 
 _PREFIX = 12
@@ -19,6 +21,7 @@ class Bundle(Protocol):
     is_dir: bool
     sha256: str
     manifest: dict[str, Any]
+    signer: Signer | None
 
     @property
     def members(self) -> tuple[str, ...]: ...
@@ -111,7 +114,18 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
                     "sizes": {p: bundle.size(p) for p in bundle.members}},
         "parameters": _parameters(m),
         "verified": True,
+        "signature": bundle.signer.to_json() if bundle.signer is not None else None,
     }
+
+
+def _signed(sig: dict[str, Any] | None) -> str:
+    if sig is None:
+        return "signature  none (unsigned)"
+    if not sig["fingerprint"]:
+        return "signature  unreadable (not checked)"
+    if sig["verified"]:
+        return f"signed by  sha256:{sig['fingerprint']} ({sig['kind']}, verified with trusted key {sig['key']})"
+    return f"signed by  sha256:{sig['fingerprint']} (claimed; not checked: no trusted keys given)"
 
 
 def _size(n: int) -> str:
@@ -157,6 +171,7 @@ def format_summary(s: dict[str, Any]) -> str:
         (f"bundle     {s['path']} ({s['form']}, {s['members']['count']} members, "
          f"{_size(s['members']['bytes'])})"),
         f"sha256     {s['sha256']}",
+        _signed(s.get("signature")),
         f"plan       {s['plan']} (schema {s['schema']}, objective {s['objective'] or '-'})",
         "versions   " + _join(f"{k} {v[k]}" for k in sorted(v)) if isinstance(v, dict) else "versions   -",
         "targets    " + _join(map(str, s["targets"])),

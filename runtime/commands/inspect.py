@@ -9,6 +9,7 @@ from typing import Any
 
 from planc.runtime.api.errors import BundleError, HostSpecError, NoVariantError
 from planc.runtime.api.runs import choose_variant, describe, detect, format_summary, load_bundle, summarize
+from planc.runtime.commands.trustargs import add_trust_arg, not_checked, trust_from
 
 __all__ = ["add_parser", "run"]
 
@@ -18,16 +19,19 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true")
     p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256")
+    add_trust_arg(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        bundle = load_bundle(args.bundle, sha256=args.sha256)
+        trust = trust_from(args)
+        bundle = load_bundle(args.bundle, sha256=args.sha256, trust=trust)
         host = detect()
     except (BundleError, HostSpecError) as e:
         print(f"planrt: error: {e}", file=sys.stderr)
         return 1
+    not_checked(bundle, trust)
     chosen: dict[str, Any] = {}
     problems = []
     for name, mod in sorted(bundle.manifest["modules"].items()):

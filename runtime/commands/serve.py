@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from planc.runtime.commands.trustargs import add_trust_arg, trust_from
+
 __all__ = ["add_parser", "run"]
 
 INSTALL_HINT = ("planrt serve needs the 'serve' extra (starlette, uvicorn, prometheus-client): "
@@ -32,6 +34,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="journals of requests with an Idempotency-Key and the gate audit log (default planrt-serve)")
     p.add_argument("--model-control", choices=("none", "explicit"), default="none",
                    help="explicit: allow POST /v2/repository/models/NAME/load|unload (hot swap); default none")
+    add_trust_arg(p)
     p.set_defaults(handler=run)
     return p
 
@@ -52,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from planc.runtime.serve.server import ServeOptions
 
     logging.basicConfig(level=logging.WARNING, format="planrt serve: %(message)s")
-    options = ServeOptions(host=args.host, port=args.port, workers=args.workers, max_queue=args.max_queue,
+    try:
+        trust = trust_from(args)
+    except BundleError as e:
+        return _fail(str(e))
+    options = ServeOptions(trust=trust, host=args.host, port=args.port, workers=args.workers, max_queue=args.max_queue,
                            max_body=args.max_body, state_dir=Path(args.state_dir), model_control=args.model_control)
     try:
         return serve([Path(b) for b in args.bundles], options)

@@ -15,6 +15,7 @@ from planc.runtime.api.errors import InputError, JournalError
 from planc.runtime.api.gates import GateBoard
 from planc.runtime.api.plan import IdempotencyConflict, Plan
 from planc.runtime.api.runs import AuditLog, RunStatus, load_bundle
+from planc.runtime.api.trust import Trust
 from planc.runtime.serve.metrics import Metrics
 from planc.runtime.serve.protocol import BadRequest, encode_response, parse_request
 from planc.runtime.serve.repository import Repository, Served
@@ -36,6 +37,7 @@ class ServeOptions:
     state_dir: Path = Path("planrt-serve")
     model_control: str = "none"  # "explicit": POST /v2/repository/models/NAME/load|unload are allowed
     tool_env: dict[str, str] | None = field(default=None)
+    trust: Trust | None = None  # keys every bundle, at start and on hot swap, must be signed by
 
 
 class Busy(Exception):
@@ -77,7 +79,9 @@ class InferenceServer:
 
     # --------------------------------------------------------------- models
     def _load(self, path: Path) -> Plan:
-        bundle = load_bundle(path)
+        bundle = load_bundle(path, trust=self.options.trust)
+        if self.options.trust is None:
+            log.warning("bundle %s: signature not checked (no --trust)", path)
         name = str(bundle.manifest.get("plan"))
         return Plan(bundle, gates=self.board.source(name), state_dir=self.options.state_dir / "models" / name,
                     concurrency=self.options.workers, tool_env=self.options.tool_env,

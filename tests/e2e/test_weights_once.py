@@ -73,3 +73,26 @@ def test_slim_bundle_runs_like_the_full_one(bundles, tmp_path, tool_env):
             np.testing.assert_array_equal(outs[1][name], value)
     with pytest.raises(SlimError, match="no variant for host"):
         slim_bundle(full, tmp_path / "none.planb", host=parse_host_spec("riscv64"), spec="riscv64")
+
+
+def test_slim_bundle_is_signed_like_a_full_one(bundles, tmp_path):
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from planc.compiler.cli import main as planc_main
+    from planc.runtime.bundle.signature import Unsigned
+    from planc.runtime.bundle.trust import Trust
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    priv, pub = tmp_path / "k.pem", tmp_path / "k.pub"
+    priv.write_bytes(key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo))
+    out = tmp_path / "edge.planb"
+    assert planc_main(["slim", str(bundles["defects"].path), "--for", "aarch64:neon", "-o", str(out),
+                       "--sign", str(priv)]) == 0
+    signed = load_bundle(out, trust=Trust.from_paths([pub]))
+    assert signed.signer is not None and signed.signer.verified
+    assert signed.manifest["targets"] == ["aarch64-neon"] and "params/weights.irpa" in signed.members
+    with pytest.raises(Unsigned):  # the full bundle was not signed; its slim copy without --sign is not either
+        load_bundle(slim_bundle(load_bundle(bundles["defects"].path), tmp_path / "u.planb",
+                                targets=("aarch64-neon",)).path, trust=Trust.from_paths([pub]))

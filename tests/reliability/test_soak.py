@@ -34,6 +34,18 @@ def test_front_end_and_bundles(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "front end: mutated plans" in table and "bundles: tampered" in table
 
 
+def test_bundles_with_trust_refuses_every_content_change(tmp_path: Path) -> None:
+    """soak.py --trust (about 5 s): signed goods, only their key trusted; every tampered bundle whose
+    content changed is refused, re-hashed edits and attacks on the signature included."""
+    rc, res = _soak(tmp_path, "bundles", "--trust")
+    b = res["bundles"]
+    assert rc == 0 and b["trusted"] and not b["failures"], b["failures"][:3]
+    assert len(b["by_tamper"]) == 17 and b["consistent_total"] > 10
+    assert sum(b["consistent_refused"].values()) == b["consistent_total"]
+    assert b["rejected_total"] + sum(b["same_content"].values()) == b["bundles"]
+    assert not b["accepted_consistent"] and {"B0015", "B0016", "B0017", "B0018"} <= set(b["rejected"])
+
+
 @pytest.mark.slow
 def test_crashes_and_faults(tmp_path: Path) -> None:
     rc, res = _soak(tmp_path, "crashes,faults")

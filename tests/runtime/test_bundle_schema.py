@@ -46,6 +46,7 @@ _DROP = object()
     (("tasks", 2, "until"), {"op": "exec", "args": []}, "tasks[2].until"),
     (("tasks", 2, "body", 0, "args"), "y", "tasks[2].body[0].args"),
     (("tasks", 3, "tool"), "rm", "tasks[3].tool"),
+    (("tasks", 3, "tool"), ["notify"], "tasks[3].tool"),  # found by the signed-bundle soak: TypeError before
     (("tasks", 3, "when"), {"ref": 7}, "tasks[3].when.ref"),
     (("tasks",), {"a": 1}, "'tasks'"),
     (("plan",), 7, "'plan'"),
