@@ -98,15 +98,22 @@ class Bundle:
         return tuple(sorted(self._members))
 
     def read(self, path: str) -> bytes:
-        """The verified bytes of one member (a parameter archive, `*.irpa`, is a read-only memoryview
-        of the mapped bundle file, not a copy)."""
+        """The verified bytes of one member. A parameter archive (`*.irpa`) is a read-only memoryview of
+        the mapped bundle file, not a copy; a module (`*.vmfb`) is copied out of the mapping when read,
+        so the variants a host never loads cost it no memory."""
         try:
-            return self._members[path]
+            data = self._members[path]
         except KeyError:
             raise MissingMember(f"bundle {self.path} has no member {path!r}", member=path) from None
+        if isinstance(data, memoryview) and not path.endswith(ALIGNED_SUFFIX):
+            return bytes(data)
+        return data
 
     def size(self, path: str) -> int:
-        return len(self.read(path))
+        try:
+            return len(self._members[path])
+        except KeyError:
+            raise MissingMember(f"bundle {self.path} has no member {path!r}", member=path) from None
 
     def extract_tools(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
         """Write every `tools/...` member under `dest` (mirroring member paths); exec tools get mode 0755.
@@ -170,6 +177,7 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None, trus
     check.before(lambda: source.read(MANIFEST, _MANIFEST_CAP) if MANIFEST in source.names else None)
     manifest, mbytes, members = check.verifying(lambda: _verify(source))
     if isinstance(source, _ZipSource):
+        source.release()
         digest = source.sha256
     else:
         h = hashlib.sha256()
@@ -313,6 +321,9 @@ def _map(path: Path) -> mmap.mmap | bytes:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+_MAPPED = (ALIGNED_SUFFIX, ".vmfb")  # stored members held as views of the mapping, not copies
+
+
 class _ZipSource:
     """A zip bundle mapped read-only: small members are copied out and hashed, so the bytes verified are
     the bytes used; a stored parameter archive (`*.irpa`) stays a view of the mapping, hashed once here,
@@ -325,6 +336,7 @@ class _ZipSource:
         except (OSError, ValueError) as e:
             raise BundleNotFound(f"bundle {path} cannot be read: {getattr(e, 'strerror', None) or e}") from None
         self.path, self._data = path, data
+        self._kept: list[tuple[int, int]] = []  # byte ranges of the archives IREE maps in place
         self.sha256 = hashlib.sha256(data).hexdigest()
 
     def open(self) -> None:
@@ -349,8 +361,8 @@ class _ZipSource:
 
     def read(self, name: str, cap: int) -> bytes:
         info = self.infos[name]
-        if name.endswith(ALIGNED_SUFFIX) and info.compress_type == zipfile.ZIP_STORED:
-            return self._view(info, cap)
+        if name.endswith(_MAPPED) and info.compress_type == zipfile.ZIP_STORED:
+            return self._view(info, cap, keep=name.endswith(ALIGNED_SUFFIX))
         try:
             with self.zf.open(info) as f:
                 return f.read(cap)
@@ -365,14 +377,29 @@ class _ZipSource:
                                   "not a planc bundle)", member=name) from None
 
 
-    def _view(self, info: zipfile.ZipInfo, cap: int) -> Any:
+    def release(self) -> None:
+        """After verification: give back the pages of everything but the parameter archives (hashing
+        touched every page; what planrt needs again it reads back from the page cache)."""
+        if not isinstance(self._data, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page, pos = mmap.PAGESIZE, 0
+        for start, end in [*sorted(self._kept), (len(self._data), len(self._data))]:
+            lo, hi = -(-pos // page) * page, start // page * page
+            if hi > lo:
+                self._data.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+            pos = max(pos, end)
+
+    def _view(self, info: zipfile.ZipInfo, cap: int, keep: bool = False) -> Any:
         head = info.header_offset
         local = self._data[head:head + 30]
         if len(local) < 30 or local[:4] != b"PK\x03\x04":
             raise TruncatedBundle(f"member {info.filename!r} cannot be read: bad local header ({self.path} is "
                                   "truncated or not a planc bundle)", member=info.filename)
         start = head + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-        return memoryview(self._data)[start:start + min(cap, info.compress_size)]
+        end = start + min(cap, info.compress_size)
+        if keep:
+            self._kept.append((start, end))
+        return memoryview(self._data)[start:end]
 
 
 class _Reader:

@@ -72,3 +72,21 @@ def test_without_its_parameters_a_module_does_not_load(built):
     vmfb, _, _ = built
     with pytest.raises(ModuleError, match="cannot be loaded"):
         LoadedModule("m", Device("local-sync"), vmfb, ["f32"], ["f32"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
+def test_modules_a_host_does_not_load_cost_it_no_memory(tmp_path):
+    from planc.compiler.bundle.writer import write_bundle
+    from planc.runtime.bundle.loader import load_bundle
+
+    big = np.random.default_rng(0).bytes(16 << 20)  # a 16 MiB module of another target
+    archive = write_archive({"k": bytes(range(256)) * 16})
+    manifest = {"schema": 1, "plan": "p", "modules": {}, "tools": {},
+                "parameters": {"path": "params/weights.irpa", "scope": "planc"}}
+    write_bundle(tmp_path / "b.planb", manifest, {"modules/g0/cuda-sm80.vmfb": big, "params/weights.irpa": archive})
+    before = _rss()
+    bundle = load_bundle(tmp_path / "b.planb")  # hashes every byte, then gives the pages back
+    grown = _rss() - before
+    assert bundle.size("modules/g0/cuda-sm80.vmfb") == len(big) and bytes(bundle.read("params/weights.irpa")) == archive
+    assert grown < 4 << 20, f"RSS grew {grown / 2**20:.1f} MiB after loading a bundle with a 16 MiB module"
+    assert bundle.read("modules/g0/cuda-sm80.vmfb") == big  # still there when asked for
