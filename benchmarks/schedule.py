@@ -9,7 +9,7 @@ the default-budget rows of benchmarks/schedule_known.py come first: gap to the p
 optima and upper bounds, to the best-known schedules and to planc's own bounds.
 
 0. STG: random graphs generated the way the Kasahara Standard Task Graph set was
-   (``planc.compiler.scheduling.stg``: samepred, sameprob, layrpred, layrprob; integer
+   (``benchmarks/stg_dags.py``: samepred, sameprob, layrpred, layrprob; integer
    costs 1-10), 50 and 100 tasks on 2, 4, 8, 16 identical processors, no communication.
    Gap of HEFT, ours and the solver (warm-started with ours, ``--opt-time``
    deterministic seconds) to the best lower bound or proven optimum.
@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from planc.compiler.scheduling import DagParams, Objective, random_dag, schedule
+from planc.compiler.scheduling import Objective, schedule
 from planc.compiler.scheduling.bounds import lower_bounds
 from planc.compiler.scheduling.cpsat import SolverOptions, solve
 from planc.compiler.scheduling.exact import exact
@@ -56,7 +56,8 @@ from planc.compiler.scheduling.optimize import SearchOptions, optimize
 from planc.compiler.scheduling.peft import peft
 from planc.compiler.scheduling.problem import Problem, compile_problem
 from planc.compiler.scheduling.ranks import cp_min
-from planc.compiler.scheduling.stg import StgParams, Structure, stg_dag
+from random_dags import DagParams, random_dag
+from stg_dags import StgParams, Structure, stg_dag
 
 __all__ = ["main"]
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/tools.py [--calls 200] [--runs 5]
 
-Python tool `embed` (tests/runtime/tools_fixtures/pytools.py) on a 64-float row, per call:
+Python tool `embed` (tests/runtime/tools/tools_fixtures/pytools.py) on a 64-float row, per call:
   - ours: ToolRunner's long-lived worker process (killable at a timeout, module loaded once),
   - baseline: a fresh interpreter per call that loads the file and calls the function
     (what "run python tools in a subprocess" costs without a worker),
@@ -33,7 +33,7 @@ from planc.runtime.tools.runner import ToolCall, ToolKind, ToolRunner, ToolSpec
 
 __all__ = ["main"]
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "runtime" / "tools_fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "runtime" / "tools" / "tools_fixtures"
 ROW = [float(i) / 64 for i in range(64)]
 FRESH = """
 import importlib.util, json, sys

@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 from planc.compiler.bundle.build import BuildOptions, build_bundle
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.model import ComputeFacts

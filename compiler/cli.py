@@ -37,7 +37,10 @@ def _available() -> dict[str, object]:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    from planc import __version__
+
     parser = argparse.ArgumentParser(prog="planc", description="Ahead-of-time plan optimizer.")
+    parser.add_argument("--version", action="version", version=f"planc {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     mods = _available()

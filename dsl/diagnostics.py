@@ -70,6 +70,8 @@ CODES: dict[str, str] = {
     "E0306": "tuple index out of range",
     "E0307": "weights cannot be loaded",
     "E0308": "tool call does not fit its function",
+    "E0309": "tool file cannot be read",
+    "E0310": "tool function not found",
     "E0401": "cycle",
     "E0402": "dangling edge",
     "E0403": "unreachable task",

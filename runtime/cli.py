@@ -21,7 +21,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from planc import __version__
+
     parser = argparse.ArgumentParser(prog="planrt", description="Run planc bundles.")
+    parser.add_argument("--version", action="version", version=f"planrt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     mods = {}
     for name, module in COMMANDS.items():

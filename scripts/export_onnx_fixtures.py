@@ -1,4 +1,4 @@
-"""Exports the small ONNX test models in tests/compiler/onnx_models/ from PyTorch.
+"""Exports the small ONNX test models in tests/compiler/models/onnx_models/ from PyTorch.
 
 Needs torch (never a dependency of planc or its CI; install a CPU wheel into your own venv
 to regenerate): `python scripts/export_onnx_fixtures.py`. Each model is exported with the
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "compiler" / "onnx_models"
+OUT = Path(__file__).resolve().parent.parent / "tests" / "compiler" / "models" / "onnx_models"
 
 
 class TinyConv(nn.Module):

@@ -12,7 +12,7 @@ from typing import Any
 from planc.compiler.bundle.manifest import schedule_json, tasks_json, tool_table, type_json
 from planc.compiler.bundle.onnx_verify import verify_onnx_builds
 from planc.compiler.bundle.writer import write_bundle, write_bundle_dir
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
 from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
@@ -25,6 +25,7 @@ from planc.compiler.passes import Build, InferTypes, Merge, Schedule, Verify
 from planc.compiler.pipeline import PipelineOptions, PipelineResult, front_check, run_pipeline
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError
 from planc.dsl.parser import parse_file
+from planc.runtime.contract.manifest import Variant
 
 from planc import __version__
 
@@ -212,8 +213,8 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
         for t in targets:
             member = f"modules/{m.name}/{t.value}.vmfb"
             members[member] = built[(m.name, t)]
-            variants[t.value] = {"path": member, "backend": t.backend.value, "driver": _driver(t, groups.get(m.name), heavy.get(t.value, HEAVY_FLOPS)),
-                                 "requires": sorted(t.requires), "rank": t.rank}
+            driver = _driver(t, groups.get(m.name), heavy.get(t.value, HEAVY_FLOPS))
+            variants[t.value] = Variant(t.value, member, t.backend.value, driver, t.requires, t.rank).to_json()
         g = groups.get(m.name)
         facts = {"flops": g.facts.flops, "bytes_accessed": g.facts.bytes_accessed} if g and g.facts else None
         mods[m.name] = {"facts": facts, "inputs": [type_json(x) for x in m.input_types],

@@ -24,12 +24,14 @@ from planc.compiler.ir.graph import (
     ValueType,
 )
 from planc.dsl import ast as A
+from planc.runtime.contract.manifest import TensorType
 
 __all__ = ["expr_json", "schedule_json", "tasks_json", "tool_table", "type_json"]
 
 
 def type_json(t: ValueType) -> dict[str, Any] | None:
-    return None if t is None else {"dtype": t.dtype.value, "shape": list(t.shape)}
+    """A value's type as the manifest's TYPE (the runtime's TensorType record), None for JSON."""
+    return None if t is None else TensorType(t.dtype, tuple(t.shape)).to_json()
 
 
 def expr_json(e: A.Expr) -> dict[str, Any]:

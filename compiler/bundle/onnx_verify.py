@@ -16,18 +16,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from planc.compiler.codegen.lower import LoweredModule
-from planc.compiler.codegen.targets import Target
+from planc.compiler.codegen.targets import Backend, Target
 from planc.compiler.ir.graph import ComputeTask, GroupTask, ModelDecl, ModelKind, PlanGraph
 from planc.compiler.models.onnx_file import declared_inputs, load_onnx
-from planc.dsl.ast import TensorType
+from planc.dsl.ast import DType, TensorType
 from planc.dsl.diagnostics import Diagnostic
+from planc.runtime.contract.dtypes import numpy_dtype
 
-__all__ = ["RTOL", "OnnxCheck", "compare", "reference_outputs", "sample_inputs", "verify_onnx_builds"]
+__all__ = ["ATOL", "RTOL", "OnnxCheck", "compare", "reference_outputs", "sample_inputs", "verify_onnx_builds"]
 
 log = logging.getLogger(__name__)
 
-RTOL = 1e-4  # of the largest reference magnitude (elementwise relative error is meaningless near 0)
-_NP = {"f32": np.float32, "f16": np.float16, "i8": np.int8, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
+# A build passes when max |got - want| <= ATOL + RTOL * max |want| over every output. A miscompile
+# is off by O(1); float reassociation is not: PP-OCRv4's 30-conv detector differs from ONNX Runtime
+# by 1.3e-4 of its largest value on an image, the small test models by 1e-7..1e-6. On random inputs
+# the detector's map stays below 1e-3 and differs by 1e-7 absolute (f32 rounding), hence ATOL.
+RTOL = 1e-3
+ATOL = 1e-5
 
 
 @dataclass
@@ -45,7 +50,7 @@ def sample_inputs(types: Sequence[TensorType], seed_text: str) -> list[np.ndarra
     rng = np.random.default_rng(seed)
     out = []
     for t in types:
-        np_dtype = _NP.get(t.dtype.value, np.float32)
+        np_dtype = np.float32 if t.dtype is DType.BF16 else numpy_dtype(t.dtype.value)  # ONNX Runtime: no bf16
         if np.issubdtype(np_dtype, np.floating):
             out.append(rng.random(t.shape, dtype=np.float32).astype(np_dtype))
         else:
@@ -65,8 +70,9 @@ def reference_outputs(decl: ModelDecl, arrays: Sequence[np.ndarray]) -> list[np.
     return [np.asarray(o) for o in session.run(None, dict(zip(names, arrays)))]
 
 
-def compare(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> float:
-    """The largest |got - want| over the largest |want|, across all outputs (inf on a shape mismatch)."""
+def compare(got: Sequence[np.ndarray], want: Sequence[np.ndarray], *, atol: float = 0.0) -> float:
+    """The largest |got - want| beyond `atol`, over the largest |want|, across all outputs (inf on a
+    shape mismatch): a build passes when this is at most RTOL."""
     worst = 0.0
     for g, w in zip(got, want):
         g, w = np.asarray(g), np.asarray(w)
@@ -75,7 +81,8 @@ def compare(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> float:
         if w.size == 0:
             continue
         scale = max(float(np.max(np.abs(w.astype(np.float64)))), 1e-30)
-        worst = max(worst, float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) / scale)
+        diff = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64))))
+        worst = max(worst, max(0.0, diff - atol) / scale)
     return worst
 
 
@@ -90,7 +97,7 @@ def _run_vmfb(data: bytes, module: str, arrays: Sequence[np.ndarray], archive: b
 
         extra = [Parameters(archive, "planc").module(config.vm_instance)]
     ctx = rt.SystemContext(vm_modules=[*extra, vm], config=config)
-    out = ctx.modules[module]["main"](*arrays)
+    out = ctx.modules[vm.name]["main"](*arrays)  # the module as built, whatever it is named
     outs = out if isinstance(out, (tuple, list)) else [out]
     return [np.asarray(o.to_host() if hasattr(o, "to_host") else o) for o in outs]
 
@@ -128,19 +135,23 @@ def verify_onnx_builds(graph: PlanGraph, modules: Sequence[LoweredModule], targe
         return result
     caps = _host_caps()
     for m, decl in onnx_modules:
-        arrays = sample_inputs(m.input_types, f"{m.name}:{decl.path.name}")  # type: ignore[arg-type]
+        arrays = sample_inputs(m.input_types, f"{decl.path.name}:{m.input_types}")  # type: ignore[arg-type]
         want = reference_outputs(decl, arrays)
         for t in targets:
-            if t.backend.value != "llvm-cpu" or not set(t.requires) <= caps:
+            if t.backend is not Backend.LLVM_CPU or not set(t.requires) <= caps:
                 result.unchecked[(m.name, t.value)] = "this host cannot run it"
                 continue
-            err = compare(_run_vmfb(built[(m.name, t)], m.name, arrays, archive), want)
-            result.errors[(m.name, t.value)] = err
-            log.info("ONNX check: module %s (%s) on %s: max relative error %.2e", m.name, decl.name, t.value, err)
+            got = _run_vmfb(built[(m.name, t)], m.name, arrays, archive)
+            raw, err = compare(got, want), compare(got, want, atol=ATOL)
+            result.errors[(m.name, t.value)] = raw
+            log.info("ONNX check: module %s (%s) on %s: max difference %.2e of the largest reference value",
+                     m.name, decl.name, t.value, raw)
             if not err <= rtol:
                 result.diagnostics.append(Diagnostic.error(
                     "E0502", f"the {t.value} build of ONNX model '{decl.name}' (module '{m.name}') differs from "
-                    f"ONNX Runtime: max relative error {err:.2e} > {rtol:.0e}", decl.span,
+                    f"ONNX Runtime: max difference {raw:.2e} of its largest value ({err:.2e} beyond {ATOL:.0e}; "
+                    f"at most {rtol:.0e} passes)",
+                    decl.span,
                     label="IREE miscompiled this model for this target",
                     help="drop the target with --target, or report it to IREE with --save-temps DIR"))
     return result

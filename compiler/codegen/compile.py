@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
-from planc.compiler.codegen.cache import Cache, cache_key
+from planc.compiler.cache import Cache, cache_key
 from planc.compiler.codegen.iree import IreeCompileError, compile_module, iree_version
 from planc.compiler.codegen.targets import Target, compile_flags
 

@@ -28,7 +28,7 @@ def builtin_fn(op: str, result_dtype: str) -> Callable[[Any], Any]:
     import jax.numpy as jnp
 
     out = jnp.dtype(DType.parse(result_dtype).numpy)
-    if op == "argmax":
+    if Builtin(op) is Builtin.ARGMAX:
         return lambda x: jnp.argmax(jnp.ravel(x)).astype(out)
     red: Any = {Builtin.MAX: jnp.max, Builtin.MIN: jnp.min, Builtin.MEAN: jnp.mean, Builtin.SUM: jnp.sum}[Builtin(op)]
     return lambda x: red(x).astype(out)

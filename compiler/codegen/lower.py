@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache, onnx_store
 from planc.compiler.codegen.group import Member, builtin_fn, compose
 from planc.compiler.hlo.stablehlo import export_stablehlo, normalize
 from planc.compiler.ir.graph import (
@@ -23,7 +23,6 @@ from planc.compiler.ir.graph import (
 )
 from planc.compiler.models.load import ModelCache, load_jax_model
 from planc.compiler.models.onnx_file import file_digest
-from planc.compiler.models.onnx_model import onnx_store
 from planc.compiler.models.onnx_prepare import prepare_onnx
 from planc.dsl.ast import TensorType
 

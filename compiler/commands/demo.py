@@ -22,6 +22,9 @@ def example_dir() -> Path:
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="compile and run the shipped example plan end to end")
+    p.add_argument("example", nargs="?", choices=("defects", "ocr"), default="defects",
+                   help="defects (default), or ocr: PP-OCRv4 from its ONNX files, compared with RapidOCR")
+    p.add_argument("--images", type=int, default=5, help="ocr: how many synthetic images to read")
     p.add_argument("--plan", type=Path, default=None, help="a .plan file (default: examples/defects/defects.plan)")
     p.add_argument("--deploy", default="", help="deployment to optimize for")
     p.add_argument("-o", "--output", type=Path, default=Path(".planc-demo"), help="where the bundle and run go")
@@ -41,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from planc.runtime.bundle.loader import load_bundle
     from planc.runtime.engine.runner import RunConfig, Runner
 
+    if getattr(args, "example", "defects") == "ocr":
+        from planc.compiler.commands.demo_ocr import run_ocr
+
+        return run_ocr(args, example_dir())
     plan = args.plan or example_dir() / "defects" / "defects.plan"
     out = args.output
     out.mkdir(parents=True, exist_ok=True)

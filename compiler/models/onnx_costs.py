@@ -1,4 +1,4 @@
-"""Cost facts of a prepared (shape-inferred) ONNX graph, counted node by node like costs.hlo_counts
+"""Cost facts of a prepared (shape-inferred) ONNX graph, counted node by node like hlo.counts
 counts StableHLO: matmul and convolution flops from their shapes, one flop per output element
 elsewhere, weights plus graph inputs and outputs as memory traffic."""
 

@@ -12,6 +12,7 @@ from typing import Any
 from planc.compiler.ir.graph import ModelDecl
 from planc.compiler.models.load import ModelError, python_error
 from planc.dsl.ast import DType, TensorType
+from planc.runtime.contract.dtypes import dtype_of_onnx
 
 __all__ = [
     "MIN_OPSET",
@@ -27,12 +28,10 @@ __all__ = [
 ]
 
 MIN_OPSET = 7  # onnx.version_converter's adapters start here
-# ONNX TensorProto element types planc has a dtype for (uint8, float64 etc. have none).
-_ELEM_TO_DTYPE = {1: DType.F32, 10: DType.F16, 16: DType.BF16, 3: DType.I8, 6: DType.I32, 7: DType.I64,
-                  9: DType.BOOL}
-_ELEM_NAMES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-               8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-               16: "bfloat16"}
+# The names of ONNX TensorProto element types planc has no dtype for (those it has are the
+# vocabulary's: planc.runtime.contract.dtypes, its `onnx` column).
+_OTHER_ELEM_NAMES = {2: "uint8", 4: "uint16", 5: "int16", 8: "string", 11: "float64", 12: "uint32",
+                     13: "uint64"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +43,8 @@ class OnnxInput:
     dims: tuple[int | str | None, ...] | None  # None: the file gives no shape at all
 
     def shown(self) -> str:
-        dtype = _ELEM_TO_DTYPE.get(self.elem)
-        dt = dtype.value if dtype else _ELEM_NAMES.get(self.elem, f"elem type {self.elem}")
+        dtype = dtype_of_onnx(self.elem)
+        dt = dtype.value if dtype else _OTHER_ELEM_NAMES.get(self.elem, f"elem type {self.elem}")
         if self.dims is None:
             return f"{dt}[...]"
         return f"{dt}[{', '.join('?' if d is None else str(d) for d in self.dims)}]"
@@ -59,15 +58,16 @@ def max_opset() -> int:
 
 
 def dtype_of(elem: int) -> DType | None:
-    return _ELEM_TO_DTYPE.get(elem)
+    return dtype_of_onnx(elem)
 
 
 def onnx_elem(dtype: DType) -> int:
-    return {v: k for k, v in _ELEM_TO_DTYPE.items()}[dtype]
+    return dtype.info.onnx
 
 
 def elem_name(elem: int) -> str:
-    return _ELEM_NAMES.get(elem, f"element type {elem}")
+    dtype = dtype_of_onnx(elem)
+    return dtype.numpy if dtype is not None else _OTHER_ELEM_NAMES.get(elem, f"element type {elem}")
 
 
 def opset_of(model: Any) -> int:

@@ -11,28 +11,21 @@ from planc.compiler.models.load import LoadedModel, ModelCache, load_model
 from planc.compiler.models.onnx_prepare import PreparedOnnx, prepare_onnx
 from planc.dsl.ast import TensorType
 
-__all__ = ["load_any_model", "load_onnx_model", "onnx_store"]
-
-
-def onnx_store() -> Any:
-    """The on-disk store of prepared ONNX models, beside the compiled-module cache."""
-    from planc.compiler.codegen.cache import Cache, default_cache_dir
-
-    return Cache(default_cache_dir() / "onnx")
+__all__ = ["load_any_model", "load_onnx_model"]
 
 
 def load_onnx_model(decl: ModelDecl, arg_types: Sequence[TensorType], *, facts: bool = True,
-                    store: Any = "default") -> LoadedModel:
-    """Prepares the ONNX file for these argument types; results are the prepared graph's outputs
-    (several outputs make a tuple). Raises ModelError (see prepare_onnx)."""
-    prepared: PreparedOnnx = prepare_onnx(decl, arg_types, onnx_store() if store == "default" else store)
+                    store: Any = None) -> LoadedModel:
+    """Prepares the ONNX file for these argument types (kept in `store`, a codegen Cache, when
+    given); results are the prepared graph's outputs (several make a tuple). Raises ModelError."""
+    prepared: PreparedOnnx = prepare_onnx(decl, arg_types, store)
     outs = prepared.outputs
     return LoadedModel(decl, tuple(arg_types), outs, len(outs) != 1, None, prepared.facts if facts else None)
 
 
 def load_any_model(decl: ModelDecl, arg_types: Sequence[TensorType], *, cache: ModelCache | None = None,
-                   facts: bool = True) -> LoadedModel:
+                   facts: bool = True, onnx_store: Any = None) -> LoadedModel:
     """A jax, mlir or onnx model bound to these argument types."""
     if decl.kind is ModelKind.ONNX:
-        return load_onnx_model(decl, arg_types, facts=facts)
+        return load_onnx_model(decl, arg_types, facts=facts, store=onnx_store)
     return load_model(decl, arg_types, cache=cache, facts=facts)

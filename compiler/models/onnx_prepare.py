@@ -170,7 +170,7 @@ def _check_nodes(decl: ModelDecl, model: Any) -> None:
 
 
 def _outputs(decl: ModelDecl, model: Any) -> tuple[TensorType, ...]:
-    from planc.dsl.ast import DType
+    from planc.runtime.contract.dtypes import DType
 
     out = []
     for o in model.graph.output:
@@ -248,7 +248,7 @@ def _to_json(p: PreparedOnnx) -> bytes:
 
 
 def _from_json(data: bytes) -> PreparedOnnx:
-    from planc.dsl.ast import DType
+    from planc.runtime.contract.dtypes import DType
 
     d = json.loads(data)
     fl, by, di, ws, vf = d["facts"]

@@ -33,7 +33,7 @@ from planc.compiler.ir.graph import (
 from planc.compiler.passes._clauses import ClauseReader
 from planc.dsl import ast as A
 from planc.dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
-from planc.runtime.tools.signature import ToolSignature
+from planc.runtime.tools.signature import ToolSignature, may_define
 
 __all__ = ["Build"]
 
@@ -190,7 +190,17 @@ class _Builder:
         parts = self._split_source(s.source, "tool", True)
         if parts is None:
             return None
-        return ToolDecl(s.name.name, kind, self._path(parts[0]), parts[1], s.returns, s.span)
+        path = self._path(parts[0])
+        try:
+            defined = may_define(path.read_bytes(), str(parts[1]))
+        except OSError as e:
+            defined = True
+            self._error("E0309", f"cannot read tool file '{parts[0]}': {e.strerror or e}", s.source.span,
+                        help=f"paths are relative to the .plan file's folder ({self.base})")
+        if not defined:
+            self._error("E0310", f"{path.name} defines no function '{parts[1]}'", s.source.span,
+                        help=f"tool '{s.name.name}' calls {path.name}:{parts[1]}; define it at the module's top level")
+        return ToolDecl(s.name.name, kind, path, parts[1], s.returns, s.span)
 
     def _check_tool_call(self, s: A.Task, tool: str) -> None:
         """A python tool's call must bind to its function (read from the source, never run)."""

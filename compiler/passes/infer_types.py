@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from planc.compiler.cache import onnx_store
 from planc.compiler.ir.graph import (
     BuiltinOp,
     BuiltinTask,
@@ -184,7 +185,7 @@ class _Typer:
         if types is None:
             return t
         try:
-            loaded = load_any_model(decl, types, cache=self.cache, facts=self.facts)
+            loaded = load_any_model(decl, types, cache=self.cache, facts=self.facts, onnx_store=onnx_store())
         except ModelError as e:
             self._model_error(e, t, decl, env)
             return t

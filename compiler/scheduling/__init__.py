@@ -12,8 +12,6 @@ from planc.compiler.scheduling.api import (
     schedule,
 )
 from planc.compiler.scheduling.bounds import Bounds
-from planc.compiler.scheduling.examples import arabnejad_2014, topcuoglu_2002
-from planc.compiler.scheduling.generator import DagParams, random_dag
 from planc.compiler.scheduling.listsched import ScheduleInfeasible
 from planc.compiler.scheduling.platform import Device, Link, Platform, PlatformError
 from planc.compiler.scheduling.problem import ScheduleInputError
@@ -26,7 +24,6 @@ __all__ = [
     "EXACT_MAX_TASKS",
     "Bounds",
     "Constraint",
-    "DagParams",
     "Device",
     "Link",
     "Method",
@@ -38,10 +35,7 @@ __all__ = [
     "ScheduleInfeasible",
     "ScheduleInputError",
     "ScheduleViolation",
-    "arabnejad_2014",
     "default_opt_time",
-    "random_dag",
     "schedule",
-    "topcuoglu_2002",
     "validate",
 ]

@@ -8,7 +8,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.model import ComputeFacts

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from planc.compiler.codegen.cache import Cache
+from planc.compiler.cache import Cache
 from planc.compiler.codegen.compile import CompileJob, compile_all
 from planc.compiler.codegen.targets import Target
 from planc.compiler.costs.model import HEAVY_FLOPS, ComputeFacts

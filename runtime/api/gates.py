@@ -15,13 +15,19 @@ from planc.runtime.gates.keeper import (
     Decision,
     GateError,
     GateRequest,
+    GateSource,
     NoAnswer,
     convert_edit,
 )
 from planc.runtime.journal.clock import Clock
 from planc.runtime.journal.valuestore import value_sha256
 
-__all__ = ["GateBoard", "NoReviewer", "Pending", "UnknownGate"]
+# Answer, GateRequest, GateSource and NoAnswer are handed on for applications (and the server) that
+# write or wrap a gate source.
+__all__ = ["CANCELLED", "Answer", "GateBoard", "GateRequest", "GateSource", "NoAnswer", "NoReviewer", "Pending",
+           "UnknownGate"]
+
+CANCELLED = "cancelled (the client went away)"  # who rejected a gate whose run was cancelled
 
 
 class UnknownGate(KeyError):
@@ -76,8 +82,10 @@ class GateBoard:
         self._lock = threading.Lock()
         self._pending: dict[str, Pending] = {}
 
-    def source(self, model: str, request: str | None = None) -> _BoardSource:
-        return _BoardSource(self, model, request)
+    def source(self, model: str, request: str | None = None, *,
+               cancel: threading.Event | None = None) -> _BoardSource:
+        """The gate source of one run; when `cancel` is set, its waiting gate is rejected at once."""
+        return _BoardSource(self, model, request, cancel)
 
     def pending(self, model: str | None = None) -> list[Pending]:
         with self._lock:
@@ -114,7 +122,7 @@ class GateBoard:
         return p
 
     def _wait(self, request: GateRequest, deadline: float | None, clock: Clock, model: str,
-              req_id: str | None) -> Answer | NoAnswer:
+              req_id: str | None, cancel: threading.Event | None = None) -> Answer | NoAnswer:
         p = Pending(secrets.token_hex(8), request.gate, tuple(request.iteration), request.value,
                     request.default.value, request.timeout, deadline, model, req_id)
         with self._lock:
@@ -125,7 +133,11 @@ class GateBoard:
                 left = None if deadline is None else deadline - clock.now()
                 if left is not None and left <= 0:
                     break
-                p.done.wait(timeout=None if left is None else min(left, 1.0))
+                if cancel is not None and cancel.is_set():
+                    self._cancel(p)
+                    break
+                step = 1.0 if cancel is None else 0.1
+                p.done.wait(timeout=step if left is None else min(left, step))
         finally:
             with self._lock:
                 self._pending.pop(p.id, None)
@@ -136,15 +148,26 @@ class GateBoard:
             self.observer(model, p.gate, clock.now() - start, "timeout" if answer is None else "decided")
         return answer if answer is not None else NoAnswer("timeout")
 
+    def _cancel(self, p: Pending) -> None:
+        """Reject `p` because its run was cancelled (the client went away): nobody is left to want it."""
+        with self._lock:
+            if p.answer is not None:
+                return
+            p.answer = Answer(Decision.REJECT, CANCELLED)
+        if self.audit is not None:
+            self.audit.append("gate_cancelled", id=p.id, gate=p.gate, model=p.model, request=p.request,
+                              iteration=list(p.iteration), decision="reject", by=CANCELLED)
+
 
 class _BoardSource:
     """The gate source of one run on a GateBoard."""
 
     name = "http"
 
-    def __init__(self, board: GateBoard, model: str, request: str | None) -> None:
-        self.board, self.model, self.request = board, model, request
+    def __init__(self, board: GateBoard, model: str, request: str | None,
+                 cancel: threading.Event | None = None) -> None:
+        self.board, self.model, self.request, self.cancel = board, model, request, cancel
 
     def wait(self, request: GateRequest, deadline: float | None, clock: Clock,
              audit: AuditLog) -> Answer | NoAnswer:
-        return self.board._wait(request, deadline, clock, self.model, self.request)
+        return self.board._wait(request, deadline, clock, self.model, self.request, self.cancel)

@@ -10,6 +10,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from planc.runtime.api.results import Output, Result
 from planc.runtime.api.signature import TensorSpec, signature
 from planc.runtime.bundle.loader import Bundle, load_bundle
 from planc.runtime.bundle.trust import Trust, resolve_trust
+from planc.runtime.contract.manifest import Manifest
 from planc.runtime.engine.executor import RunResult
 from planc.runtime.engine.runner import InputError, RunConfig, Runner
 from planc.runtime.gates.keeper import GateSource
@@ -90,7 +92,7 @@ class Plan:
         self.breakers = BreakerRegistry(clock)
         # Tools and gates wait on the pool; a loop's body waits on it from inside it: room for every run.
         if isinstance(gates, GateBoard):
-            gates = gates.source(str(bundle.manifest.get("plan")))
+            gates = gates.source(str(bundle.records.plan))
         self._config = RunConfig(gates=gates or NoReviewer(), clock=clock, workers=max(4, 4 * concurrency),
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
@@ -105,7 +107,8 @@ class Plan:
     @property
     def name(self) -> str:
         """The plan's name (the `plan NAME { ... }` of its source)."""
-        return str(self.bundle.manifest.get("plan", Path(self.bundle.path).stem))
+        plan = self.bundle.records.plan
+        return str(plan if plan is not None else Path(self.bundle.path).stem)
 
     @property
     def sha256(self) -> str:
@@ -115,6 +118,11 @@ class Plan:
     @property
     def manifest(self) -> Mapping[str, Any]:
         return self.bundle.manifest
+
+    @property
+    def records(self) -> Manifest:
+        """The manifest as frozen records (`Bundle.records`)."""
+        return self.bundle.records
 
     @property
     def variants(self) -> dict[str, str]:
@@ -140,7 +148,8 @@ class Plan:
     # ----------------------------------------------------------------- runs
     def run(self, inputs: Mapping[str, Any] | None = None, /, *, idempotency_key: str | None = None,
             gates: GateSource | GateBoard | None = None, request_id: str | None = None,
-            journal: str | os.PathLike[str] | None = None, trace: bool = False, **named: Any) -> Result:
+            journal: str | os.PathLike[str] | None = None, trace: bool = False,
+            cancel: threading.Event | None = None, **named: Any) -> Result:
         """Run the plan once: `plan.run(frame=array)` or `plan.run({"frame": array})`.
 
         - `idempotency_key`: journal the run under this key (needs `state_dir`). A second run with
@@ -153,12 +162,14 @@ class Plan:
         - `journal`: make this run's run directory under this folder (`planrt run`'s `--run-dir`),
           resumable with `resume`; its name is `request_id` (default: time and a random suffix).
         - `trace`: keep a Chrome trace of the run (`result.trace.write(path)`).
+        - `cancel`: once set, the run starts no further task and ends FAILED (a task already
+          running finishes; pair it with a gate source that ends its wait, as the server does).
 
         Bad inputs raise InputError naming the input; a run that fails returns status FAILED."""
         values = {**(inputs or {}), **named}
         if isinstance(gates, GateBoard):
             gates = gates.source(self.name, request_id)
-        cfg = dataclasses.replace(self._config, gates=gates or self._config.gates, trace=trace,
+        cfg = dataclasses.replace(self._config, gates=gates or self._config.gates, trace=trace, cancel=cancel,
                                   run_id=request_id or (None if journal else "r-" + secrets.token_hex(8)),
                                   run_root=Path(journal) if journal is not None else None)
         if idempotency_key is not None and journal is not None:
@@ -171,6 +182,26 @@ class Plan:
             run_dir.close()
             return self._result(result, run_id=run_dir.run_id, run_dir=run_dir.path)
         return self._run_keyed(values, idempotency_key, cfg)
+
+    def prune_runs(self, older_than: float) -> int:
+        """Delete keyed runs (their journals under `state_dir/runs/`) last written more than
+        `older_than` seconds ago; a run in use (here or in another process) is left. Their keys then
+        start fresh runs. Returns how many were deleted."""
+        root = self.state_dir / "runs" if self.state_dir is not None else None
+        if root is None or not root.is_dir():
+            return 0
+        cutoff, gone = time.time() - older_than, 0
+        for path in root.glob("key-*"):
+            with self._key_lock(path.name):
+                try:
+                    if (path / JOURNAL).stat().st_mtime > cutoff:
+                        continue
+                    with RunDir.open(path):  # holds the run lock: no other process is in it
+                        shutil.rmtree(path)
+                except (OSError, JournalError):
+                    continue
+                gone += 1
+        return gone
 
     def close(self) -> None:
         """Stop the tool workers and the thread pool (in-flight runs should have finished)."""
@@ -226,7 +257,7 @@ class Plan:
                         f"this is {self.sha256[:12]}; use a new key")
                 stored = run_dir.replay().inputs
                 for name, a in arrays.items():
-                    if name not in stored or not np.array_equal(np.asarray(stored[name]), a):
+                    if name not in stored or not _same(np.asarray(stored[name]), a):
                         raise IdempotencyConflict(f"idempotency key {key!r} was used with another value "
                                                   f"of input '{name}'; use a new key")
                 result = self.runner.resume(run_dir, config=cfg)
@@ -246,3 +277,8 @@ class Plan:
                 entry[1] -= 1
                 if entry[1] == 0:
                     self._keys.pop(run_id, None)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same value: equal, NaN where the other has NaN (bit for bit, so a NaN retried matches)."""
+    return a.shape == b.shape and (np.array_equal(a, b) or (a.dtype == b.dtype and a.tobytes() == b.tobytes()))

@@ -11,7 +11,7 @@ from planc.runtime.bundle.signature import Signer
 
 __all__ = ["format_summary", "summarize", "type_str"]
 
-_PREFIX = 12
+_PREFIX = 12  # sha256 hex digits shown
 
 
 class Bundle(Protocol):
@@ -26,7 +26,7 @@ class Bundle(Protocol):
     @property
     def members(self) -> tuple[str, ...]: ...
 
-    def size(self, path: str) -> int: ...  # sha256 hex digits shown
+    def size(self, path: str) -> int: ...
 
 
 def type_str(t: object) -> str:

@@ -15,9 +15,12 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("inspect", help="what a bundle holds and what this host would run")
-    p.add_argument("bundle")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("inspect", help="what a bundle holds and what this host would run",
+                       description="Verify a bundle and show what it holds (plan, versions, inputs, outputs, tasks, "
+                                   "modules and their variants, tools, schedules) and which variant of each module "
+                                   "this host would run, and why.")
+    p.add_argument("bundle", help="NAME.planb or a bundle directory")
+    p.add_argument("--json", action="store_true", help="print the same as JSON (for scripts)")
     p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256")
     add_trust_arg(p)
     return p

@@ -90,14 +90,19 @@ class Module:
         return cls(name, tuple(TensorType.from_json(t) for t in d["inputs"]),
                    tuple(TensorType.from_json(t) for t in d["outputs"]),
                    MappingProxyType({k: Variant.from_json(k, v) for k, v in d["variants"].items()}),
-                   tuple(d.get("args") or ()), tuple(d.get("results") or ()), tuple(d.get("members") or ()),
-                   tuple(d.get("parameters") or ()))
+                   _shown(d.get("args")), _shown(d.get("results")), _shown(d.get("members")),
+                   _shown(d.get("parameters")))
 
     def result_type(self, value: str) -> TensorType | None:
         """The type of the group's export `value` (by position when the manifest names no results)."""
         if self.results:
             return dict(zip(self.results, self.outputs)).get(value)
         return None
+
+
+def _shown(v: Any) -> tuple[Any, ...]:
+    """A list field the schema does not check (planc writes lists): anything else reads as empty."""
+    return tuple(v) if isinstance(v, list) else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,7 @@ class Manifest:
     tasks: tuple[Task, ...]
     modules: Mapping[str, Module]
     tools: Mapping[str, Tool] = field(default_factory=lambda: _EMPTY)
+    objective: str | None = None  # shown only (the schema does not check it)
 
     @classmethod
     def from_json(cls, m: Mapping[str, Any]) -> Manifest:
@@ -209,7 +215,8 @@ class Manifest:
                    tuple(Output(o["name"], o["value"]) for o in m["outputs"]),
                    tuple(Task.from_json(t) for t in m["tasks"]),
                    MappingProxyType({n: Module.from_json(n, d) for n, d in m["modules"].items()}),
-                   MappingProxyType({n: Tool.from_json(n, d) for n, d in m["tools"].items()}))
+                   MappingProxyType({n: Tool.from_json(n, d) for n, d in m["tools"].items()}),
+                   m.get("objective"))
 
     def all_tasks(self) -> Iterator[Task]:
         """Every task, loop bodies included."""

@@ -30,6 +30,9 @@ class RunStatus(enum.Enum):
     FAILED = "failed"
 
 
+CANCELLED = "cancelled before it started (the run was cancelled)"
+
+
 class RunFailed(RuntimeError):
     """A task failed and its policy says `fail`: the run stops (and can be resumed)."""
 
@@ -74,6 +77,7 @@ class Services:
     workers: int = 4
     run_id: str = "run"
     remote_compute: bool = False  # compute waits on other machines (the Ray engine): run it on the pool too
+    cancelled: threading.Event | None = None  # set: start no further task (the server's client went away)
     # Shared across runs of one Runner: the thread pool and the prepared task lists.
     pool: cf.ThreadPoolExecutor | None = None
     programs: Programs = field(default_factory=Programs)
@@ -238,6 +242,8 @@ class Engine:
 
     def run_step(self, step: Step, env: dict[str, Any], iteration: tuple[int, ...]) -> None:
         kind, name, task = step.kind, step.name, step.task
+        if self.s.cancelled is not None and self.s.cancelled.is_set():
+            raise RunFailed(name, CANCELLED)
         journal = self.s.journal
         if journal is not None and kind != "loop":
             saved = journal.finished(task, iteration)

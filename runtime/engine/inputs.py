@@ -9,7 +9,7 @@ import numpy as np
 from planc.runtime.contract.manifest import TensorType
 from planc.runtime.engine.modules import numpy_dtype
 
-__all__ = ["CheckedInputs", "InputError", "InputSpec", "check_inputs"]
+__all__ = ["CheckedInputs", "InputError", "InputSpec", "check_inputs", "convert_input"]
 
 
 class InputError(ValueError):
@@ -76,10 +76,60 @@ class InputSpec:
             if list(a.shape) != list(d["shape"]):
                 raise InputError(f"input '{name}' has shape {list(a.shape)}, the plan declares "
                                  f"{d['dtype']}{d['shape']}")
-            if a.dtype != want and not np.can_cast(a.dtype, want, casting="same_kind"):
-                raise InputError(f"input '{name}' has dtype {a.dtype}, the plan declares {d['dtype']}")
-            out[name] = np.asarray(a, dtype=want, order="C")  # ascontiguousarray would make 0-d 1-d
+            out[name] = np.asarray(convert_input(name, a, want, d["dtype"]), order="C")
         return out
+
+
+def convert_input(name: str, a: np.ndarray, want: np.dtype, declared: str) -> np.ndarray:
+    """`a` as `want`, under the one rule of `planrt run`, `plan.run` and `planrt serve`: a value
+    converts only where every element keeps its value. Booleans stay booleans; integers go to an
+    integer type that holds them, or to a float type that represents them exactly; floats go to a
+    float type (rounded) where no finite value overflows to infinity; floats never become integers."""
+    if a.dtype == want:
+        return a
+    src, dst = _kind(a.dtype), _kind(want)
+    found = f"input '{name}' has dtype {a.dtype}, the plan declares {declared}"
+    if src != dst and not (src == "i" and dst == "f"):
+        raise InputError(f"{found}; {_NAMES.get(src, str(a.dtype))} values are not converted to "
+                         f"{_NAMES.get(dst, declared)}")
+    if a.size == 0:
+        return a.astype(want)
+    if src == "i" and dst == "i" and not np.can_cast(a.dtype, want, casting="safe"):
+        info = np.iinfo(want)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < info.min or hi > info.max:
+            raise InputError(f"{found}; {hi if hi > info.max else lo} does not fit {declared}")
+    if src == "i" and dst == "f":
+        bound = 2.0 ** (_finfo(want).nmant + 1)  # every integer up to this is exact
+        big = np.abs(a.astype(np.float64)).max()
+        if big > bound:
+            raise InputError(f"{found}; {int(big)} is not exact in {declared}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = a.astype(want)
+    if src == "f" and dst == "f":
+        lost = np.isfinite(a) & ~np.isfinite(out.astype(np.float64))
+        if lost.any():
+            raise InputError(f"{found}; {float(a[lost].reshape(-1)[0])!r} overflows {declared}")
+    return out
+
+
+_NAMES = {"b": "boolean", "i": "integer", "f": "floating-point"}
+
+
+def _kind(dt: np.dtype) -> str:
+    if dt.kind in "iu":
+        return "i"
+    if dt.kind == "V" and dt.name == "bfloat16" or dt.kind == "f":
+        return "f"
+    return dt.kind
+
+
+def _finfo(dt: np.dtype) -> Any:
+    if dt.name == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(dt)
+    return np.finfo(dt)
 
 
 def _dtype_or_none(name: str) -> np.dtype | None:

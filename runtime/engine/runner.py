@@ -60,6 +60,7 @@ class RunConfig:
     breakers: BreakerRegistry | None = None
     audit_path: Path | None = None
     on_attempt: Callable[[str, str, int, str | None], None] | None = None
+    cancel: threading.Event | None = None  # set: the run starts no further task and ends failed
 
 
 class Runner:
@@ -96,7 +97,7 @@ class Runner:
             raise BadManifest(f"{MANIFEST}: {e}", member=MANIFEST) from None
         self._inputs = InputSpec(bundle.records.inputs)
         self._input_types = {n: t for n, _, _, t in self._inputs.fast}
-        self._outputs = tuple((o["name"], o["value"]) for o in self.manifest["outputs"])
+        self._outputs = tuple((o.name, o.value) for o in bundle.records.outputs)
         self._tools_dir: tempfile.TemporaryDirectory | None = None
         self._shared_tools: ToolRunner | None = None
         self._lock = threading.Lock()  # runs may start from several threads at once (planc.runtime.load)
@@ -180,7 +181,7 @@ class Runner:
                                  journal=ctx if run_dir is not None else None, tracer=tracer,
                                  clock=cfg.clock, workers=self.config.workers, run_id=run_id,
                                  pool=shared.pool, programs=self._programs,
-                                 remote_compute=self.engine is not None))
+                                 remote_compute=self.engine is not None, cancelled=cfg.cancel))
         types = self._input_types
         env: dict[str, Any] = {n: Value(types[n], None, None, a) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None

@@ -18,6 +18,7 @@ from planc.runtime.contract.dtypes import DTYPE_NAMES, numpy_dtype
 from planc.runtime.journal.valuestore import IterationLike, iteration_of
 from planc.runtime.tools.policy import ToolError, ToolTimeout
 from planc.runtime.tools.process import PythonWorker, describe_exit, exchange, kill_group, reap_group, spawn
+from planc.runtime.tools.reaper import Reaper
 
 from planc.enums import TextEnum
 
@@ -203,6 +204,7 @@ class ToolRunner:
         self._lock = threading.Lock()
         self._pools: dict[str, list[PythonWorker]] = {}
         self._live: set[PythonWorker] = set()
+        self._reaper = Reaper()  # exec tools end with this process, kill -9 included
 
     @classmethod
     def from_manifest(
@@ -270,6 +272,13 @@ class ToolRunner:
             proc = spawn(self._argv(spec), cwd=self.cwd, env=self._environ(call))
         except OSError as e:
             raise ToolError(spec.name, f"cannot start {spec.path}: {e}") from None
+        self._reaper.add(proc.pid)
+        try:
+            return self._exchange(spec, call, proc, data)
+        finally:
+            self._reaper.remove(proc.pid)
+
+    def _exchange(self, spec: ToolSpec, call: ToolCall, proc: subprocess.Popen[bytes], data: bytes) -> Any:
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
         lim = self.limits
         try:
@@ -359,6 +368,7 @@ class ToolRunner:
             live, self._live, self._pools = list(self._live), set(), {}
         for w in live:
             w.kill(0.5)
+        self._reaper.close()
 
     def __enter__(self) -> Self:
         return self

@@ -81,6 +81,21 @@ class ToolSignature:
         return f"{self.function}{self.signature}"
 
 
+def may_define(source: str | bytes, name: str) -> bool:
+    """Whether the module `source` may bind `name` at its top level (read, never run). False only
+    where it surely does not: it parses, has no `import *` and no module `__getattr__`."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return True  # the worker reports the syntax error with its own trace
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return True
+        bound |= _bound_names(node)
+    return name in bound or "__getattr__" in bound
+
+
 def _bound_names(node: ast.stmt) -> set[str]:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return {node.name}

@@ -77,7 +77,26 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "result": result}
 
 
+def _watch_parent(parent: int, every: float = 0.2) -> None:
+    """End this worker (and what its tool started in its process group) once the runtime that
+    started it is gone: a `kill -9`ed server must not leave its in-flight tool call running on,
+    to overlap the same call redone by the next server."""
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        if os.getpgrp() == os.getpid():  # the worker leads its own group (spawn): the tool's children too
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
+    _watch_parent(os.getppid())
     proto_in = os.fdopen(os.dup(0), "rb")
     proto_out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDONLY)

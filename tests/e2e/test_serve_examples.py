@@ -150,7 +150,8 @@ def test_malformed_requests_get_400_naming_the_input(server):
     path = "/v2/models/vib_screen/infer"
     cases = [
         ({"inputs": [{**ok, "shape": [8, 12]}]}, "input 'vibration' has shape [8, 12]"),
-        ({"inputs": [{**ok, "datatype": "INT32"}]}, "input 'vibration' has datatype 'INT32'"),
+        ({"inputs": [{**ok, "datatype": "BYTES"}]}, "input 'vibration' has datatype 'BYTES'"),
+        ({"inputs": [{**ok, "datatype": "FP64", "data": [1e300] * 1024}]}, "1e+300 overflows f32"),
         ({"inputs": []}, "missing input 'vibration'"),
         ({"inputs": [ok, {**ok, "name": "extra"}]}, "unknown input 'extra'"),
         ({"inputs": [{**ok, "data": [0.5] * 10}]}, "input 'vibration' has 10 data elements"),

@@ -163,7 +163,8 @@ def test_hot_swap_under_load_fails_no_request(ops, tmp_path):
     from planc.runtime.bundle.loader import load_bundle
 
     v1, v2 = (load_bundle(ops[v]).sha256 for v in ("v1", "v2"))
-    server = start([ops["v1"]], tmp_path, "--workers", "4", "--model-control", "explicit")
+    server = start([ops["v1"]], tmp_path, "--workers", "4", "--model-control", "explicit",
+                   "--repository-dir", str(ops["v2"].parent.parent))
     results: list[tuple[int, str, float]] = []
     stop = threading.Event()
 
@@ -183,7 +184,7 @@ def test_hot_swap_under_load_fails_no_request(ops, tmp_path):
         stop.set()
         for t in threads:
             t.join()
-        wrong = post_json(server.url, "/v2/repository/models/ops/load", {"parameters": {"path": str(tmp_path / "no.planb")}})
+        wrong = post_json(server.url, "/v2/repository/models/ops/load", {"parameters": {"path": "v1/no.planb"}})
         assert wrong[0] == 400 and "no.planb" in wrong[1]["error"]
         assert post_json(server.url, INFER, body())[1]["model_version"] == v2  # still serving v2
     finally:

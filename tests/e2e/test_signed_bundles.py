@@ -255,7 +255,7 @@ def test_serve_refuses_untrusted_bundles_and_hot_swaps(tmp_path, unsigned, keys)
     bad.write_bytes(b"".join(zip_chunks(_rehashed(entries, tool, b"#!/bin/sh\necho '{}'\n"))))
     v2 = _copy(unsigned, tmp_path / "v2.planb")
     sign_bundle(v2, keys["ed"][0])  # the next release, signed with the rotated-in key
-    server = ServerProcess([v1], tmp_path / "state", "--model-control", "explicit",
+    server = ServerProcess([v1], tmp_path / "state", "--model-control", "explicit", "--repository-dir", str(tmp_path),
                            "--trust", str(keys["ec"][1]), "--trust", str(keys["ed"][1]))
     try:
         version = json.loads(get(server.url, "/v2/models/signed")[1])["versions"][0]
