@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "compiler" / "onnx_models"
+FIXTURES = ROOT / "tests" / "compiler" / "models" / "onnx_models"
 
 
 def _models() -> list[tuple[str, Path, tuple[int, ...]]]:

@@ -36,3 +36,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         write(f"{r['target']:<34} {r['plan']:<11} {'yes':<6} {','.join(r['variants']):<14} "
               f"{r['wall_s']:>10.1f}s {run:>13}")
     write(f"emulation tier: {len(rows)} example runs matched JAX; test time {seconds:.1f}s (call phases)")
+
+
+def pytest_sessionstart(session: Any) -> None:
+    """examples/ocr names its ONNX models as models/*.onnx: link them from the installed
+    rapidocr-onnxruntime wheel (a dev dependency) before any test globs the example plans."""
+    import importlib.util
+    from pathlib import Path
+
+    setup = Path(__file__).resolve().parent.parent / "examples" / "ocr" / "setup_models.py"
+    if importlib.util.find_spec("rapidocr_onnxruntime") is None or not setup.is_file():
+        return
+    spec = importlib.util.spec_from_file_location("_planc_ocr_setup", setup)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.link_models()

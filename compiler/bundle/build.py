@@ -13,11 +13,19 @@ from planc.compiler.bundle.manifest import schedule_json, tasks_json, tool_table
 from planc.compiler.bundle.onnx_verify import verify_onnx_builds
 from planc.compiler.bundle.writer import write_bundle, write_bundle_dir
 from planc.compiler.cache import Cache
-from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all
+from planc.compiler.codegen.candidates import parse_sets
+from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all, default_jobs
 from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
 from planc.compiler.codegen.params import MIN_PARAM_BYTES, SCOPE, externalize, write_archive
-from planc.compiler.codegen.targets import Target
+from planc.compiler.codegen.targets import Backend, Target
+from planc.compiler.codegen.variants import (
+    VariantBuilds,
+    candidate_jobs,
+    measure_here,
+    ort_builds,
+    plan_variant,
+)
 from planc.compiler.costs.context import CompileContext
 from planc.compiler.costs.model import HEAVY_FLOPS
 from planc.compiler.ir.graph import ComputeTask, GroupTask, PlanGraph
@@ -50,6 +58,8 @@ class BuildOptions:
     save_temps: str | None = None
     # Constants of at least this many bytes go to the bundle's parameter archive (None: all stay inline).
     param_min_bytes: int | None = MIN_PARAM_BYTES
+    candidates: str = "none"  # flag sets to build beside plain (candidates.parse_sets): "auto", "nhwc,im2col"
+    measure: bool = True      # time the candidates of this host's target at compile time
     pipeline: PipelineOptions = field(default_factory=lambda: PipelineOptions(verify_each=True))
 
 
@@ -129,17 +139,24 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     keys: dict[str, list[str]] = {}
     if options.param_min_bytes is not None:
         modules, params, keys = _externalize(modules, options.param_min_bytes)
+    sets = parse_sets(options.candidates)
     jobs = [CompileJob(m.name, t, m.mlir) for m in modules for t in targets]
+    jobs += [j for m in modules for j in candidate_jobs(m.name, m.mlir, targets, sets)]
+    failed: dict[tuple[str, Target], str] = {}
     try:
         built = compile_all(jobs, cache=store, jobs_n=options.jobs,
                             progress=options.progress, save_temps=options.save_temps)
     except CompileErrors as e:
-        raise DiagnosticError([_compile_diagnostic(graph, err) for err in e.errors]) from None
+        plain = [err for err in e.errors if "@" not in err.module_name]
+        if plain:
+            raise DiagnosticError([_compile_diagnostic(graph, err) for err in plain]) from None
+        built = e.results  # a flag set IREE refuses is only a candidate less
+        failed = {(err.module_name, err.target): _first_line(err.stderr) for err in e.errors}
     archive = write_archive(params) if params else None
-    checked = verify_onnx_builds(graph, modules, targets, built, archive=archive)
+    checked = verify_onnx_builds(graph, modules, targets, built, archive=archive)  # the plain builds, against ORT
     if checked.diagnostics:
         raise DiagnosticError(checked.diagnostics)
-    manifest, members = _manifest(path, graph, modules, targets, built, options, context)
+    manifest, members = _manifest(path, graph, modules, targets, (built, failed, sets), options, context, archive)
     if archive is not None:
         _add_parameters(manifest, members, archive, params, keys)
     res = BuildResult(graph, modules, manifest, members, pipeline=result)
@@ -194,6 +211,47 @@ def _compile_diagnostic(graph: PlanGraph, err: IreeCompileError) -> Diagnostic:
              "or drop the target with --target")
 
 
+def _onnx_path(graph: PlanGraph, group: GroupTask | None) -> Path | None:
+    """The ONNX file of a group that is one ONNX model (issue 23's front end), else None."""
+    if group is None or len(group.members) != 1 or not isinstance(group.members[0], ComputeTask):
+        return None
+    decl = graph.info.model(group.members[0].model)
+    return decl.path if decl.kind.value == "onnx" else None
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0][:200] if lines else "iree-compile failed"
+
+
+def _host_target(targets: tuple[Target, ...]) -> tuple[Target | None, str]:
+    """The best CPU target of `targets` this host runs (its candidates are measured here), and the
+    host's key for the choice's record."""
+    from planc.runtime.engine.choice import host_key
+    from planc.runtime.host.detect import NoVariantError, choose_variant, detect
+
+    host = detect({}, cuda=False)  # this machine, whatever PLANRT_HOST pretends (it is where we can time)
+    cpu = {t.value: {"requires": sorted(t.requires), "rank": t.rank} for t in targets
+           if t.backend is Backend.LLVM_CPU}
+    try:
+        return Target.parse(choose_variant(cpu, host, module="(candidates)")), host_key(host)
+    except NoVariantError:
+        return None, host_key(host)
+
+
+def _candidate_fields(v: VariantBuilds) -> dict[str, Any]:
+    """A variant's measured-choice fields (none for a module built one way only)."""
+    out: dict[str, Any] = {}
+    if v.candidates:
+        out["candidates"] = v.candidates
+        out["reference"] = v.reference
+    if v.choice is not None:
+        out["choice"] = v.choice
+    if v.failed:
+        out["refused"] = v.failed
+    return out
+
+
 def _versions() -> dict[str, str]:
     import iree.compiler.version as iv
     import jax
@@ -202,8 +260,17 @@ def _versions() -> dict[str, str]:
 
 
 def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], targets: tuple[Target, ...],
-              built: dict, options: BuildOptions, context: CompileContext) -> tuple[dict[str, Any], dict[str, bytes]]:
+              built: dict, options: BuildOptions, context: CompileContext,
+              archive: bytes | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
     members: dict[str, bytes] = {}
+    params = None
+    if archive is not None and len(built[2]) > 1:  # candidates are timed with the bundle's weights
+        from planc.runtime.engine.params import Parameters
+
+        params = Parameters(archive, SCOPE)
+    builds, failed, sets = built
+    here, key = _host_target(targets) if len(sets) > 1 else (None, "")
+    ort_memo: dict[tuple[str, str], bytes | None] = {}
     groups = {t.name: t for t in graph.walk() if isinstance(t, GroupTask)}
     heavy = _heavy_flops(context)
     mods: dict[str, Any] = {}
@@ -211,10 +278,16 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
         members[f"mlir/{m.name}.mlir"] = m.mlir.encode()
         variants = {}
         for t in targets:
-            member = f"modules/{m.name}/{t.value}.vmfb"
-            members[member] = built[(m.name, t)]
             driver = _driver(t, groups.get(m.name), heavy.get(t.value, HEAVY_FLOPS))
-            variants[t.value] = Variant(t.value, member, t.backend.value, driver, t.requires, t.rank).to_json()
+            onnx = _onnx_path(graph, groups.get(m.name)) if len(sets) > 1 else None
+            v = plan_variant(m.name, t, builds, sets, failed, default_driver=driver, cores=default_jobs(),
+                             ort=ort_builds(onnx, t, here, ort_memo) if onnx is not None else None)
+            if v.candidates and t is here and options.measure:
+                measure_here(m.name, t, v, [type_json(x) for x in m.input_types],
+                             [type_json(x) for x in m.output_types], key, params=params)
+            members.update(v.members)
+            variants[t.value] = {**Variant(t.value, f"modules/{m.name}/{t.value}.vmfb", t.backend.value, driver,
+                                           t.requires, t.rank).to_json(), **_candidate_fields(v)}
         g = groups.get(m.name)
         facts = {"flops": g.facts.flops, "bytes_accessed": g.facts.bytes_accessed} if g and g.facts else None
         mods[m.name] = {"facts": facts, "inputs": [type_json(x) for x in m.input_types],

@@ -48,6 +48,8 @@ def build_manifest(manifest: Mapping[str, Any], members: Mapping[str, bytes]) ->
     for mod, m in out.get("modules", {}).items():
         for target, v in m.get("variants", {}).items():
             _fill_ref(f"module {mod!r} variant {target!r}", v, table)
+            for c in v.get("candidates") or ():
+                _fill_ref(f"module {mod!r} variant {target!r} candidate {c.get('name')!r}", c, table)
     for name, t in out.get("tools", {}).items():
         _fill_ref(f"tool {name!r}", t, table, fill=False)
     return out

@@ -50,8 +50,10 @@ ProgressFn = Callable[[CompileEvent], None]
 class CompileErrors(RuntimeError):
     """Some compiles failed; `errors` holds one IreeCompileError per failed (module, target)."""
 
-    def __init__(self, errors: Sequence[IreeCompileError], total: int):
+    def __init__(self, errors: Sequence[IreeCompileError], total: int,
+                 results: dict[tuple[str, Target], bytes] | None = None):
         self.errors = tuple(errors)
+        self.results = results or {}  # the jobs that did compile (a caller may accept some failures)
         failed = ", ".join(f"{e.module_name}/{e.target.value}" for e in self.errors)
         body = "\n\n".join(str(e) for e in self.errors)
         super().__init__(f"{len(self.errors)} of {total} module compiles failed ({failed}):\n\n{body}")
@@ -155,7 +157,7 @@ def compile_all(
     if errors:
         order = {pair: i for i, pair in enumerate(pairs)}
         errors.sort(key=lambda e: order[(e.module_name, e.target)])
-        raise CompileErrors(errors, len(jobs))
+        raise CompileErrors(errors, len(jobs), {p: results[p] for p in pairs if p in results})
     return {pair: results[pair] for pair in pairs}
 
 

@@ -25,6 +25,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
     return BuildOptions(deploy=args.deploy, tuned=args.profile, targets=targets, method=args.method,
                         opt_time=getattr(args, "opt_time", None),
                         cache=not args.no_cache, jobs=args.jobs, save_temps=args.save_temps,
+                        candidates=getattr(args, "candidates", "none"), measure=not getattr(args, "no_measure", False),
                         pipeline=PipelineOptions(verify_each=True, time_passes=args.time_passes,
                                                  dump_dir=args.dump_dir))
 

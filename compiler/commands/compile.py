@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from planc.compiler.codegen.candidates import DEFAULT_SETS, FLAG_SETS, parse_sets
 from planc.compiler.ir.printer import print_ir
 from planc.compiler.pipeline import (
     DEFAULT_PIPELINE,
@@ -58,9 +59,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--no-cache", action="store_true", help="do not use the compiled-module cache")
     g.add_argument("-j", "--jobs", type=int, default=None, help="parallel IREE compiles (default: cores)")
     g.add_argument("--save-temps", metavar="DIR", help="keep IREE's inputs, commands and dumps under DIR")
+    g.add_argument("--candidates", default="none", type=candidates_arg, metavar="auto|none|SET,...",
+                   help="also build each CPU module with these IREE flag sets (auto: "
+                        f"{','.join(DEFAULT_SETS)}; known: {','.join(FLAG_SETS)}) and keep the fastest "
+                        "that matches plain, measured here for this host's target, else by planrt on "
+                        "its first load (default: none)")
+    g.add_argument("--no-measure", action="store_true",
+                   help="with --candidates: measure nothing at compile time; every target carries its candidates")
     g.add_argument("--sign", type=Path, metavar="KEY.pem",
                    help="sign the bundle with this PEM private key (ECDSA P-256 or Ed25519; `planc sign`)")
     return p
+
+
+def candidates_arg(text: str) -> str:
+    """`--candidates` checked against the flag-set table."""
+    try:
+        parse_sets(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def opt_time_arg(text: str) -> float:

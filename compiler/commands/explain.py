@@ -36,6 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--opt-time", type=opt_time_arg, default=None, metavar="SECONDS",
                    help="the scheduler's constraint-solver budget in deterministic seconds (default: scaled "
                         "by plan size)")
+    p.add_argument("--bundle", type=Path, metavar="NAME.planb",
+                   help="also show, per module and target, the candidate builds this plan's bundle carries, "
+                        "their measured times and the choice (planc compile --candidates)")
     p.add_argument("-o", "--output", type=Path, metavar="PREFIX",
                    help="write the Gantt chart to PREFIX.png and PREFIX.svg")
     p.add_argument("--png", type=Path, metavar="FILE", help="write the Gantt chart as PNG here")
@@ -87,6 +90,21 @@ def _explain(args: argparse.Namespace) -> int:
         print(json.dumps({**e.to_json(), "charts": [str(p) for p in written]}, indent=1, sort_keys=True, allow_nan=False))
     else:
         sys.stdout.write(format_explanation(e))
+        if args.bundle is not None:
+            sys.stdout.write(_builds(args.bundle))
     for p in written:
         print(f"wrote {p}", file=sys.stderr)
     return 0
+
+
+def _builds(path: Path) -> str:
+    """The bundle's candidate builds per module and target, with the measured choice."""
+    from planc.runtime.bundle.loader import load_bundle, summarize
+    from planc.runtime.bundle.summary import format_candidates
+
+    lines = [f"\nbuilds in {path}"]
+    for name, mod in summarize(load_bundle(path))["modules"].items():
+        for target, var in mod["variants"].items():
+            cands = format_candidates(var, indent="    ")
+            lines += [f"  {name} {target}:" + ("" if cands else " one build (plain)")] + cands
+    return "\n".join(lines) + "\n"

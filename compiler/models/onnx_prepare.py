@@ -72,6 +72,12 @@ def prepare_onnx(decl: ModelDecl, types: Sequence[TensorType], store: Any = None
     E0305 opset, E0111/E0301 inputs, E0303 shape inference, E0304 outputs, E0306 an op or
     construct IREE cannot lower). `store` (a codegen Cache) keeps results across processes."""
     types = tuple(types)
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ModelError("E0302", f"ONNX model '{decl.name}' needs the '{e.name}' package, which is not "
+                         "installed", help="pip install 'planc[compiler]' (it brings onnx and onnxscript)") from None
     if not decl.path.is_file():
         raise ModelError("E0302", f"ONNX file '{decl.path.name}' not found at {decl.path}")
     key = prepared_key(file_digest(decl.path), types)

@@ -18,6 +18,8 @@ from planc.compiler.tuning.facts import TuneError, bundle_facts
 from planc.compiler.tuning.fit import FitResult, KindFit, fit, kendall_tau, mape, predict
 from planc.compiler.tuning.report import Report, Row, format_changes, format_report, plot, report
 from planc.runtime.bundle.loader import Bundle
+from planc.runtime.engine.choice import known_choice
+from planc.runtime.engine.measure import Build, load_build
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
 from planc.runtime.engine.params import parameters_of
 from planc.runtime.host.detect import Host, choose_variant, ranked_variants
@@ -46,11 +48,17 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
             if targets and target not in targets:
                 continue
             variant = mod["variants"][target]
-            vmfb = bundle.read(variant["path"])
+            # The candidate build this host runs (planc's choice here, or planrt's cached one), so the
+            # fit sees the cost of what runs (an ONNX Runtime candidate too: load_build runs it).
+            pick = known_choice(name, target, variant, host=host, bundle_sha=bundle.sha256)
+            path, driver = ((pick.path, pick.driver) if pick is not None
+                            else (variant["path"], variant.get("driver") or "local-sync"))
+            vmfb = bundle.read(path)
             cases.append(ModuleCase(
-                name, target, variant.get("driver") or "local-sync", vmfb,
+                name, target, driver, vmfb,
                 tuple((t["dtype"], tuple(t["shape"])) for t in mod["inputs"]),
-                tuple(t["dtype"] for t in mod["outputs"]), with_dispatches(counted, vmfb),
+                tuple(t["dtype"] for t in mod["outputs"]),
+                counted if driver == "ort" else with_dispatches(counted, vmfb),
                 params=params if mod.get("parameters") else None))
     return tuple(cases)
 
@@ -69,6 +77,8 @@ def _counted(bundle: Bundle, mod: Mapping[str, Any], facts: ComputeFacts) -> Com
         c = count_stablehlo(text)
     except Exception as e:  # noqa: BLE001 - an unreadable member keeps the manifest's facts
         log.warning("cannot count %s: %s", member, e)
+        return facts
+    if c.flops == 0 and facts.flops > 0:  # not StableHLO (an ONNX module's torch-dialect import)
         return facts
     return replace(facts, flops=c.flops, bytes_accessed=c.bytes_accessed, working_set=c.working_set,
                    dispatches=c.dispatches, mix=(), vector_flops=c.vector_flops)
@@ -126,9 +136,8 @@ def _time(case: ModuleCase, module: LoadedModule, n: int, warmup: int, rng: np.r
 
 def _load(case: ModuleCase, devices: dict[str, Device]) -> LoadedModule:
     try:
-        dev = devices.get(case.driver) or devices.setdefault(case.driver, Device(case.driver))
-        return LoadedModule(case.module, dev, case.vmfb, [s[0] for s in case.inputs], list(case.outputs),
-                            case.params)
+        return load_build(Build(case.module, case.vmfb, case.driver, case.params), devices,
+                          [s[0] for s in case.inputs], list(case.outputs))
     except ModuleError as e:
         raise TuneError(f"module '{case.module}' ({case.target}) cannot be loaded here: {e}") from None
 

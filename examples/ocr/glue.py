@@ -23,16 +23,21 @@ def det_map(prob):
     return jnp.round(prob[0, 0] * PROB_SCALE).astype(jnp.int32)
 
 
+def _scaled(lines):
+    """Twice the pixel values (ocr_tools.crop_lines) to [-1, 1], as RapidOCR scales pixels."""
+    return lines.astype(jnp.float32) / 255.0 - 1.0
+
+
 def cls_input(lines):
     """The classifier's 48 x 192 part of each crop row."""
-    return lines[..., :CLS_W]
+    return _scaled(lines[..., :CLS_W])
 
 
 def rec_input(lines, cls_probs):
     """The recognizer's 48 x 320 input per line: the crop turned 180 degrees where the classifier is
     sure it is upside down (label '180' above CLS_THRESH), as RapidOCR does."""
     turn = (jnp.argmax(cls_probs, axis=1) == 1) & (jnp.max(cls_probs, axis=1) > CLS_THRESH)
-    upright, turned = lines[..., CLS_W:CLS_W + REC_W], lines[..., CLS_W + REC_W:]
+    upright, turned = _scaled(lines[..., CLS_W:CLS_W + REC_W]), _scaled(lines[..., CLS_W + REC_W:])
     return jnp.where(turn[:, None, None, None], turned, upright)
 
 

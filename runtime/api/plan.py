@@ -48,7 +48,7 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
          tool_env: Mapping[str, str] | None = None, host: Host | None = None,
          on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
          engine: str = "local", address: str | None = None, seed: int = 0,
-         trust: Trust | Sequence[str | os.PathLike[str]] | None = None) -> Plan:
+         trust: Trust | Sequence[str | os.PathLike[str]] | None = None, measure: bool = True) -> Plan:
     """Verify the bundle at `path`, detect this host, pick and load every module's variant: a Plan.
 
     - `gates`: where review gate decisions come from (default: each gate takes its own default at
@@ -65,6 +65,8 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
       one of them, else BundleError (Unsigned, UntrustedSigner, SignatureMismatch, ...) before any
       module is loaded. None: the keys of $PLANRT_TRUST; without those the signature is not checked
       (logged once).
+    - `measure`: time a module's candidate builds on the first load on this host (cached per host
+      and bundle; False runs each variant's default build).
 
     Raises the errors `planrt run` reports: BundleError, NoVariantError, HostSpecError."""
     keys = trust if isinstance(trust, Trust) else resolve_trust(trust)
@@ -72,7 +74,8 @@ def load(path: str | os.PathLike[str], *, gates: GateSource | GateBoard | None =
     if keys is None:
         log.warning("bundle %s: signature not checked (no trusted keys; pass trust= or set PLANRT_TRUST)", path)
     return Plan(bundle, gates=gates, state_dir=state_dir, concurrency=concurrency, tool_env=tool_env,
-                host=host, on_tool_attempt=on_tool_attempt, engine=engine, address=address, seed=seed)
+                host=host, on_tool_attempt=on_tool_attempt, engine=engine, address=address, seed=seed,
+                measure=measure)
 
 
 class Plan:
@@ -83,7 +86,7 @@ class Plan:
                  state_dir: str | os.PathLike[str] | None = None, concurrency: int = 4,
                  tool_env: Mapping[str, str] | None = None, host: Host | None = None,
                  on_tool_attempt: Callable[[str, str, int, str | None], None] | None = None,
-                 engine: str = "local", address: str | None = None, seed: int = 0) -> None:
+                 engine: str = "local", address: str | None = None, seed: int = 0, measure: bool = True) -> None:
         self.bundle = bundle
         self.state_dir = Path(state_dir) if state_dir is not None else None
         if self.state_dir is not None:
@@ -97,7 +100,7 @@ class Plan:
                                  host=host, tool_env=tool_env, breakers=self.breakers,
                                  audit_path=self.state_dir / "audit.jsonl" if self.state_dir is not None else None,
                                  on_attempt=on_tool_attempt, engine=engine, address=address, seed=seed,
-                                 remote=remote_factory(engine))
+                                 remote=remote_factory(engine), measure=measure)
         self.runner = Runner(bundle, self._config)
         self.inputs, self.outputs = signature(bundle.records)
         self._keys: dict[str, list[Any]] = {}
@@ -128,6 +131,11 @@ class Plan:
     def variants(self) -> dict[str, str]:
         """The target each module runs as on this host."""
         return dict(self.runner.variants)
+
+    @property
+    def choices(self) -> dict[str, Any]:
+        """Which candidate build each module runs here and why (runtime/engine/choice.py)."""
+        return dict(self.runner.choices)
 
     @property
     def audit_path(self) -> Path | None:
@@ -162,8 +170,9 @@ class Plan:
         - `journal`: make this run's run directory under this folder (`planrt run`'s `--run-dir`),
           resumable with `resume`; its name is `request_id` (default: time and a random suffix).
         - `trace`: keep a Chrome trace of the run (`result.trace.write(path)`).
-        - `cancel`: once set, the run starts no further task and ends FAILED (a task already
-          running finishes; pair it with a gate source that ends its wait, as the server does).
+        - `cancel`: once set, the run starts no further task and ends FAILED; a tool call in
+          progress is stopped (not retried), a compute task already running finishes (pair it
+          with a gate source that ends its wait, as the server does).
 
         Bad inputs raise InputError naming the input; a run that fails returns status FAILED."""
         values = {**(inputs or {}), **named}

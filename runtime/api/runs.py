@@ -2,6 +2,7 @@
 
 from planc.runtime.bundle.loader import Bundle, load_bundle
 from planc.runtime.bundle.summary import format_summary, summarize
+from planc.runtime.engine.choice import known_choice
 from planc.runtime.engine.executor import RunStatus
 from planc.runtime.engine.remote import ENGINES
 from planc.runtime.engine.runner import RunConfig
@@ -26,6 +27,7 @@ __all__ = [
     "describe",
     "detect",
     "format_summary",
+    "known_choice",
     "load_bundle",
     "summarize",
 ]

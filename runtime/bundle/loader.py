@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from planc.runtime.bundle.candidates import candidates as _candidates
 from planc.runtime.bundle.format import (
     ALIGNED_SUFFIX,
     MANIFEST,
@@ -294,6 +295,8 @@ def _variants(manifest: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any
 
 def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str, int]]) -> None:
     refs = [(f"module {m!r} variant {t!r}", v) for m, t, v in _variants(manifest)]
+    refs += [(f"module {m!r} variant {t!r} candidate {c.get('name')!r}", c)
+             for m, t, v in _variants(manifest) for c in _candidates(m, t, v)]
     refs += [(f"tool {name!r}", t) for name, t in _tool_table(manifest).items()]
     params = manifest.get("parameters")
     if params is not None:

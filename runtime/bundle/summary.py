@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from planc.runtime.bundle.signature import Signer
 
-__all__ = ["format_summary", "summarize", "type_str"]
+__all__ = ["format_candidates", "format_summary", "summarize", "type_str"]
 
 _PREFIX = 12  # sha256 hex digits shown
 
@@ -61,11 +61,46 @@ def _modules(bundle: Bundle) -> dict[str, Any]:
         variants = {}
         for target, v in sorted(m["variants"].items()):
             variants[target] = {"path": v["path"], "size": bundle.size(v["path"]), "sha256": sha[v["path"]][:_PREFIX],
-                                "backend": v.get("backend"), "driver": v.get("driver")}
+                                "backend": v.get("backend"), "driver": v.get("driver"), **_candidates(v)}
         out[name] = {"inputs": [type_str(t) for t in m.get("inputs", [])],
                      "outputs": [type_str(t) for t in m.get("outputs", [])],
                      "members": _items(m.get("members")), "variants": variants}
     return out
+
+
+def _candidates(v: dict[str, Any]) -> dict[str, Any]:
+    """A variant's candidate builds and planc's measured choice among them (issue 24), when it has any."""
+    cands = _dicts(v.get("candidates"))
+    if not cands:
+        return {}
+    choice = v.get("choice") if isinstance(v.get("choice"), dict) else {}
+    seconds = choice.get("seconds") if isinstance(choice.get("seconds"), dict) else {}
+    notes = choice.get("notes") if isinstance(choice.get("notes"), dict) else {}
+    refused = v.get("refused") if isinstance(v.get("refused"), dict) else {}
+    return {"candidates": [{"name": str(c.get("name")), "seconds": seconds.get(c.get("name")),
+                            "note": notes.get(c.get("name"), "")} for c in cands],
+            "measured": {str(k): x for k, x in seconds.items() if str(k) not in {str(c.get("name")) for c in cands}},
+            "chosen": choice.get("chosen"), "chosen_on": choice.get("host"),
+            "refused": {str(k): str(x) for k, x in refused.items()}}
+
+
+def format_candidates(var: dict[str, Any], indent: str = "      ") -> list[str]:
+    """Text lines for a variant's candidates: each one's measured time, the choice, what was dropped."""
+    if not var.get("candidates"):
+        return []
+    chosen = var.get("chosen")
+    head = (f"{indent}candidates (chosen {chosen} at compile time on host {var.get('chosen_on')}):" if chosen
+            else f"{indent}candidates (planrt measures them on its first load on a host):")
+    lines = [head]
+    for c in var["candidates"]:
+        mark = "*" if c["name"] == chosen else " "
+        lines.append(f"{indent}  {mark} {c['name']:<24} {_seconds(c['seconds']) if c['seconds'] is not None else ''}"
+                     .rstrip())
+    for name, secs in sorted(var.get("measured", {}).items()):
+        lines.append(f"{indent}    {name:<24} {_seconds(secs) if secs is not None else 'refused'} (not kept)")
+    for name, why in sorted(var.get("refused", {}).items()):
+        lines.append(f"{indent}    {name:<24} refused by IREE: {why[:80]}")
+    return lines
 
 
 def _schedules(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +221,7 @@ def format_summary(s: dict[str, Any]) -> str:
         for target, var in mod["variants"].items():
             how = "/".join(x for x in (var["backend"], var["driver"]) if x)
             lines.append(f"    {target:<16} {_size(var['size']):>10}  sha256 {var['sha256']}  {how}".rstrip())
+            lines += format_candidates(var)
     lines.append(f"tools      {len(s['tools'])}")
     for name, t in s["tools"].items():
         lines.append(f"  {name}: {t['kind']} {t['path']} ({_size(t['size'])}"

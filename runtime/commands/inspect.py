@@ -8,7 +8,15 @@ import sys
 from typing import Any
 
 from planc.runtime.api.errors import BundleError, HostSpecError, NoVariantError
-from planc.runtime.api.runs import choose_variant, describe, detect, format_summary, load_bundle, summarize
+from planc.runtime.api.runs import (
+    choose_variant,
+    describe,
+    detect,
+    format_summary,
+    known_choice,
+    load_bundle,
+    summarize,
+)
 from planc.runtime.commands.trustargs import add_trust_arg, not_checked, trust_from
 
 __all__ = ["add_parser", "run"]
@@ -24,6 +32,34 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--sha256", metavar="HEX", help="refuse any bundle but the one with this sha256")
     add_trust_arg(p)
     return p
+
+
+def _choice_json(name: str, target: str | None, mod: dict[str, Any], host: Any, sha: str) -> dict[str, Any] | None:
+    variant = mod["variants"].get(target) if target else None
+    if not variant or len(variant.get("candidates") or ()) <= 1:
+        return None
+    c = known_choice(name, str(target), variant, host=host, bundle_sha=sha)
+    if c is None:
+        return {"chosen": None, "by": "first load measures"}
+    return {"chosen": c.chosen, "by": c.by, "seconds": dict(c.seconds), "notes": dict(c.notes)}
+
+
+def _choice_lines(name: str, target: str | None, mod: dict[str, Any], host: Any, sha: str) -> list[str]:
+    """Which candidate build this host runs: planc's choice here, a cached measurement, or none yet."""
+    info = _choice_json(name, target, mod, host, sha)
+    if info is None:
+        return []
+    if info["chosen"] is None:
+        n = len(mod["variants"][target]["candidates"])
+        return [(f"build: {n} candidates, not measured on this host yet (the first `planrt run` times them; "
+                "--no-measure runs the default build)")]
+    how = {"compile": "planc measured them on this host", "cache": "measured on a first load here"}[info["by"]]
+    lines = [f"build: {info['chosen']} ({how})"]
+    for cand, secs in info["seconds"].items():
+        mark = "*" if cand == info["chosen"] else " "
+        note = info["notes"].get(cand, "")
+        lines.append(f"  {mark} {cand:<24} " + (f"{secs * 1e3:.3f} ms" if secs is not None else note))
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         except NoVariantError as e:
             chosen[name] = None
             problems.append(str(e))
+    builds = {n: _choice_json(n, t, bundle.manifest["modules"][n], host, bundle.sha256) for n, t in chosen.items()}
     if args.json:
-        print(json.dumps({"bundle": summarize(bundle), "host": {"arch": host.arch, "features": sorted(host.features),
+        print(json.dumps({"builds": builds, "bundle": summarize(bundle), "host": {"arch": host.arch, "features": sorted(host.features),
                           "cuda": [str(d) for d in host.cuda]}, "chosen": chosen}, indent=2, default=str))
     else:
         print(format_summary(summarize(bundle)))
@@ -52,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         for name, mod in sorted(bundle.manifest["modules"].items()):
             print(f"module {name}:")
             print("  " + describe(host, mod["variants"]).replace("\n", "\n  "))
+            for line in _choice_lines(name, chosen.get(name), mod, host, bundle.sha256):
+                print("  " + line)
     for p in problems:
         print(f"planrt: error: {p}", file=sys.stderr)
     return 1 if problems else 0

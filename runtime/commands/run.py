@@ -48,6 +48,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="where compute runs: local (default) or ray, a Ray cluster (docs/ray.md); "
                         "resume defaults to the engine the run started with")
     p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster's head (default: $RAY_ADDRESS)")
+    p.add_argument("--no-measure", action="store_true",
+                   help="do not time modules' candidate builds on a first load here; run each variant's default")
     add_trust_arg(p)
 
 
@@ -112,7 +114,8 @@ def _gates(args: argparse.Namespace) -> Any:
 
 def _plan(bundle: Any, args: argparse.Namespace, engine: str, address: str | None) -> Plan:
     """The plan with this command's settings: the one RunConfig is built inside it."""
-    return Plan(bundle, gates=_gates(args), engine=engine, address=address, seed=args.seed, concurrency=1)
+    return Plan(bundle, gates=_gates(args), engine=engine, address=address, seed=args.seed, concurrency=1,
+                measure=not args.no_measure)
 
 
 def _report(args: argparse.Namespace, plan: Plan, result: Result) -> int:

@@ -15,9 +15,11 @@ import numpy as np
 from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
 from planc.runtime.contract.dtypes import dtype_of_numpy
+from planc.runtime.engine.choice import Choice, choose_build
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
 from planc.runtime.engine.inputs import CheckedInputs, InputError, InputSpec, check_inputs
+from planc.runtime.engine.measure import Build, load_build
 from planc.runtime.engine.modules import Device, LoadedModule
 from planc.runtime.engine.params import parameters_of
 from planc.runtime.engine.program import Programs, prepare
@@ -49,6 +51,7 @@ class RunConfig:
     trace: bool = False
     workers: int = 4
     host: Host | None = None
+    measure: bool = True  # time a module's candidate builds on the first load on a host (cached)
     tool_env: Mapping[str, str] | None = None
     compute: Any = None  # replaces IREE for compute tasks (a reference run); modules are not loaded
     engine: str = "local"  # where compute runs: "local" (IREE here) or "ray" (runtime/ray/engine.py)
@@ -74,6 +77,7 @@ class Runner:
         self.variants: dict[str, str] = {}
         self.devices: dict[str, Device] = {}
         self.modules: dict[str, LoadedModule] = {}
+        self.choices: dict[str, Choice] = {}  # which candidate build each module runs, and why
         self.engine = _remote_engine(bundle, self.config)
         if self.engine is not None:
             self.variants = self.engine.variants
@@ -81,14 +85,16 @@ class Runner:
         self.params = parameters_of(self.manifest, bundle.read) if local else None
         for name, mod in sorted(bundle.records.modules.items() if local else ()):
             target = choose_variant(mod.variants, self.host, module=name)
-            variant = mod.variants[target]
-            driver = variant.driver or "local-sync"
-            dev = self.devices.get(driver) or self.devices.setdefault(driver, Device(driver))
+            raw = self.manifest["modules"][name]  # candidate builds (issue 24) are read from the manifest
+            pick = choose_build(name, raw, target, raw["variants"][target], read=bundle.read, host=self.host,
+                                bundle_sha=bundle.sha256, measure_builds=self.config.measure,
+                                devices=self.devices, params=self.params if mod.parameters else None)
             self.variants[name] = target
-            self.modules[name] = LoadedModule(name, dev, bundle.read(variant.path),
-                                              [t.dtype.value for t in mod.inputs],
-                                              [t.dtype.value for t in mod.outputs],
-                                              self.params if mod.parameters else None)
+            self.choices[name] = pick
+            self.modules[name] = load_build(Build(name, bundle.read(pick.path), pick.driver,
+                                                  self.params if mod.parameters else None), self.devices,
+                                            [t.dtype.value for t in mod.inputs],
+                                            [t.dtype.value for t in mod.outputs])
         # Everything a run needs that does not depend on its inputs is prepared here, once:
         # steps with their guards and modules, input and output tables, the extracted tools.
         try:
@@ -287,7 +293,7 @@ class _Context:
             if self.run_dir is not None:
                 self.run_dir.record_tool_intent(key, task=name, tool=tool, attempt=a.number)
             call = ToolCall(tool=tool, task=name, run_id=key.split(":", 1)[0], key=key, args=json_args,
-                            attempt=a.number, timeout=a.timeout, returns=rt)
+                            attempt=a.number, timeout=a.timeout, returns=rt, cancel=self.cfg.cancel)
             return self.tools.call(call)
 
         def report(r) -> None:  # one trace slice per attempt; failures journaled

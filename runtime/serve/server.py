@@ -162,11 +162,13 @@ class InferenceServer:
         Never raises. A request cancelled before it got its slot is not run (499)."""
         ticket = ticket or Ticket(key is not None)
         model = served.name
-        with self.workers.slot():
-            if ticket.cancelled.is_set():
-                reply = error_reply(499, "the client went away before the request ran")
-            else:
-                reply = self._timed(served, body, header_length, encoding, key, ticket)
+        gone = error_reply(499, "the client went away before the request ran")
+        if ticket.cancelled.is_set():  # left while queued: no worker taken at all
+            reply = gone
+        else:
+            with self.workers.slot():
+                cancelled = ticket.cancelled.is_set()
+                reply = gone if cancelled else self._timed(served, body, header_length, encoding, key, ticket)
         self.metrics.requests.labels(model, str(reply.status)).inc()
         return reply
 

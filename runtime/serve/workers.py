@@ -15,7 +15,7 @@ __all__ = ["Ticket", "Workers"]
 
 class Ticket:
     """One accepted request: `cancel()` when its client is gone (a queued run is skipped, a gate it
-    waits at is rejected; a task already running finishes)."""
+    waits at is rejected, a tool call in progress is stopped; a compute task finishes)."""
 
     def __init__(self, keyed: bool) -> None:
         self.keyed = keyed

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import IO, Any
 from planc.runtime.tools.failures import ToolError, ToolTimeout
 
 __all__ = [
+    "CANCELLED",
     "Exchange",
     "PythonWorker",
     "describe_exit",
@@ -30,7 +32,8 @@ __all__ = [
 
 _CHUNK = 1 << 16
 _WORKER = Path(__file__).with_name("worker.py")
-_TICK = 0.05  # how often a wait re-checks whether the leader has exited
+_TICK = 0.05  # how often a wait re-checks whether the leader has exited (and whether it was cancelled)
+CANCELLED = "cancelled: the run was cancelled (its client went away)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class Exchange:
     timed_out: bool
     oversize: bool
     eof: bool
+    cancelled: bool = False
 
 
 def spawn(
@@ -73,12 +77,13 @@ def exchange(
     tail: int,
     until_newline: bool = False,
     close_stdin: bool = True,
+    cancel: threading.Event | None = None,
 ) -> Exchange:
     """Write `data` to the process's stdin while reading its stdout (and stderr when piped).
 
     Stops at EOF of every pipe (or, with `until_newline`, at the first newline on stdout), at
     `deadline` (time.monotonic seconds), when stdout exceeds `max_output` bytes, or shortly
-    after the leader exits while something else still holds its pipes open.
+    after the leader exits while something else still holds its pipes open, or once `cancel` is set.
     """
     sel = selectors.DefaultSelector()
     assert proc.stdin is not None and proc.stdout is not None
@@ -100,6 +105,8 @@ def exchange(
             if deadline is not None and now >= deadline:
                 timed_out = True
                 break
+            if cancel is not None and cancel.is_set():
+                return Exchange(bytes(out), bytes(err[-tail:]), False, False, False, cancelled=True)
             if exited_at is None and proc.poll() is not None:
                 exited_at = now
             if exited_at is not None and now - exited_at > 0.2:
@@ -201,8 +208,10 @@ class PythonWorker:
         self._err.seek(max(0, size - n))
         return self._err.read().decode(errors="replace")
 
-    def ask(self, line: bytes, timeout: float | None, *, max_output: int, stderr_tail: int) -> dict[str, Any]:
-        """Send one request line, return the decoded response; ToolError/ToolTimeout on failure."""
+    def ask(self, line: bytes, timeout: float | None, *, max_output: int, stderr_tail: int,
+            cancel: threading.Event | None = None) -> dict[str, Any]:
+        """Send one request line, return the decoded response; ToolError/ToolTimeout on failure
+        (a permanent ToolError once `cancel` is set: the worker is then killed by its owner)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ex = exchange(
             self.proc,
@@ -212,7 +221,10 @@ class PythonWorker:
             tail=0,
             until_newline=True,
             close_stdin=False,
+            cancel=cancel,
         )
+        if ex.cancelled:
+            raise ToolError(self.tool, CANCELLED + "; its worker process was killed", permanent=True)
         if ex.timed_out:
             raise ToolTimeout(
                 self.tool,

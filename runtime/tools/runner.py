@@ -17,7 +17,15 @@ import numpy as np
 from planc.runtime.contract.dtypes import DTYPE_NAMES, numpy_dtype
 from planc.runtime.journal.valuestore import IterationLike, iteration_of
 from planc.runtime.tools.policy import ToolError, ToolTimeout
-from planc.runtime.tools.process import PythonWorker, describe_exit, exchange, kill_group, reap_group, spawn
+from planc.runtime.tools.process import (
+    CANCELLED,
+    PythonWorker,
+    describe_exit,
+    exchange,
+    kill_group,
+    reap_group,
+    spawn,
+)
 from planc.runtime.tools.reaper import Reaper
 
 from planc.enums import TextEnum
@@ -124,6 +132,7 @@ class ToolCall:
     attempt: int = 1
     timeout: float | None = None
     returns: ReturnType | None = None
+    cancel: threading.Event | None = None  # set: stop the call (its process group is killed), not retried
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,11 +291,15 @@ class ToolRunner:
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
         lim = self.limits
         try:
-            ex = exchange(proc, data, deadline=deadline, max_output=lim.max_output, tail=lim.stderr_tail)
+            ex = exchange(proc, data, deadline=deadline, max_output=lim.max_output, tail=lim.stderr_tail,
+                          cancel=call.cancel)
         except BaseException:
             kill_group(proc, grace=lim.kill_grace)
             raise
         tail = ex.stderr.decode(errors="replace")
+        if ex.cancelled:
+            kill_group(proc, grace=lim.kill_grace)
+            raise ToolError(spec.name, CANCELLED + "; its process group was killed", stderr_tail=tail, permanent=True)
         if ex.timed_out or ex.oversize:
             kill_group(proc, grace=lim.kill_grace)
             if ex.timed_out:
@@ -327,6 +340,7 @@ class ToolRunner:
                 call.timeout,
                 max_output=self.limits.max_output,
                 stderr_tail=self.limits.stderr_tail,
+                cancel=call.cancel,
             )
             ok = True
         finally:

@@ -140,6 +140,33 @@ def test_kill_9_ends_an_exec_tool_in_flight(tmp_path):
         server.stop()
 
 
+def test_a_client_that_leaves_stops_its_exec_tool(tmp_path):
+    from planc.compiler.bundle.build import BuildOptions, build_bundle
+
+    bundle = tmp_path / "exectool.planb"
+    build_bundle(SLOW / "exec.plan", bundle, options=BuildOptions(progress=None))
+    server = start(bundle, tmp_path)
+    log = tmp_path / "tool.log"
+    try:
+        raw = json.dumps(body(30)).encode()
+        host, port = server.url.split(":")
+        s = socket.create_connection((host, int(port)))
+        s.sendall(f"POST /v2/models/exectool/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(raw)}\r\n\r\n"
+                  .encode() + raw)
+        wait_for(lambda: tool_pids(log, "start"), 20, "the tool to start")
+        s.close()
+        wait_for(lambda: not alive(tool_pids(log, "start")[0]), 3, "the exec tool to be killed")
+        wait_for(lambda: b"planrt_running 0.0" in get_metrics(server.url), 3, "the run to give its worker back")
+    finally:
+        server.stop()
+
+
+def get_metrics(url: str) -> bytes:
+    from serve_support import get
+
+    return get(url, "/metrics")[1]
+
+
 def test_keep_runs_deletes_old_keyed_runs(bundle, tmp_path):
     server = start(bundle, tmp_path, "--keep-runs", "1")
     runs = tmp_path / "state" / "models" / "slowtool" / "runs"
@@ -154,7 +181,7 @@ def test_keep_runs_deletes_old_keyed_runs(bundle, tmp_path):
         server.stop()
 
 
-def test_a_client_that_leaves_stops_its_run_before_the_next_tool(tmp_path):
+def test_a_client_that_leaves_stops_its_tool_call_and_its_run(tmp_path):
     from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     chain = tmp_path / "chain.planb"
@@ -162,16 +189,17 @@ def test_a_client_that_leaves_stops_its_run_before_the_next_tool(tmp_path):
     server = start(chain, tmp_path)
     log = tmp_path / "tool.log"
     try:
-        raw = json.dumps(body(1.0)).encode()
+        raw = json.dumps(body(2.0)).encode()
         host, port = server.url.split(":")
         s = socket.create_connection((host, int(port)))
         s.sendall(f"POST /v2/models/chain/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(raw)}\r\n\r\n".encode()
                   + raw)
         wait_for(lambda: tool_pids(log, "start"), 20, "the first call to start")
+        first = tool_pids(log, "start")[0]
         s.close()
-        wait_for(lambda: tool_pids(log, "done"), 5, "the first call to finish")
-        time.sleep(1.5)  # the second call would have started and finished by now
-        assert len(tool_pids(log, "start")) == 1 and len(tool_pids(log, "done")) == 1
+        wait_for(lambda: not alive(first), 1.5, "the first call's worker to be killed")
+        time.sleep(2.5)  # the first call would have finished, and the second started, by now
+        assert len(tool_pids(log, "start")) == 1 and not tool_pids(log, "done")
         status, doc, _ = post_json(server.url, "/v2/models/chain/infer", body(0.0))  # and it serves on
         assert status == 200 and doc["parameters"]["status"] == "completed"
     finally:

@@ -30,7 +30,7 @@ plan onnx_emu {
 
 
 def _support():
-    spec = importlib.util.spec_from_file_location("_onnx_support", ROOT / "tests" / "compiler" / "onnx_support.py")
+    spec = importlib.util.spec_from_file_location("_onnx_support", ROOT / "tests" / "compiler" / "models" / "onnx_support.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

@@ -133,3 +133,16 @@ def test_a_build_that_differs_from_onnx_runtime_is_an_error_naming_module_and_ta
     [diag] = checked.diagnostics
     assert diag.code == "E0502"
     assert f"the {target.value} build of ONNX model 'conv_op17' (module '{good}') differs" in diag.message
+
+
+def test_a_build_that_does_not_run_is_an_error_too(zoo):
+    from planc.compiler.bundle.onnx_verify import verify_onnx_builds
+    from planc.compiler.codegen.targets import Target
+
+    _, built = zoo
+    group = next(g.name for g in built.graph.walk() if isinstance(g, GroupTask)
+                 and getattr(g.members[0], "model", "") == "conv_op13")
+    module = next(m for m in built.modules if m.name == group)
+    target = Target.parse(host_target())
+    [diag] = verify_onnx_builds(built.graph, [module], [target], {(group, target): b"not a module"}).diagnostics
+    assert diag.code == "E0502" and "fails on sample inputs that ONNX Runtime runs" in diag.message
