@@ -45,6 +45,11 @@ def _keep(name: str, variants: dict[str, Any], host: Host | None, targets: Seque
     return keep
 
 
+def _paths(variant: dict[str, Any]) -> set[str]:
+    """A variant's members: its plain build and its candidate builds (docs/candidates.md)."""
+    return {variant["path"], *(c["path"] for c in variant.get("candidates") or () if isinstance(c, dict))}
+
+
 def slim_manifest(bundle: Bundle, *, host: Host | None = None, targets: Sequence[str] = (), spec: str = "",
                   keep_mlir: bool = False) -> tuple[dict[str, Any], dict[str, bytes | memoryview],
                                                     dict[str, tuple[str, ...]]]:
@@ -68,8 +73,9 @@ def slim_manifest(bundle: Bundle, *, host: Host | None = None, targets: Sequence
     used = {t for ts in kept.values() for t in ts}
     manifest["targets"] = [t for t in manifest.get("targets", ()) if t in used]
     manifest["slim"] = {"from": bundle.sha256, "for": spec or ",".join(targets)}
-    dropped = {v["path"] for m in bundle.manifest.get("modules", {}).values() for v in m["variants"].values()}
-    dropped -= {v["path"] for m in manifest.get("modules", {}).values() for v in m["variants"].values()}
+    dropped = {p for m in bundle.manifest.get("modules", {}).values() for v in m["variants"].values()
+               for p in _paths(v)}
+    dropped -= {p for m in manifest.get("modules", {}).values() for v in m["variants"].values() for p in _paths(v)}
     dropped |= dropped_mlir
     members = {p: bundle.read(p) for p in bundle.members if p not in dropped}
     return manifest, members, kept  # type: ignore[return-value]
