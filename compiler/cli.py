@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "explain": "explain",
     "inspect": "inspect",
     "sign": "sign",
+    "slim": "slim",
     "tune": "tune",
     "demo": "demo",
 }

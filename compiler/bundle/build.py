@@ -17,6 +17,7 @@ from planc.compiler.codegen.candidates import parse_sets
 from planc.compiler.codegen.compile import CompileErrors, CompileJob, compile_all, default_jobs
 from planc.compiler.codegen.iree import IreeCompileError
 from planc.compiler.codegen.lower import LoweredModule, lower_all
+from planc.compiler.codegen.params import MIN_PARAM_BYTES, SCOPE, externalize, write_archive
 from planc.compiler.codegen.targets import Backend, Target
 from planc.compiler.codegen.variants import (
     VariantBuilds,
@@ -55,6 +56,8 @@ class BuildOptions:
     jobs: int | None = None
     progress: Any = "auto"
     save_temps: str | None = None
+    # Constants of at least this many bytes go to the bundle's parameter archive (None: all stay inline).
+    param_min_bytes: int | None = MIN_PARAM_BYTES
     candidates: str = "none"  # flag sets to build beside plain (candidates.parse_sets): "auto", "nhwc,im2col"
     measure: bool = True      # time the candidates of this host's target at compile time
     pipeline: PipelineOptions = field(default_factory=lambda: PipelineOptions(verify_each=True))
@@ -132,6 +135,10 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     targets = tuple(Target.parse(t) for t in (options.targets or graph.info.targets))
     store = Cache.default() if options.cache else None
     modules = lower_all(graph, store=store)
+    params: dict[str, bytes] = {}
+    keys: dict[str, list[str]] = {}
+    if options.param_min_bytes is not None:
+        modules, params, keys = _externalize(modules, options.param_min_bytes)
     sets = parse_sets(options.candidates)
     jobs = [CompileJob(m.name, t, m.mlir) for m in modules for t in targets]
     jobs += [j for m in modules for j in candidate_jobs(m.name, m.mlir, targets, sets)]
@@ -145,10 +152,13 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
             raise DiagnosticError([_compile_diagnostic(graph, err) for err in plain]) from None
         built = e.results  # a flag set IREE refuses is only a candidate less
         failed = {(err.module_name, err.target): _first_line(err.stderr) for err in e.errors}
-    checked = verify_onnx_builds(graph, modules, targets, built)  # the plain builds, against ORT
+    archive = write_archive(params) if params else None
+    checked = verify_onnx_builds(graph, modules, targets, built, archive=archive)  # the plain builds, against ORT
     if checked.diagnostics:
         raise DiagnosticError(checked.diagnostics)
-    manifest, members = _manifest(path, graph, modules, targets, (built, failed, sets), options, context)
+    manifest, members = _manifest(path, graph, modules, targets, (built, failed, sets), options, context, archive)
+    if archive is not None:
+        _add_parameters(manifest, members, archive, params, keys)
     res = BuildResult(graph, modules, manifest, members, pipeline=result)
     if out is not None:
         out = Path(out)
@@ -156,6 +166,33 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
         res.sha256 = (write_bundle_dir if directory else write_bundle)(out, manifest, members)
         res.path = out
     return res
+
+
+PARAMS_MEMBER = "params/weights.irpa"
+
+
+def _externalize(modules: list[LoweredModule], min_bytes: int
+                 ) -> tuple[list[LoweredModule], dict[str, bytes], dict[str, list[str]]]:
+    """Every module without its large constants, the distinct constants by content key, and the
+    keys each module loads."""
+    out, params, keys = [], {}, {}
+    for m in modules:
+        ext = externalize(m.mlir, min_bytes=min_bytes)
+        out.append(dataclasses.replace(m, mlir=ext.mlir))
+        params.update(ext.params)
+        keys[m.name] = sorted(ext.params)
+    return out, params, keys
+
+
+def _add_parameters(manifest: dict[str, Any], members: dict[str, bytes], archive: bytes,
+                    params: dict[str, bytes], keys: dict[str, list[str]]) -> None:
+    """One archive member for all modules; each module lists the parameter keys it loads."""
+    members[PARAMS_MEMBER] = archive
+    manifest["parameters"] = {"path": PARAMS_MEMBER, "scope": SCOPE, "count": len(params),
+                              "bytes": sum(len(v) for v in params.values())}
+    for name, mod in manifest["modules"].items():
+        if keys.get(name):
+            mod["parameters"] = keys[name]
 
 
 def _compile_diagnostic(graph: PlanGraph, err: IreeCompileError) -> Diagnostic:
@@ -223,8 +260,14 @@ def _versions() -> dict[str, str]:
 
 
 def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], targets: tuple[Target, ...],
-              built: dict, options: BuildOptions, context: CompileContext) -> tuple[dict[str, Any], dict[str, bytes]]:
+              built: dict, options: BuildOptions, context: CompileContext,
+              archive: bytes | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
     members: dict[str, bytes] = {}
+    params = None
+    if archive is not None and len(built[2]) > 1:  # candidates are timed with the bundle's weights
+        from planc.runtime.engine.params import Parameters
+
+        params = Parameters(archive, SCOPE)
     builds, failed, sets = built
     here, key = _host_target(targets) if len(sets) > 1 else (None, "")
     ort_memo: dict[tuple[str, str], bytes | None] = {}
@@ -241,7 +284,7 @@ def _manifest(path: Path, graph: PlanGraph, modules: list[LoweredModule], target
                              ort=ort_builds(onnx, t, here, ort_memo) if onnx is not None else None)
             if v.candidates and t is here and options.measure:
                 measure_here(m.name, t, v, [type_json(x) for x in m.input_types],
-                             [type_json(x) for x in m.output_types], key)
+                             [type_json(x) for x in m.output_types], key, params=params)
             members.update(v.members)
             variants[t.value] = {**Variant(t.value, f"modules/{m.name}/{t.value}.vmfb", t.backend.value, driver,
                                            t.requires, t.rank).to_json(), **_candidate_fields(v)}

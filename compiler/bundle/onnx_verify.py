@@ -86,12 +86,17 @@ def compare(got: Sequence[np.ndarray], want: Sequence[np.ndarray], *, atol: floa
     return worst
 
 
-def _run_vmfb(data: bytes, module: str, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+def _run_vmfb(data: bytes, module: str, arrays: Sequence[np.ndarray], archive: bytes | None = None) -> list[np.ndarray]:
     import iree.runtime as rt
 
     config = rt.Config("local-sync")
     vm = rt.VmModule.copy_buffer(config.vm_instance, data)
-    ctx = rt.SystemContext(vm_modules=[vm], config=config)
+    extra = []
+    if archive is not None:  # the bundle's weights (codegen/params.py)
+        from planc.runtime.engine.params import Parameters
+
+        extra = [Parameters(archive, "planc").module(config.vm_instance)]
+    ctx = rt.SystemContext(vm_modules=[*extra, vm], config=config)
     out = ctx.modules[vm.name]["main"](*arrays)  # the module as built, whatever it is named
     outs = out if isinstance(out, (tuple, list)) else [out]
     return [np.asarray(o.to_host() if hasattr(o, "to_host") else o) for o in outs]
@@ -112,8 +117,10 @@ def _host_caps() -> frozenset[str]:
 
 
 def verify_onnx_builds(graph: PlanGraph, modules: Sequence[LoweredModule], targets: Sequence[Target],
-                       built: Mapping[tuple[str, Target], bytes], *, rtol: float = RTOL) -> OnnxCheck:
-    """Runs every ONNX module's builds that this host can run against ONNX Runtime."""
+                       built: Mapping[tuple[str, Target], bytes], *, rtol: float = RTOL,
+                       archive: bytes | None = None) -> OnnxCheck:
+    """Runs every ONNX module's builds that this host can run against ONNX Runtime (`archive`: the
+    parameter archive the modules load their weights from)."""
     result = OnnxCheck()
     onnx_modules = [(m, d) for m in modules if (d := _onnx_decl(graph, m)) is not None]
     if not onnx_modules:
@@ -141,7 +148,7 @@ def verify_onnx_builds(graph: PlanGraph, modules: Sequence[LoweredModule], targe
                 result.unchecked[(m.name, t.value)] = "this host cannot run it"
                 continue
             try:
-                got = _run_vmfb(built[(m.name, t)], m.name, arrays)
+                got = _run_vmfb(built[(m.name, t)], m.name, arrays, archive)
             except Exception as e:  # noqa: BLE001 - IREE's runtime raises RuntimeError, ValueError, ...
                 result.diagnostics.append(Diagnostic.error(
                     "E0502", f"the {t.value} build of ONNX model '{decl.name}' (module '{m.name}') fails on "

@@ -108,13 +108,14 @@ def _iree_variant(module: str, target: Target, built: Mapping[tuple[str, Target]
 
 
 def measure_here(module: str, target: Target, v: VariantBuilds, inputs: Sequence[Mapping[str, Any]],
-                 outputs: Sequence[Mapping[str, Any]], host_key: str, *, budget_s: float = 2.0) -> None:
+                 outputs: Sequence[Mapping[str, Any]], host_key: str, *, budget_s: float = 2.0,
+                 params: Any = None) -> None:
     """Time the candidates of `v` on this host, record the choice and keep only the winner's and
     the plain build's members (and their candidates)."""
     from planc.runtime.engine.measure import Build, fastest, measure
     from planc.runtime.engine.modules import ModuleError
 
-    builds = [Build(c["name"], v.members[c["path"]], c["driver"]) for c in v.candidates]
+    builds = [Build(c["name"], v.members[c["path"]], c["driver"], params) for c in v.candidates]
     try:
         measured = measure(builds, [t["dtype"] for t in inputs], [t["shape"] for t in inputs],
                            [t["dtype"] for t in outputs], reference=v.reference, budget_s=budget_s)

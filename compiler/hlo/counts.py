@@ -135,7 +135,8 @@ def _walk(block: Any, env: dict[Any, int], flow: _Flow, funcs: Mapping[str, Any]
     returned: list[int] = []
     for op in block.operations:
         name = op.operation.name
-        short = name.split(".", 1)[-1]
+        # A weight moved to the bundle's parameter archive (codegen/params.py) is still a constant.
+        short = "constant" if name == "util.global.load" else name.split(".", 1)[-1]
         ids = [env.get(v) for v in op.operands]
         operands = [i for i in ids if i is not None]
         if name in _NO_DATA or short == "return":

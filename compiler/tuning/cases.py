@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from planc.compiler.costs.model import ComputeFacts
 
@@ -30,6 +31,7 @@ class ModuleCase:
     outputs: tuple[str, ...]
     facts: ComputeFacts
     source: str = "bench"
+    params: Any = field(default=None, repr=False, compare=False)  # the bundle's weights (engine/params.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from planc.runtime.bundle.loader import Bundle
 from planc.runtime.engine.choice import known_choice
 from planc.runtime.engine.measure import Build, load_build
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError, numpy_dtype
+from planc.runtime.engine.params import parameters_of
 from planc.runtime.host.detect import Host, choose_variant, ranked_variants
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts] | None = None,
                  source: Path | None = None, targets: Sequence[str] = ()) -> tuple[ModuleCase, ...]:
     """Every variant of every module of `bundle` that `host` can run (restricted to
@@ -39,6 +41,7 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
     manifest = bundle.manifest
     facts = dict(facts) if facts is not None else bundle_facts(manifest, Path(bundle.path), source)
     cases = []
+    params = parameters_of(manifest, bundle.read)
     for name, mod in sorted((manifest.get("modules") or {}).items()):
         counted = _counted(bundle, mod, facts[name])
         for target in ranked_variants(mod["variants"], host):
@@ -55,7 +58,8 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
                 name, target, driver, vmfb,
                 tuple((t["dtype"], tuple(t["shape"])) for t in mod["inputs"]),
                 tuple(t["dtype"] for t in mod["outputs"]),
-                counted if driver == "ort" else with_dispatches(counted, vmfb)))
+                counted if driver == "ort" else with_dispatches(counted, vmfb),
+                params=params if mod.get("parameters") else None))
     return tuple(cases)
 
 
@@ -132,7 +136,7 @@ def _time(case: ModuleCase, module: LoadedModule, n: int, warmup: int, rng: np.r
 
 def _load(case: ModuleCase, devices: dict[str, Device]) -> LoadedModule:
     try:
-        return load_build(Build(case.module, case.vmfb, case.driver), devices,
+        return load_build(Build(case.module, case.vmfb, case.driver, case.params), devices,
                           [s[0] for s in case.inputs], list(case.outputs))
     except ModuleError as e:
         raise TuneError(f"module '{case.module}' ({case.target}) cannot be loaded here: {e}") from None

@@ -232,6 +232,25 @@ _DOS_TIME, _DOS_DATE = 0, (0 << 9) | (1 << 5) | 1
 _MODE = 0o100644 << 16
 
 
+# Members whose data must start at a multiple of ALIGN in the file: IREE maps parameter archives
+# in place only from 64-byte aligned memory (it copies them per module otherwise).
+ALIGNED_SUFFIX = ".irpa"
+ALIGN = 64
+_PAD_ID = 0xD935  # the extra-field id Android's zipalign pads with
+
+
+def _align_pad(name: str, data_offset: int) -> bytes:
+    """The local header's extra field that puts an aligned member's data on an ALIGN boundary."""
+    if not name.endswith(ALIGNED_SUFFIX):
+        return b""
+    n = -data_offset % ALIGN
+    if n == 0:
+        return b""
+    if n < 4:  # an extra field is at least its 4-byte id and length
+        n += ALIGN
+    return struct.pack("<HH", _PAD_ID, n - 4) + bytes(n - 4)
+
+
 def zip_chunks(entries: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
     """The bytes of a canonical zip of `entries` (in the given order), as chunks to write or hash."""
     central: list[bytes] = []
@@ -242,14 +261,15 @@ def zip_chunks(entries: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
         if len(data) >= ZIP_LIMIT or offset >= ZIP_LIMIT:
             raise ValueError(f"member {name!r} does not fit a schema-1 zip bundle (4 GiB limit); "
                              "write a directory bundle instead")
+        pad = _align_pad(name, offset + 30 + len(raw))
         local = struct.pack("<IHHHHHIIIHH", 0x04034B50, _VERSION, _FLAGS, 0, _DOS_TIME, _DOS_DATE,
-                            crc, len(data), len(data), len(raw), 0)
+                            crc, len(data), len(data), len(raw), len(pad)) + raw + pad
         central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY, _VERSION, _FLAGS, 0,
                                    _DOS_TIME, _DOS_DATE, crc, len(data), len(data), len(raw), 0, 0, 0, 0,
                                    _MODE, offset) + raw)
-        yield local + raw
+        yield local
         yield data
-        offset += len(local) + len(raw) + len(data)
+        offset += len(local) + len(data)
     if len(central) >= 0xFFFF or offset >= ZIP_LIMIT:
         raise ValueError("bundle too large for a schema-1 zip; write a directory bundle instead")
     cd = b"".join(central)

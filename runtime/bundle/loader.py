@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import stat
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from planc.runtime.bundle.candidates import candidates as _candidates
 from planc.runtime.bundle.format import (
+    ALIGNED_SUFFIX,
     MANIFEST,
     SCHEMA_VERSIONS,
     BadManifest,
@@ -40,6 +38,7 @@ from planc.runtime.bundle.format import (
 from planc.runtime.bundle.schema import check_manifest
 from planc.runtime.bundle.signature import SIGNATURE, Signer
 from planc.runtime.bundle.signed import SignatureCheck, take_signature
+from planc.runtime.bundle.sources import DirSource, ZipSource
 from planc.runtime.bundle.summary import format_summary, summarize
 from planc.runtime.bundle.toolcalls import check_tool_calls
 from planc.runtime.contract.manifest import Manifest
@@ -98,14 +97,22 @@ class Bundle:
         return tuple(sorted(self._members))
 
     def read(self, path: str) -> bytes:
-        """The verified bytes of one member."""
+        """The verified bytes of one member. A parameter archive (`*.irpa`) is a read-only memoryview of
+        the mapped bundle file, not a copy; a module (`*.vmfb`) is copied out of the mapping when read,
+        so the variants a host never loads cost it no memory."""
         try:
-            return self._members[path]
+            data = self._members[path]
         except KeyError:
             raise MissingMember(f"bundle {self.path} has no member {path!r}", member=path) from None
+        if isinstance(data, memoryview) and not path.endswith(ALIGNED_SUFFIX):
+            return bytes(data)
+        return data
 
     def size(self, path: str) -> int:
-        return len(self.read(path))
+        try:
+            return len(self._members[path])
+        except KeyError:
+            raise MissingMember(f"bundle {self.path} has no member {path!r}", member=path) from None
 
     def extract_tools(self, dest: str | os.PathLike[str]) -> dict[str, Path]:
         """Write every `tools/...` member under `dest` (mirroring member paths); exec tools get mode 0755.
@@ -157,18 +164,19 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None, trus
     p = Path(path)
     pin = _pin(sha256)
     if p.is_dir():
-        source: _Source = _DirSource(p)
+        source: _Source = DirSource(p)
     elif p.exists():
-        source = _ZipSource(p)
+        source = ZipSource(p)
         _check_pin(p, source.sha256, pin)
         source.open()
     else:
         raise BundleNotFound(f"bundle {p} does not exist")
-    sig = take_signature(source, is_zip=isinstance(source, _ZipSource))
+    sig = take_signature(source, is_zip=isinstance(source, ZipSource))
     check = SignatureCheck(sig, trust)
     check.before(lambda: source.read(MANIFEST, _MANIFEST_CAP) if MANIFEST in source.names else None)
     manifest, mbytes, members = check.verifying(lambda: _verify(source))
-    if isinstance(source, _ZipSource):
+    if isinstance(source, ZipSource):
+        source.release()
         digest = source.sha256
     else:
         h = hashlib.sha256()
@@ -177,7 +185,7 @@ def load_bundle(path: str | os.PathLike[str], *, sha256: str | None = None, trus
             h.update(chunk)
         digest = h.hexdigest()
         _check_pin(p, digest, pin)
-    return Bundle(p, manifest, digest, isinstance(source, _DirSource), members, Manifest.from_json(manifest),
+    return Bundle(p, manifest, digest, isinstance(source, DirSource), members, Manifest.from_json(manifest),
                   check.signer())
 
 
@@ -290,6 +298,11 @@ def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str
     refs += [(f"module {m!r} variant {t!r} candidate {c.get('name')!r}", c)
              for m, t, v in _variants(manifest) for c in _candidates(m, t, v)]
     refs += [(f"tool {name!r}", t) for name, t in _tool_table(manifest).items()]
+    params = manifest.get("parameters")
+    if params is not None:
+        if not isinstance(params, dict) or not isinstance(params.get("path"), str):
+            raise BadManifest(f"{MANIFEST}: 'parameters' needs a 'path'", member=MANIFEST)
+        refs.append(("the parameter archive", params))
     for who, ref in refs:
         path = ref["path"]
         if path not in table:
@@ -299,104 +312,3 @@ def _check_references(manifest: Mapping[str, Any], table: Mapping[str, tuple[str
         if ref.get("sha256", digest) != digest or ref.get("size", size) != size:
             raise HashMismatch(f"{who} records a different sha256 or size for {path!r} than the members "
                                "table", member=path)
-
-
-class _ZipSource:
-    """A zip bundle held in memory, so the bytes verified are the bytes hashed (no re-read races)."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise BundleNotFound(f"bundle {path} cannot be read: {e.strerror}") from None
-        self.path, self._data = path, data
-        self.sha256 = hashlib.sha256(data).hexdigest()
-
-    def open(self) -> None:
-        path, data = self.path, self._data
-        not_bundle = f"{path} is truncated or not a planc bundle"
-        if not data.startswith(b"PK\x03\x04"):
-            raise TruncatedBundle(f"{not_bundle} (it does not start with a zip member header)")
-        try:
-            self.zf = zipfile.ZipFile(io.BytesIO(data))
-            infos = self.zf.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as e:
-            raise TruncatedBundle(f"{not_bundle} ({e})") from None
-        for info in infos:
-            _check_zip_entry(info)
-        if infos and infos[0].header_offset != 0:
-            raise TruncatedBundle(f"{not_bundle} (data precedes its first member)")
-        end = data.rfind(b"PK\x05\x06")  # zip readers skip data after the end record; planrt does not
-        if end < 0 or end + 22 + int.from_bytes(data[end + 20:end + 22], "little") != len(data):
-            raise TruncatedBundle(f"{not_bundle} (data follows its end record)")
-        self.names = [i.filename for i in infos]
-        self.infos = {i.filename: i for i in infos}
-
-    def read(self, name: str, cap: int) -> bytes:
-        try:
-            with self.zf.open(self.infos[name]) as f:
-                return f.read(cap)
-        except zipfile.BadZipFile as e:
-            if "CRC" in str(e):
-                raise HashMismatch(f"member {name!r} is damaged: its bytes fail the zip CRC-32 check",
-                                   member=name) from None
-            raise TruncatedBundle(f"member {name!r} cannot be read: {e} ({self.path} is truncated or "
-                                  "not a planc bundle)", member=name) from None
-        except (EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as e:
-            raise TruncatedBundle(f"member {name!r} cannot be read: {e} ({self.path} is truncated or "
-                                  "not a planc bundle)", member=name) from None
-
-
-def _check_zip_entry(info: zipfile.ZipInfo) -> None:
-    name = info.filename
-    if not name:  # zipfile cuts a name at its first NUL byte: "\0evil" arrives as ""
-        raise UnsafePath("unsafe member path '': a member has an empty name (or one that starts with a NUL "
-                         "byte)", member="")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise NotAFile(f"member {name!r} is a symbolic link; bundles hold regular files only", member=name)
-    if info.is_dir() or stat.S_ISDIR(mode) or info.external_attr & 0x10:
-        raise NotAFile(f"member {name!r} is a directory entry; bundles hold regular files only", member=name)
-    if mode and not stat.S_ISREG(mode):
-        raise NotAFile(f"member {name!r} has file type {stat.S_IFMT(mode):o}; bundles hold regular files "
-                       "only", member=name)
-    if info.flag_bits & 0x1:
-        raise UnsupportedMember(f"member {name!r} is encrypted", member=name)
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise UnsupportedMember(f"member {name!r} uses zip compression method {info.compress_type}; "
-                                "planrt reads stored and deflated members", member=name)
-
-
-class _DirSource:
-    """A directory bundle: every file under it is a member; links and special files are refused."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        files: list[str] = []
-        self._walk(root, "", files)
-        others = sorted(f for f in files if f != MANIFEST)
-        self.names = [MANIFEST, *others] if MANIFEST in files else others
-
-    def _walk(self, top: Path, prefix: str, files: list[str]) -> None:
-        with os.scandir(top) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            rel = prefix + e.name
-            if e.is_symlink():
-                raise NotAFile(f"member {rel!r} is a symbolic link; bundles hold regular files only",
-                               member=rel)
-            if e.is_dir(follow_symlinks=False):
-                self._walk(Path(e.path), rel + "/", files)
-            elif e.is_file(follow_symlinks=False):
-                files.append(rel)
-            else:
-                raise NotAFile(f"member {rel!r} is not a regular file", member=rel)
-
-    def read(self, name: str, cap: int) -> bytes:
-        path = self.root.joinpath(*name.split("/"))
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, "rb") as f:
-                return f.read(cap)
-        except OSError as e:
-            raise BundleError(f"member {name!r} cannot be read: {e.strerror}", member=name) from None

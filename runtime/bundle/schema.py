@@ -158,6 +158,8 @@ def _module(name: str, mod: Any) -> None:
     for key in ("inputs", "outputs"):
         for i, t in enumerate(_list(mod.get(key), f"{where}.{key}")):
             _type(t, f"{where}.{key}[{i}]")
+    if mod.get("parameters") is not None:
+        _strs(mod["parameters"], f"{where}.parameters")
     for target, v in _obj(mod.get("variants"), f"{where}.variants").items():
         at = f"{where}.variants[{target!r}]"
         v = _obj(v, at)

@@ -116,6 +116,16 @@ def _schedules(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _parameters(m: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameter archive: its member, how many distinct weights, and which modules load them."""
+    p = m.get("parameters")
+    if not isinstance(p, dict):
+        return None
+    users = {name: len(mod.get("parameters") or ()) for name, mod in m.get("modules", {}).items()
+             if isinstance(mod, dict) and mod.get("parameters")}
+    return {"path": p.get("path"), "count": p.get("count"), "bytes": p.get("bytes"), "modules": users}
+
+
 def summarize(bundle: Bundle) -> dict[str, Any]:
     """A JSON-ready summary of a verified bundle: plan, versions, targets, I/O, tasks, modules, tools."""
     m = bundle.manifest
@@ -135,7 +145,9 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
                          "executable": t["path"] in execs}
                   for name, t in sorted(m.get("tools", {}).items())},
         "schedules": _schedules(m),
-        "members": {"count": len(bundle.members), "bytes": sum(bundle.size(p) for p in bundle.members)},
+        "members": {"count": len(bundle.members), "bytes": sum(bundle.size(p) for p in bundle.members),
+                    "sizes": {p: bundle.size(p) for p in bundle.members}},
+        "parameters": _parameters(m),
         "verified": True,
         "signature": bundle.signer.to_json() if bundle.signer is not None else None,
     }
@@ -167,6 +179,22 @@ def _seconds(s: object) -> str:
 
 def _join(xs: Iterable[str]) -> str:
     return ", ".join(xs) or "-"
+
+
+def _member_lines(s: dict[str, Any]) -> list[str]:
+    """What each member costs, largest first, and what the parameter archive holds."""
+    sizes = s["members"].get("sizes") or {}
+    total = max(1, s["members"]["bytes"])
+    lines = [f"bytes      {_size(s['members']['bytes'])} in {s['members']['count']} members"]
+    width = max((len(p) for p in sizes), default=0)
+    for path, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  {path:<{width}}  {_size(n):>10}  {100 * n / total:5.1f}%")
+    p = s.get("parameters")
+    if p:
+        users = ", ".join(f"{k} ({n})" for k, n in sorted(p["modules"].items()))
+        lines.append(f"parameters {p['count']} distinct weights, {_size(p['bytes'] or 0)} in {p['path']}, "
+                     f"loaded by every variant of: {users or '-'}")
+    return lines
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -204,5 +232,6 @@ def format_summary(s: dict[str, Any]) -> str:
         placed = ", ".join(f"{d}: {per_dev[d]}" for d in sorted(per_dev))
         lines.append(f"  {name}: devices {', '.join(sc['devices'])}; makespan {_seconds(sc['makespan'])}; "
                      f"{len(sc['order'])} steps" + (f" ({placed})" if placed else ""))
+    lines += _member_lines(s)
     lines.append("verified   every member's size and sha256 match the manifest")
     return "\n".join(lines) + "\n"

@@ -83,13 +83,15 @@ class Module:
     args: tuple[str, ...] = ()
     results: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()  # keys of the bundle's parameter archive this module loads
 
     @classmethod
     def from_json(cls, name: str, d: Mapping[str, Any]) -> Module:
         return cls(name, tuple(TensorType.from_json(t) for t in d["inputs"]),
                    tuple(TensorType.from_json(t) for t in d["outputs"]),
                    MappingProxyType({k: Variant.from_json(k, v) for k, v in d["variants"].items()}),
-                   _shown(d.get("args")), _shown(d.get("results")), _shown(d.get("members")))
+                   _shown(d.get("args")), _shown(d.get("results")), _shown(d.get("members")),
+                   _shown(d.get("parameters")))
 
     def result_type(self, value: str) -> TensorType | None:
         """The type of the group's export `value` (by position when the manifest names no results)."""

@@ -106,8 +106,9 @@ def _default(variant: Mapping[str, Any], by: str) -> Choice:
 def choose_build(module: str, mod: Mapping[str, Any], target: str, variant: Mapping[str, Any], *,
                  read: Any, host: Host, bundle_sha: str, measure_builds: bool = True,
                  devices: dict[str, Device] | None = None, root: Path | None = None,
-                 budget_s: float = 1.0) -> Choice:
-    """The build of `module`'s `target` variant to run here. `read(path)` gives a verified member."""
+                 budget_s: float = 1.0, params: Any = None) -> Choice:
+    """The build of `module`'s `target` variant to run here. `read(path)` gives a verified member;
+    `params` the bundle's weights, for a module that loads parameters."""
     cands = [c for c in variant.get("candidates") or () if isinstance(c, dict)]
     if any(c["driver"] == ORT_DRIVER for c in cands) and not ort_available():
         cands = [c for c in cands if c["driver"] != ORT_DRIVER]  # without planc[ort]: IREE only
@@ -129,7 +130,7 @@ def choose_build(module: str, mod: Mapping[str, Any], target: str, variant: Mapp
         return Choice(c["path"], c["driver"], c["name"], "cache", entry.get("seconds", {}), entry.get("notes", {}))
     reference = variant.get("reference") or cands[0]["name"]
     try:
-        measured = measure([Build(c["name"], read(c["path"]), c["driver"]) for c in cands],
+        measured = measure([Build(c["name"], read(c["path"]), c["driver"], params) for c in cands],
                            [t["dtype"] for t in mod["inputs"]], [t["shape"] for t in mod["inputs"]],
                            [t["dtype"] for t in mod["outputs"]], reference=reference,
                            budget_s=budget_s, devices=devices)

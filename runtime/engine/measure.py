@@ -39,6 +39,7 @@ class Build:
     name: str
     vmfb: bytes
     driver: str
+    params: Any = None  # the bundle's weights (engine/params.py), for modules that load parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,7 @@ def load_build(b: Build, devices: dict[str, Device], dtypes_in: list[str], dtype
         dev = devices.get("local-sync") or devices.setdefault("local-sync", Device("local-sync"))
         return OrtModule(b.name, dev, b.vmfb, dtypes_in, dtypes_out)
     dev = devices.get(b.driver) or devices.setdefault(b.driver, Device(b.driver))
-    return LoadedModule(b.name, dev, b.vmfb, dtypes_in, dtypes_out)
+    return LoadedModule(b.name, dev, b.vmfb, dtypes_in, dtypes_out, b.params)
 
 
 def _once(mod: Any, views: list, clock: Callable[[], float]) -> float:

@@ -105,13 +105,16 @@ class LoadedModule:
     `invoke` is the hot path: a prebuilt argument list of device buffer views,
     raw `VmContext.invoke`, results left on the device."""
 
-    def __init__(self, name: str, device: Device, vmfb: bytes, inputs: list[str], outputs: list[str]):
+    def __init__(self, name: str, device: Device, vmfb: bytes, inputs: list[str], outputs: list[str],
+                 params: object | None = None):
         self.name = name
         self.device = device
         self.sig = _Sig(inputs, outputs)
         try:
             self.module = rt.VmModule.copy_buffer(device.instance, vmfb)
-            self.context = rt.VmContext(device.instance, modules=[device._hal_module, self.module])
+            # `params` (engine/params.py) resolves the module's named weights from the bundle's archive.
+            extra = [params.module(device.instance)] if params is not None else []  # type: ignore[attr-defined]
+            self.context = rt.VmContext(device.instance, modules=[device._hal_module, *extra, self.module])
             fn = self.module.lookup_function("main")
         except (RuntimeError, ValueError) as e:
             raise ModuleError(f"module '{name}' cannot be loaded on driver '{device.driver}': {e}") from e

@@ -21,6 +21,7 @@ from planc.runtime.engine.expr import ExprError
 from planc.runtime.engine.inputs import CheckedInputs, InputError, InputSpec, check_inputs
 from planc.runtime.engine.measure import Build, load_build
 from planc.runtime.engine.modules import Device, LoadedModule
+from planc.runtime.engine.params import parameters_of
 from planc.runtime.engine.program import Programs, prepare
 from planc.runtime.engine.remote import ENGINES, RemoteEngine, RemoteFactory, check_engine
 from planc.runtime.engine.values import SKIPPED, Value, to_json
@@ -81,15 +82,17 @@ class Runner:
         if self.engine is not None:
             self.variants = self.engine.variants
         local = self.config.compute is None and self.engine is None
+        self.params = parameters_of(self.manifest, bundle.read) if local else None
         for name, mod in sorted(bundle.records.modules.items() if local else ()):
             target = choose_variant(mod.variants, self.host, module=name)
             raw = self.manifest["modules"][name]  # candidate builds (issue 24) are read from the manifest
             pick = choose_build(name, raw, target, raw["variants"][target], read=bundle.read, host=self.host,
                                 bundle_sha=bundle.sha256, measure_builds=self.config.measure,
-                                devices=self.devices)
+                                devices=self.devices, params=self.params if mod.parameters else None)
             self.variants[name] = target
             self.choices[name] = pick
-            self.modules[name] = load_build(Build(name, bundle.read(pick.path), pick.driver), self.devices,
+            self.modules[name] = load_build(Build(name, bundle.read(pick.path), pick.driver,
+                                                  self.params if mod.parameters else None), self.devices,
                                             [t.dtype.value for t in mod.inputs],
                                             [t.dtype.value for t in mod.outputs])
         # Everything a run needs that does not depend on its inputs is prepared here, once:

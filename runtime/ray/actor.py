@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError
+from planc.runtime.engine.params import Parameters
 from planc.runtime.host.detect import detect, variant_problem
 
 __all__ = ["ModuleHost"]
@@ -26,6 +27,7 @@ class ModuleHost:
         self.device = Device(driver)
         self.modules: dict[str, LoadedModule] = {}
         self.targets: dict[str, str] = {}
+        self.params: Parameters | None = None
         # What this worker itself detects (PLANRT_HOST, set by `planrt node start --host`, wins).
         self.host = detect(cuda=driver == "cuda")
 
@@ -37,7 +39,8 @@ class ModuleHost:
                 "planrt_host": os.environ.get("PLANRT_HOST"), "modules": dict(self.targets)}
 
     def load(self, name: str, target: str, variant: dict[str, Any], vmfb: bytes,
-             inputs: list[str], outputs: list[str]) -> dict[str, Any]:
+             inputs: list[str], outputs: list[str], params: bytes | None = None,
+             scope: str = "planc") -> dict[str, Any]:
         """Loads one module variant, after checking this worker's CPU can run it."""
         problem = variant_problem(target, {target: variant}, self.host)
         if problem is not None:
@@ -45,7 +48,10 @@ class ModuleHost:
                               f"cannot run it: {problem} (its labels disagree with its CPU; restart it with "
                               "`planrt node start`)")
         if self.targets.get(name) != target:
-            self.modules[name] = LoadedModule(name, self.device, vmfb, inputs, outputs)
+            if params is not None and self.params is None:  # the bundle's weights: one index per worker
+                self.params = Parameters(params, scope)
+            self.modules[name] = LoadedModule(name, self.device, vmfb, inputs, outputs,
+                                              self.params if params is not None else None)
             self.targets[name] = target
         return self.info()
 

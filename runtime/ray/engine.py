@@ -307,8 +307,15 @@ class RayEngine:
         blob = self._blobs.get((slot.module, slot.target))
         if blob is None:
             blob = self._blobs[(slot.module, slot.target)] = self.ray.put(self.bundle.read(variant["path"]))
+        params, scope = None, "planc"
+        if mod.get("parameters"):  # the bundle's weights, put in the object store once
+            spec = self.bundle.manifest["parameters"]
+            if self._blobs.get(("", "parameters")) is None:
+                self._blobs[("", "parameters")] = self.ray.put(bytes(self.bundle.read(spec["path"])))
+            params, scope = self._blobs[("", "parameters")], spec.get("scope", "planc")
         return actor.load.remote(slot.module, slot.target, dict(variant), blob,
-                                 [t["dtype"] for t in mod["inputs"]], [t["dtype"] for t in mod["outputs"]])
+                                 [t["dtype"] for t in mod["inputs"]], [t["dtype"] for t in mod["outputs"]],
+                                 params, scope)
 
     def _ready(self, modules: list[str]) -> None:
         """Creates every actor and loads every module up front, so a bad node fails the start,

@@ -14,6 +14,7 @@ from e2e_support import EXAMPLES, PLANS
 from planc.compiler.bundle.build import BuildOptions, build_bundle
 from planc.runtime.bundle.loader import load_bundle
 from planc.runtime.engine.modules import Device, LoadedModule
+from planc.runtime.engine.params import parameters_of
 from planc.runtime.host.detect import detect, variant_problem
 
 pytestmark = pytest.mark.iree
@@ -29,6 +30,7 @@ def test_every_example_compiles_for_all_five_targets(file, plan, tmp_path):
     host = detect()
     instance = rt.VmInstance()
     cpu = Device("local-sync")
+    params = parameters_of(bundle.manifest, bundle.read)
     for name, mod in bundle.manifest["modules"].items():
         assert sorted(mod["variants"]) == sorted(FIVE)
         for target, v in mod["variants"].items():
@@ -37,7 +39,7 @@ def test_every_example_compiles_for_all_five_targets(file, plan, tmp_path):
             assert "main" in vm.function_names, (name, target)
             if variant_problem(target, mod["variants"], host) is None and target.startswith("x86"):
                 loaded = LoadedModule(name, cpu, data, [t["dtype"] for t in mod["inputs"]],
-                                      [t["dtype"] for t in mod["outputs"]])
+                                      [t["dtype"] for t in mod["outputs"]], params)
                 args = [np.ones(t["shape"], np.float32) for t in mod["inputs"]]
                 outs = loaded(*args)
                 assert [list(o.shape) for o in outs] == [t["shape"] for t in mod["outputs"]]

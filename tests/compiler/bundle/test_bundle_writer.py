@@ -186,7 +186,8 @@ def test_inspect_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     s = json.loads(capsys.readouterr().out)
     assert s["ok"] and s["form"] == "directory" and s["plan"] == "demo"
     assert s["modules"]["g0"]["variants"]["cuda-sm80"]["size"] == len(MEMBERS["modules/g0/cuda-sm80.vmfb"])
-    assert s["members"] == {"count": 4, "bytes": sum(map(len, MEMBERS.values()))}
+    assert s["members"] == {"count": 4, "bytes": sum(map(len, MEMBERS.values())),
+                            "sizes": {p: len(d) for p, d in MEMBERS.items()}}
 
 
 def test_inspect_reports_bad_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -125,9 +125,11 @@ def test_a_build_that_differs_from_onnx_runtime_is_an_error_naming_module_and_ta
     target = Target.parse(host_target())
     vmfb = {name: built.members[f"modules/{name}/{target.value}.vmfb"] for name in modules}
     good, bad = by_model["conv_op17"], by_model["off"]
-    ok = verify_onnx_builds(built.graph, [modules[good]], [target], {(good, target): vmfb[good]})
+    archive = built.members.get("params/weights.irpa")  # the weights the modules load (issue 29)
+    ok = verify_onnx_builds(built.graph, [modules[good]], [target], {(good, target): vmfb[good]}, archive=archive)
     assert not ok.diagnostics and ok.errors[(good, target.value)] < 1e-6
-    checked = verify_onnx_builds(built.graph, [modules[good]], [target], {(good, target): vmfb[bad]})
+    checked = verify_onnx_builds(built.graph, [modules[good]], [target], {(good, target): vmfb[bad]},
+                                 archive=archive)
     [diag] = checked.diagnostics
     assert diag.code == "E0502"
     assert f"the {target.value} build of ONNX model 'conv_op17' (module '{good}') differs" in diag.message
