@@ -119,7 +119,8 @@ class Carry:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One manifest task. The fields past `policy` belong to one kind each: `module` (compute),
+    """One manifest task. The fields past `policy` belong to one kind each: `module`, `arg_types`
+    and `result_deps` (compute),
     `op` and `type` (builtin), `tool` and `returns` (tool), `default` and `timeout` (gate),
     `max`, `until`, `carries` and `body` (loop)."""
 
@@ -132,6 +133,7 @@ class Task:
     policy: Policy = field(default_factory=Policy)
     module: str | None = None
     arg_types: tuple[TensorType, ...] | None = None
+    result_deps: tuple[tuple[int, ...], ...] | None = None  # a merged group: the args each result needs
     op: Builtin | None = None
     type: TensorType | None = None
     tool: str | None = None
@@ -152,9 +154,10 @@ class Task:
             "after": tuple(d.get("after") or ()), "policy": Policy.from_manifest(d.get("policy"), task=d["name"]),
         }
         if kind is TaskKind.COMPUTE:
-            types = d.get("arg_types")
+            types, deps = d.get("arg_types"), d.get("result_deps")
             return cls(**common, module=d["module"],
-                       arg_types=None if types is None else tuple(TensorType.from_json(t) for t in types))
+                       arg_types=None if types is None else tuple(TensorType.from_json(t) for t in types),
+                       result_deps=None if deps is None else tuple(tuple(r) for r in deps))
         if kind is TaskKind.BUILTIN:
             return cls(**common, op=Builtin(d["op"]), type=TensorType.maybe(d.get("type")))
         if kind is TaskKind.TOOL:

@@ -15,6 +15,7 @@ import numpy as np
 from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
 from planc.runtime.contract.dtypes import dtype_of_numpy
+from planc.runtime.contract.manifest import Task, TensorType
 from planc.runtime.engine.choice import Choice, choose_build
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
@@ -30,7 +31,7 @@ from planc.runtime.journal.clock import Clock, SystemClock
 from planc.runtime.journal.rundir import RunDir
 from planc.runtime.journal.runstate import RunState, TaskStatus
 from planc.runtime.journal.trace import Tracer
-from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, Policy, call_with_policy
+from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, call_with_policy
 from planc.runtime.tools.runner import ReturnType, ToolCall, ToolRunner
 
 __all__ = ["ENGINES", "InputError", "RunConfig", "Runner", "check_inputs"]
@@ -95,7 +96,7 @@ class Runner:
         # Everything a run needs that does not depend on its inputs is prepared here, once:
         # steps with their guards and modules, input and output tables, the extracted tools.
         try:
-            self._programs: Programs = prepare(self.manifest["tasks"], self.modules if local else None)
+            self._programs: Programs = prepare(bundle.records.tasks, self.modules if local else None)
         except ExprError as e:
             raise BadManifest(f"{MANIFEST}: {e}", member=MANIFEST) from None
         self._inputs = InputSpec(bundle.records.inputs)
@@ -189,7 +190,7 @@ class Runner:
         env: dict[str, Any] = {n: Value(types[n], None, None, a) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None
         try:
-            engine.run_graph(self.manifest["tasks"], env)
+            engine.run_graph(self.bundle.records.tasks, env)
         except RunFailed as e:
             status, error = RunStatus.FAILED, str(e)
         finally:
@@ -268,23 +269,23 @@ class _Context:
         return self._gates
 
     # compute -------------------------------------------------------------
-    def compute(self, task: Mapping[str, Any], args: list[Value]) -> list[Value]:
-        mod = self.r.modules[task["module"]]
+    def compute(self, task: Task, args: list[Value]) -> list[Value]:
+        mod = self.r.modules[task.module]  # type: ignore[index]
         dev = mod.device
         views = mod.invoke([a.view if a.device is dev else a.on(dev) for a in args])
         return [Value(t, v, dev) for t, v in zip(mod.sig.outputs, views)]
 
     # tools ---------------------------------------------------------------
-    def tool(self, task: Mapping[str, Any], args: list[Any], key: str, env: dict[str, Any]) -> Any:
-        name, tool = task["name"], task["tool"]
-        returns = task.get("returns")
+    def tool(self, task: Task, args: list[Any], key: str, env: dict[str, Any]) -> Any:
+        name, tool = task.name, str(task.tool)
+        returns = task.returns
         if self.state is not None and key in self.state.tool_results:
             return _tool_value(self.state.tool_results[key], returns)  # completed before a crash
         if self.tools is None:
             raise RunFailed(name, f"tool '{tool}' is not in the bundle's tool table")
-        policy = Policy.from_manifest(task.get("policy"), task=name)
+        policy = task.policy
         json_args = tuple(to_json(a) for a in args)
-        rt = ReturnType.from_manifest(returns)
+        rt = ReturnType.from_manifest(None if returns is None else returns.to_json())
 
         def attempt(a):
             if self.run_dir is not None:
@@ -321,13 +322,13 @@ class _Context:
         raise RunFailed(name, reason)
 
     # gates ---------------------------------------------------------------
-    def gate(self, task: Mapping[str, Any], value: Value, iteration: tuple[int, ...]) -> tuple[str, Any]:
-        name = task["name"]
+    def gate(self, task: Task, value: Value, iteration: tuple[int, ...]) -> tuple[str, Any]:
+        name = task.name
         if self.state is not None:
             rec = self.state.gates.get((name, iteration))
             if rec is not None:
                 return rec.decision, (value if rec.value is None else Value.from_host(rec.value, value.dtype))
-        d = self.gates.decide(name, value.to_host(), timeout=task.get("timeout"), default=task.get("default", "reject"),
+        d = self.gates.decide(name, value.to_host(), timeout=task.timeout, default=task.default,
                               iteration=iteration)
         edited = d.edited
         if self.run_dir is not None:
@@ -337,21 +338,21 @@ class _Context:
         return d.decision.value, (Value.from_host(d.value, value.dtype) if edited else value)
 
     # journal (the engine's view) -------------------------------------------
-    def finished(self, task: Mapping[str, Any], iteration: tuple[int, ...]) -> dict[str, Any] | None:
+    def finished(self, task: Task, iteration: tuple[int, ...]) -> dict[str, Any] | None:
         if self.state is None:
             return None
-        rec = self.state.finished(task["name"], iteration)
+        rec = self.state.finished(task.name, iteration)
         if rec is None:
             return None
         if rec.status is TaskStatus.SKIPPED:
-            return {r: SKIPPED for r in task["results"]}
+            return {r: SKIPPED for r in task.results}
         saved = {n: (Value.from_host(v, _dtype_of(v)) if isinstance(v, np.ndarray) else Value(None, host=v))
                  for n, v in rec.values.items()}
-        return {r: saved.get(r, SKIPPED) for r in task["results"]}  # a group's skipped results
+        return {r: saved.get(r, SKIPPED) for r in task.results}  # a group's skipped results
 
-    def record(self, task: Mapping[str, Any], iteration: tuple[int, ...], results: Mapping[str, Any]) -> None:
+    def record(self, task: Task, iteration: tuple[int, ...], results: Mapping[str, Any]) -> None:
         assert self.run_dir is not None
-        name = task["name"]
+        name = task.name
         if all(v is SKIPPED for v in results.values()):
             self.run_dir.record_task_finished(name, {}, iteration=iteration, status=TaskStatus.SKIPPED)
             return
@@ -364,7 +365,7 @@ def _dtype_of(a: np.ndarray) -> str | None:
     return None if found is None else found.value
 
 
-def _tool_value(result: Any, returns: Mapping[str, Any] | None) -> Value:
+def _tool_value(result: Any, returns: TensorType | None) -> Value:
     if returns is None:
         return Value(None, host=result)
-    return Value.from_host(np.asarray(result), returns["dtype"])
+    return Value.from_host(np.asarray(result), returns.dtype.value)
