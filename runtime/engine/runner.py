@@ -32,7 +32,7 @@ from planc.runtime.journal.rundir import RunDir
 from planc.runtime.journal.runstate import RunState, TaskStatus
 from planc.runtime.journal.trace import Tracer
 from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, call_with_policy
-from planc.runtime.tools.runner import ReturnType, ToolCall, ToolRunner
+from planc.runtime.tools.runner import ToolCall, ToolRunner
 
 __all__ = ["ENGINES", "InputError", "RunConfig", "Runner", "check_inputs"]
 
@@ -106,7 +106,7 @@ class Runner:
         self._shared_tools: ToolRunner | None = None
         self._lock = threading.Lock()  # runs may start from several threads at once (planc.runtime.load)
         self._shared = Services(compute=None)  # the thread pool, made on first use and reused by every run
-        if self.manifest.get("tools"):
+        if self.bundle.records.tools:
             self._tool_runner(None)  # extracts the tools; python workers start on a tool's first call
 
     # ------------------------------------------------------------------ public
@@ -159,18 +159,18 @@ class Runner:
     def _tool_runner(self, run_dir: RunDir | None) -> ToolRunner | None:
         """Tools run in the run directory's work/ (a fresh runner per journaled run); runs without
         a journal share one runner, so python tool workers stay warm between runs."""
-        if not self.manifest.get("tools"):
+        if not self.bundle.records.tools:
             return None
         with self._lock:
             if self._tools_dir is None:
                 self._tools_dir = tempfile.TemporaryDirectory(prefix="planrt-tools-")
                 self.bundle.extract_tools(self._tools_dir.name)
             if run_dir is not None:
-                return ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name,
+                return ToolRunner.from_records(self.bundle.records.tools, self._tools_dir.name,
                                                 cwd=run_dir.work_dir, env=self.config.tool_env)
             if self._shared_tools is None:  # concurrent runs without a journal share one
-                self._shared_tools = ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name,
-                                                              cwd=Path(self._tools_dir.name), env=self.config.tool_env)
+                self._shared_tools = ToolRunner.from_records(self.bundle.records.tools, self._tools_dir.name,
+                                                             cwd=Path(self._tools_dir.name), env=self.config.tool_env)
             return self._shared_tools
 
     def _execute(self, arrays: dict[str, np.ndarray], run_dir: RunDir | None, state: RunState | None,
@@ -285,13 +285,12 @@ class _Context:
             raise RunFailed(name, f"tool '{tool}' is not in the bundle's tool table")
         policy = task.policy
         json_args = tuple(to_json(a) for a in args)
-        rt = ReturnType.from_manifest(None if returns is None else returns.to_json())
 
         def attempt(a):
             if self.run_dir is not None:
                 self.run_dir.record_tool_intent(key, task=name, tool=tool, attempt=a.number)
             call = ToolCall(tool=tool, task=name, run_id=key.split(":", 1)[0], key=key, args=json_args,
-                            attempt=a.number, timeout=a.timeout, returns=rt, cancel=self.cfg.cancel)
+                            attempt=a.number, timeout=a.timeout, returns=returns, cancel=self.cfg.cancel)
             return self.tools.call(call)
 
         def report(r) -> None:  # one trace slice per attempt; failures journaled
