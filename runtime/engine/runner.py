@@ -84,8 +84,7 @@ class Runner:
         local = self.config.compute is None and self.engine is None
         for name, mod in sorted(bundle.records.modules.items() if local else ()):
             target = choose_variant(mod.variants, self.host, module=name)
-            raw = self.manifest["modules"][name]  # candidate builds (issue 24) are read from the manifest
-            pick = choose_build(name, raw, target, raw["variants"][target], read=bundle.read, host=self.host,
+            pick = choose_build(name, mod, target, mod.variants[target], read=bundle.read, host=self.host,
                                 bundle_sha=bundle.sha256, measure_builds=self.config.measure,
                                 devices=self.devices)
             self.variants[name] = target
