@@ -9,12 +9,13 @@ import numpy as np
 from planc.compiler.codegen.group import compose
 from planc.compiler.codegen.lower import groups, member, value_types
 from planc.compiler.ir.graph import PlanGraph, ValueRef
+from planc.runtime.contract.manifest import Task
 
 __all__ = ["jax_compute"]
 
 
 def jax_compute(graph: PlanGraph, mlir_reference: Mapping[str, Callable[..., Any]] | None = None
-                ) -> Callable[[Mapping[str, Any], list[Any]], list[Any]]:
+                ) -> Callable[[Task, list[Any]], list[Any]]:
     """An engine compute service that runs each group's members with jax.jit on the host.
 
     `mlir_reference` maps an mlir model's name to a JAX function standing in for it (a
@@ -32,8 +33,8 @@ def jax_compute(graph: PlanGraph, mlir_reference: Mapping[str, Callable[..., Any
         dtypes = [types[o].dtype.value for o in outputs]  # type: ignore[union-attr]
         fns[g.name] = (jax.jit(compose(members, inputs, outputs)), dtypes)
 
-    def compute(task: Mapping[str, Any], args: list[Any]) -> list[Any]:
-        fn, dtypes = fns[task["module"]]
+    def compute(task: Task, args: list[Any]) -> list[Any]:
+        fn, dtypes = fns[str(task.module)]
         outs = fn(*[a.to_host() for a in args])
         return [Value.from_host(np.asarray(o), d) for o, d in zip(outs, dtypes)]
 

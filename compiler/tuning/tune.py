@@ -50,7 +50,8 @@ def bundle_cases(bundle: Bundle, host: Host, *, facts: Mapping[str, ComputeFacts
             variant = mod["variants"][target]
             # The candidate build this host runs (planc's choice here, or planrt's cached one), so the
             # fit sees the cost of what runs (an ONNX Runtime candidate too: load_build runs it).
-            pick = known_choice(name, target, variant, host=host, bundle_sha=bundle.sha256)
+            pick = known_choice(name, target, bundle.records.modules[name].variants[target], host=host,
+                                bundle_sha=bundle.sha256)
             path, driver = ((pick.path, pick.driver) if pick is not None
                             else (variant["path"], variant.get("driver") or "local-sync"))
             vmfb = bundle.read(path)

@@ -18,6 +18,7 @@ from planc.runtime.api.runs import (
     summarize,
 )
 from planc.runtime.commands.trustargs import add_trust_arg, not_checked, trust_from
+from planc.runtime.contract.manifest import Module
 
 __all__ = ["add_parser", "run"]
 
@@ -34,9 +35,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _choice_json(name: str, target: str | None, mod: dict[str, Any], host: Any, sha: str) -> dict[str, Any] | None:
-    variant = mod["variants"].get(target) if target else None
-    if not variant or len(variant.get("candidates") or ()) <= 1:
+def _choice_json(name: str, target: str | None, mod: Module, host: Any, sha: str) -> dict[str, Any] | None:
+    variant = mod.variants.get(target) if target else None
+    if variant is None or len(variant.candidates) <= 1:
         return None
     c = known_choice(name, str(target), variant, host=host, bundle_sha=sha)
     if c is None:
@@ -44,13 +45,13 @@ def _choice_json(name: str, target: str | None, mod: dict[str, Any], host: Any, 
     return {"chosen": c.chosen, "by": c.by, "seconds": dict(c.seconds), "notes": dict(c.notes)}
 
 
-def _choice_lines(name: str, target: str | None, mod: dict[str, Any], host: Any, sha: str) -> list[str]:
+def _choice_lines(name: str, target: str | None, mod: Module, host: Any, sha: str) -> list[str]:
     """Which candidate build this host runs: planc's choice here, a cached measurement, or none yet."""
     info = _choice_json(name, target, mod, host, sha)
     if info is None:
         return []
     if info["chosen"] is None:
-        n = len(mod["variants"][target]["candidates"])
+        n = len(mod.variants[target].candidates)
         return [(f"build: {n} candidates, not measured on this host yet (the first `planrt run` times them; "
                 "--no-measure runs the default build)")]
     how = {"compile": "planc measured them on this host", "cache": "measured on a first load here"}[info["by"]]
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         except NoVariantError as e:
             chosen[name] = None
             problems.append(str(e))
-    builds = {n: _choice_json(n, t, bundle.manifest["modules"][n], host, bundle.sha256) for n, t in chosen.items()}
+    builds = {n: _choice_json(n, t, bundle.records.modules[n], host, bundle.sha256) for n, t in chosen.items()}
     if args.json:
         print(json.dumps({"builds": builds, "bundle": summarize(bundle), "host": {"arch": host.arch, "features": sorted(host.features),
                           "cuda": [str(d) for d in host.cuda]}, "chosen": chosen}, indent=2, default=str))
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         for name, mod in sorted(bundle.manifest["modules"].items()):
             print(f"module {name}:")
             print("  " + describe(host, mod["variants"]).replace("\n", "\n  "))
-            for line in _choice_lines(name, chosen.get(name), mod, host, bundle.sha256):
+            for line in _choice_lines(name, chosen.get(name), bundle.records.modules[name], host, bundle.sha256):
                 print("  " + line)
     for p in problems:
         print(f"planrt: error: {p}", file=sys.stderr)

@@ -17,7 +17,8 @@ from planc.runtime.contract.dtypes import DType
 from planc.runtime.contract.kinds import TaskKind
 from planc.runtime.contract.policy import Policy
 
-__all__ = ["Carry", "Const", "Manifest", "Module", "Output", "Task", "TensorType", "Tool", "Variant"]
+__all__ = ["Candidate", "Carry", "Const", "Manifest", "Module", "Output", "PlannedChoice", "Task", "TensorType", "Tool",
+           "Variant"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -46,9 +47,43 @@ class TensorType:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidate:
+    """One build of a variant that the host measures against the others (issue 24)."""
+
+    name: str
+    path: str
+    driver: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "driver": self.driver}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChoice:
+    """The candidate planc measured fastest at compile time, on the host named by `host`."""
+
+    host: str
+    chosen: str
+    seconds: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+    notes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    @classmethod
+    def maybe(cls, d: Any) -> PlannedChoice | None:
+        """None unless `d` names a host and a chosen candidate (the schema does not check it)."""
+        if not (isinstance(d, dict) and isinstance(d.get("host"), str) and isinstance(d.get("chosen"), str)):
+            return None
+        return cls(d["host"], d["chosen"], MappingProxyType(dict(d.get("seconds") or {})),
+                   MappingProxyType(dict(d.get("notes") or {})))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "chosen": self.chosen, "seconds": dict(self.seconds), "notes": dict(self.notes)}
+
+
+@dataclass(frozen=True, slots=True)
 class Variant:
     """One compiled form of a module: its member path, IREE backend and driver, and (when the
-    compiler wrote them) what a host needs to run it and its preference."""
+    compiler wrote them) what a host needs to run it and its preference, and the candidate
+    builds a host picks among (`candidates`, the `reference` build, planc's own `choice`)."""
 
     target: str
     path: str
@@ -56,12 +91,19 @@ class Variant:
     driver: str | None = None
     requires: frozenset[str] | None = None
     rank: int | None = None
+    candidates: tuple[Candidate, ...] = ()
+    reference: str | None = None
+    choice: PlannedChoice | None = None
+    chosen: str = ""  # the name of the build at `path`, when it is one of the candidates
 
     @classmethod
     def from_json(cls, target: str, d: Mapping[str, Any]) -> Variant:
         req = d.get("requires")
+        cands = tuple(Candidate(c["name"], c["path"], c["driver"]) for c in d.get("candidates") or ()
+                      if isinstance(c, dict) and all(isinstance(c.get(k), str) for k in ("name", "path", "driver")))
         return cls(target, d["path"], d.get("backend"), d.get("driver"),
-                   None if req is None else frozenset(req), d.get("rank"))
+                   None if req is None else frozenset(req), d.get("rank"), cands,
+                   d.get("reference"), PlannedChoice.maybe(d.get("choice")), d.get("chosen") or "")
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path, "backend": self.backend, "driver": self.driver}
@@ -69,6 +111,13 @@ class Variant:
             d["requires"] = sorted(self.requires)
         if self.rank is not None:
             d["rank"] = self.rank
+        if self.candidates:
+            d["candidates"] = [c.to_json() for c in self.candidates]
+            d["reference"] = self.reference
+        if self.choice is not None:
+            d["choice"] = self.choice.to_json()
+        if self.chosen:
+            d["chosen"] = self.chosen
         return {k: v for k, v in d.items() if v is not None}
 
 
@@ -121,7 +170,8 @@ class Carry:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One manifest task. The fields past `policy` belong to one kind each: `module` (compute),
+    """One manifest task. The fields past `policy` belong to one kind each: `module`, `arg_types`
+    and `result_deps` (compute),
     `op` and `type` (builtin), `tool` and `returns` (tool), `default` and `timeout` (gate),
     `max`, `until`, `carries` and `body` (loop)."""
 
@@ -134,6 +184,7 @@ class Task:
     policy: Policy = field(default_factory=Policy)
     module: str | None = None
     arg_types: tuple[TensorType, ...] | None = None
+    result_deps: tuple[tuple[int, ...], ...] | None = None  # a merged group: the args each result needs
     op: Builtin | None = None
     type: TensorType | None = None
     tool: str | None = None
@@ -154,9 +205,10 @@ class Task:
             "after": tuple(d.get("after") or ()), "policy": Policy.from_manifest(d.get("policy"), task=d["name"]),
         }
         if kind is TaskKind.COMPUTE:
-            types = d.get("arg_types")
+            types, deps = d.get("arg_types"), d.get("result_deps")
             return cls(**common, module=d["module"],
-                       arg_types=None if types is None else tuple(TensorType.from_json(t) for t in types))
+                       arg_types=None if types is None else tuple(TensorType.from_json(t) for t in types),
+                       result_deps=None if deps is None else tuple(tuple(r) for r in deps))
         if kind is TaskKind.BUILTIN:
             return cls(**common, op=Builtin(d["op"]), type=TensorType.maybe(d.get("type")))
         if kind is TaskKind.TOOL:

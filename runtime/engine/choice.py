@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planc.runtime.contract.manifest import Candidate, Module, Variant
 from planc.runtime.engine.measure import Build, fastest, measure
 from planc.runtime.engine.modules import Device, ModuleError
 from planc.runtime.engine.ort_module import ORT_DRIVER, ort_available
@@ -99,40 +100,53 @@ def _write(path: Path, key: str, entry: dict[str, Any]) -> None:
         log.warning("could not record the measured choice in %s: %s", path, e)
 
 
-def _default(variant: Mapping[str, Any], by: str) -> Choice:
-    return Choice(variant["path"], variant.get("driver") or "local-sync", variant.get("chosen", ""), by)
+def _default(variant: Variant, by: str) -> Choice:
+    return Choice(variant.path, variant.driver or "local-sync", variant.chosen, by)
 
 
-def choose_build(module: str, mod: Mapping[str, Any], target: str, variant: Mapping[str, Any], *,
+def _planned(variant: Variant, key: str, by_name: Mapping[str, Candidate]) -> Choice | None:
+    """planc's own choice, when it measured on this host and the build it chose is still a candidate."""
+    planned = variant.choice
+    if planned is None or planned.host != key or planned.chosen not in by_name:
+        return None
+    c = by_name[planned.chosen]
+    return Choice(c.path, c.driver, c.name, "compile", dict(planned.seconds), dict(planned.notes))
+
+
+def _cached(entry: Any, by_name: Mapping[str, Candidate]) -> Choice | None:
+    if not (isinstance(entry, dict) and entry.get("chosen") in by_name):
+        return None
+    c = by_name[entry["chosen"]]
+    return Choice(c.path, c.driver, c.name, "cache", entry.get("seconds", {}), entry.get("notes", {}))
+
+
+def choose_build(module: str, mod: Module, target: str, variant: Variant, *,
                  read: Any, host: Host, bundle_sha: str, measure_builds: bool = True,
                  devices: dict[str, Device] | None = None, root: Path | None = None,
                  budget_s: float = 1.0, params: Any = None) -> Choice:
     """The build of `module`'s `target` variant to run here. `read(path)` gives a verified member;
     `params` the bundle's weights, for a module that loads parameters."""
-    cands = [c for c in variant.get("candidates") or () if isinstance(c, dict)]
-    if any(c["driver"] == ORT_DRIVER for c in cands) and not ort_available():
-        cands = [c for c in cands if c["driver"] != ORT_DRIVER]  # without planc[ort]: IREE only
+    cands = list(variant.candidates)
+    if any(c.driver == ORT_DRIVER for c in cands) and not ort_available():
+        cands = [c for c in cands if c.driver != ORT_DRIVER]  # without planc[ort]: IREE only
     if len(cands) <= 1:
         return _default(variant, "single")
-    by_name = {c["name"]: c for c in cands}
+    by_name = {c.name: c for c in cands}
     key = host_key(host)
-    planned = variant.get("choice") or {}
-    if planned.get("host") == key and planned.get("chosen") in by_name:
-        c = by_name[planned["chosen"]]
-        return Choice(c["path"], c["driver"], c["name"], "compile", planned.get("seconds", {}),
-                      planned.get("notes", {}))
+    planned = _planned(variant, key, by_name)
+    if planned is not None:
+        return planned
     if not measure_builds:
         return _default(variant, "off")
     path = _cache_file(root or choices_dir(), key, bundle_sha)
-    entry = _read(path).get(f"{module}/{target}")
-    if isinstance(entry, dict) and entry.get("chosen") in by_name:
-        c = by_name[entry["chosen"]]
-        return Choice(c["path"], c["driver"], c["name"], "cache", entry.get("seconds", {}), entry.get("notes", {}))
-    reference = variant.get("reference") or cands[0]["name"]
+    cached = _cached(_read(path).get(f"{module}/{target}"), by_name)
+    if cached is not None:
+        return cached
+    reference = variant.reference or cands[0].name
     try:
-        measured = measure([Build(c["name"], read(c["path"]), c["driver"], params) for c in cands],
-                           [t["dtype"] for t in mod["inputs"]], [t["shape"] for t in mod["inputs"]],
-                           [t["dtype"] for t in mod["outputs"]], reference=reference,
+        measured = measure([Build(c.name, read(c.path), c.driver, params) for c in cands],
+                           [t.dtype.value for t in mod.inputs], [list(t.shape) for t in mod.inputs],
+                           [t.dtype.value for t in mod.outputs], reference=reference,
                            budget_s=budget_s, devices=devices)
     except ModuleError as e:
         log.warning("module %s: could not measure its candidates (%s); running the default build", module, e)
@@ -143,24 +157,18 @@ def choose_build(module: str, mod: Mapping[str, Any], target: str, variant: Mapp
     _write(path, f"{module}/{target}", {"chosen": best, "seconds": seconds, "notes": notes})
     c = by_name[best]
     log.info("module %s/%s: measured %d candidates, chose %s", module, target, len(cands), best)
-    return Choice(c["path"], c["driver"], best, "measured", seconds, notes)
+    return Choice(c.path, c.driver, best, "measured", seconds, notes)
 
 
-def known_choice(module: str, target: str, variant: Mapping[str, Any], *, host: Host, bundle_sha: str,
+def known_choice(module: str, target: str, variant: Variant, *, host: Host, bundle_sha: str,
                  root: Path | None = None) -> Choice | None:
     """What this host would run without measuring anything: planc's choice made on this host, or
     this host's cached measurement; None when the first load here would measure (or nothing to pick)."""
-    cands = {c.get("name"): c for c in variant.get("candidates") or () if isinstance(c, dict)}
+    cands = {c.name: c for c in variant.candidates}
     if len(cands) <= 1:
         return None
     key = host_key(host)
-    planned = variant.get("choice") or {}
-    if planned.get("host") == key and planned.get("chosen") in cands:
-        c = cands[planned["chosen"]]
-        return Choice(c["path"], c["driver"], c["name"], "compile", planned.get("seconds", {}),
-                      planned.get("notes", {}))
-    entry = _read(_cache_file(root or choices_dir(), key, bundle_sha)).get(f"{module}/{target}")
-    if isinstance(entry, dict) and entry.get("chosen") in cands:
-        c = cands[entry["chosen"]]
-        return Choice(c["path"], c["driver"], c["name"], "cache", entry.get("seconds", {}), entry.get("notes", {}))
-    return None
+    planned = _planned(variant, key, cands)
+    if planned is not None:
+        return planned
+    return _cached(_read(_cache_file(root or choices_dir(), key, bundle_sha)).get(f"{module}/{target}"), cands)

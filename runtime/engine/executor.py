@@ -7,13 +7,15 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from planc.runtime.contract.builtins import Builtin
 from planc.runtime.contract.dtypes import dtype_of_numpy
+from planc.runtime.contract.kinds import TaskKind
+from planc.runtime.contract.manifest import Const, Task
 from planc.runtime.engine.modules import VariantList, numpy_dtype
 from planc.runtime.engine.program import Program, Programs, Step, needs
 from planc.runtime.engine.values import SKIPPED, Value
@@ -58,9 +60,8 @@ def _argmax(x: np.ndarray) -> np.ndarray:
 
 # A builtin's result is converted to the type the compiler gave it (the manifest's `type`:
 # mean of integers is f32, sum of bool is i32), so these compute in numpy's wide types.
-BUILTIN_OPS: dict[str, Callable[[np.ndarray], Any]] = {
-    Builtin.MAX.value: np.max, Builtin.MIN.value: np.min, Builtin.MEAN.value: np.mean, Builtin.SUM.value: np.sum,
-    Builtin.ARGMAX.value: _argmax,
+BUILTIN_OPS: dict[Builtin, Callable[[np.ndarray], Any]] = {
+    Builtin.MAX: np.max, Builtin.MIN: np.min, Builtin.MEAN: np.mean, Builtin.SUM: np.sum, Builtin.ARGMAX: _argmax,
 }
 
 
@@ -68,7 +69,7 @@ BUILTIN_OPS: dict[str, Callable[[np.ndarray], Any]] = {
 class Services:
     """What the engine calls out to; each piece is injectable for tests."""
 
-    compute: Callable[[Mapping[str, Any], list[Value]], list[Value]]
+    compute: Callable[[Task, list[Value]], list[Value]]
     tool: Callable[..., Any] | None = None  # (task, args, key, env) -> Value | SKIPPED; applies on_failure
     gate: Callable[..., tuple[str, Any]] | None = None  # (task, value, iteration) -> ("approve"|"reject", value)
     journal: Any = None  # finished(task, iteration) -> values | None; record(task, iteration, values)
@@ -103,7 +104,7 @@ class Engine:
         self._now = time.monotonic if type(clock) is SystemClock else clock.now
 
     # ----------------------------------------------------------------- graph
-    def run_graph(self, tasks: list[Mapping[str, Any]], env: dict[str, Any], iteration: tuple[int, ...] = ()) -> None:
+    def run_graph(self, tasks: tuple[Task, ...], env: dict[str, Any], iteration: tuple[int, ...] = ()) -> None:
         """Run every task once its dependencies are done. Tasks that block (tools, gates,
         loops) go to the thread pool; compute runs inline on this thread, one ready task
         after another (a heavy group uses IREE's own task pool), so chains pay no hand-off."""
@@ -245,7 +246,7 @@ class Engine:
         if self.s.cancelled is not None and self.s.cancelled.is_set():
             raise RunFailed(name, CANCELLED)
         journal = self.s.journal
-        if journal is not None and kind != "loop":
+        if journal is not None and kind is not TaskKind.LOOP:
             saved = journal.finished(task, iteration)
             if saved is not None:
                 env.update(saved)
@@ -258,15 +259,15 @@ class Engine:
                     self._skip(step, env)
                     return
                 break
-        if step.guard is not None and kind != "gate" and not step.guard(env):
+        if step.guard is not None and kind is not TaskKind.GATE and not step.guard(env):
             self._skip(step, env)
             return
-        if kind == "compute" and not partial and self._direct and step.module is not None:
+        if kind is TaskKind.COMPUTE and not partial and self._direct and step.module is not None:
             self._compute(step, env, iteration, None)
             return
         now = self._now
         start = now()
-        if kind == "compute":
+        if kind is TaskKind.COMPUTE:
             if partial:
                 outs = self._compute_partial(task, env, partial)
             else:
@@ -277,20 +278,20 @@ class Engine:
             for r, o in zip(step.results, outs):
                 env[r] = o
             if self.s.tracer is not None:
-                self.s.tracer.add_slice(name, start, elapsed, category=kind, lane=str(task["module"]),
+                self.s.tracer.add_slice(name, start, elapsed, category=kind.value, lane=str(task.module),
                                         args={"iteration": list(iteration)} if iteration else None)
             if journal is not None:
                 journal.record(task, iteration, dict(zip(step.results, outs)))
             return
-        if kind == "builtin":
+        if kind is TaskKind.BUILTIN:
             x = env[step.args[0]].to_host()
-            dtype = (task.get("type") or {}).get("dtype") or _dtype_name(np.asarray(x))
-            results = {step.results[0]: Value.from_host(BUILTIN_OPS[task["op"]](x), dtype)}
-        elif kind == "tool":
+            dtype = task.type.dtype.value if task.type is not None else _dtype_name(np.asarray(x))
+            results = {step.results[0]: Value.from_host(BUILTIN_OPS[task.op](x), dtype)}  # type: ignore[index]
+        elif kind is TaskKind.TOOL:
             results = self._tool(task, env, iteration)
-        elif kind == "gate":
+        elif kind is TaskKind.GATE:
             results = self._gate(step, env, iteration)
-        elif kind == "loop":
+        elif kind is TaskKind.LOOP:
             self._loop(step, env, iteration)
             return
         else:
@@ -298,37 +299,37 @@ class Engine:
         elapsed = now() - start
         self.task_seconds[name] = self.task_seconds.get(name, 0.0) + elapsed
         if self.s.tracer is not None:
-            lane = "tools" if kind in ("tool", "gate") else "host"
-            self.s.tracer.add_slice(name, start, elapsed, category=kind, lane=str(lane),
+            lane = "tools" if kind in (TaskKind.TOOL, TaskKind.GATE) else "host"
+            self.s.tracer.add_slice(name, start, elapsed, category=kind.value, lane=lane,
                                     args={"iteration": list(iteration)} if iteration else None)
         env.update(results)
         if journal is not None:
             journal.record(task, iteration, results)
 
     @staticmethod
-    def _partial(task: Mapping[str, Any], env: dict[str, Any]) -> list[str]:
+    def _partial(task: Task, env: dict[str, Any]) -> list[str]:
         """The results of a merged group that survive its skipped inputs ([] if none do)."""
-        deps = task.get("result_deps")
-        if task["kind"] != "compute" or not deps:
+        deps = task.result_deps
+        if task.kind is not TaskKind.COMPUTE or not deps:
             return []
-        skipped = {i for i, a in enumerate(task["args"]) if env.get(a) is SKIPPED}
-        return [r for r, d in zip(task["results"], deps) if not skipped.intersection(d)]
+        skipped = {i for i, a in enumerate(task.args) if env.get(a) is SKIPPED}  # type: ignore[arg-type]
+        return [r for r, d in zip(task.results, deps) if not skipped.intersection(d)]
 
-    def _compute_partial(self, task: Mapping[str, Any], env: dict[str, Any], keep: list[str]) -> list[Any]:
+    def _compute_partial(self, task: Task, env: dict[str, Any], keep: list[str]) -> list[Any]:
         """Run a group with zeros for its skipped inputs; the results that needed them are SKIPPED."""
         args = []
-        for a, t in zip(task["args"], task["arg_types"]):
-            v = env[a]
-            args.append(Value.from_host(np.zeros(t["shape"], numpy_dtype(t["dtype"])), t["dtype"])
-                        if v is SKIPPED else v)
+        for a, t in zip(task.args, task.arg_types or ()):
+            v = env[a]  # type: ignore[index]
+            dt = t.dtype.value
+            args.append(Value.from_host(np.zeros(t.shape, numpy_dtype(dt)), dt) if v is SKIPPED else v)
         outs = self.s.compute(task, args)
-        return [o if r in keep else SKIPPED for r, o in zip(task["results"], outs)]
+        return [o if r in keep else SKIPPED for r, o in zip(task.results, outs)]
 
     def _settled(self, step: Step, env: dict[str, Any]) -> bool:
         """Whether running `step` would do nothing that blocks: it will be skipped, or it is a
         gate whose guard is false (it passes its value through without asking)."""
         kind = step.kind
-        if kind == "loop" or (self.s.journal is not None and kind == "tool"):
+        if kind is TaskKind.LOOP or (self.s.journal is not None and kind is TaskKind.TOOL):
             return False
         if any(env.get(v) is SKIPPED for v in step.reads) and not self._partial(step.task, env):
             return True
@@ -339,52 +340,53 @@ class Engine:
             self.skipped.append(step.name)
         for r in step.results:
             env[r] = SKIPPED
-        if step.kind == "loop":
-            for t in step.task["body"]:
-                for r in t["results"]:
+        if step.kind is TaskKind.LOOP:
+            for t in step.task.body:
+                for r in t.results:
                     env[r] = SKIPPED
 
-    def _tool(self, task, env, iteration) -> dict[str, Any]:
+    def _tool(self, task: Task, env, iteration) -> dict[str, Any]:
         if self.s.tool is None:
-            raise RunFailed(task["name"], "no tool runner configured")
-        key = ":".join([self.s.run_id, task["name"], *map(str, iteration)])
-        args = [env[a] if isinstance(a, str) else a["const"] for a in task["args"]]
+            raise RunFailed(task.name, "no tool runner configured")
+        key = ":".join([self.s.run_id, task.name, *map(str, iteration)])
+        args = [a.value if isinstance(a, Const) else env[a] for a in task.args]
         value = self.s.tool(task, args, key, env)
         if value is SKIPPED:
             with self._lock:
-                self.skipped.append(task["name"])
-        return {task["results"][0]: value}
+                self.skipped.append(task.name)
+        return {task.results[0]: value}
 
     def _gate(self, step: Step, env, iteration) -> dict[str, Any]:
         task = step.task
-        value = env[task["args"][0]]
+        value = env[task.args[0]]  # type: ignore[index]
+        out = task.results[0]
         if step.guard is not None and not step.guard(env):
-            return {task["results"][0]: value}  # a false guard passes without asking
+            return {out: value}  # a false guard passes without asking
         if self.s.gate is None:
-            raise RunFailed(task["name"], "no gate decision source configured")
+            raise RunFailed(task.name, "no gate decision source configured")
         decision, approved = self.s.gate(task, value, iteration)
         if decision == "reject":
             # Everything that needs the gate is skipped; the run ends as rejected.
             with self._lock:
-                self.rejected_by = self.rejected_by or task["name"]
-            return {task["results"][0]: SKIPPED}
-        return {task["results"][0]: approved}
+                self.rejected_by = self.rejected_by or task.name
+            return {out: SKIPPED}
+        return {out: approved}
 
     def _loop(self, step: Step, env, iteration) -> None:
         task, name, until = step.task, step.name, step.until
-        carries = {c["name"]: env[c["init"]] for c in task["carries"]}
+        carries = {c.name: env[c.init] for c in task.carries}
         count = 0
-        for i in range(task["max"]):
+        for i in range(task.max):
             count = i + 1
             inner = dict(env)
             inner.update(carries)
-            self.run_graph(task["body"], inner, (*iteration, i))
-            for t in task["body"]:
-                for r in t["results"]:
+            self.run_graph(task.body, inner, (*iteration, i))
+            for t in task.body:
+                for r in t.results:
                     env[r] = inner[r]
             if until(inner):
                 break
-            carries = {c["name"]: inner[c["next"]] for c in task["carries"]}
+            carries = {c.name: inner[c.next] for c in task.carries}
         with self._lock:
             self.iterations[name] = count
 

@@ -5,27 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from planc.runtime.contract.kinds import TaskKind
+from planc.runtime.contract.manifest import Task
 from planc.runtime.engine import expr as E
 from planc.runtime.engine.values import SKIPPED, Value
 
 __all__ = ["Batch", "Program", "Programs", "Step", "env_value", "needs", "prepare"]
 
-BLOCKING_KINDS = ("tool", "gate", "loop")
+BLOCKING_KINDS = (TaskKind.TOOL, TaskKind.GATE, TaskKind.LOOP)
 
 
-def needs(task: Mapping[str, Any]) -> set[str]:
+def needs(task: Task) -> set[str]:
     """Every value name a task reads: its args, guard, fallback and, for a loop, its body's outer reads."""
-    out = {a for a in task.get("args", ()) if isinstance(a, str)}
-    if task.get("when") is not None:
-        out |= E.refs(task["when"])
-    fb = (task.get("policy") or {}).get("fallback")
+    out = {a for a in task.args if isinstance(a, str)}
+    if task.when is not None:
+        out |= E.refs(task.when)
+    fb = task.policy.fallback
     if fb:
         out.add(fb)
-    if task["kind"] == "loop":
-        inner = {r for t in task["body"] for r in t["results"]} | {c["name"] for c in task["carries"]}
-        for t in task["body"]:
+    if task.kind is TaskKind.LOOP:
+        inner = {r for t in task.body for r in t.results} | {c.name for c in task.carries}
+        for t in task.body:
             out |= needs(t) - inner
-        out |= {c["init"] for c in task["carries"]}
+        out |= {c.init for c in task.carries}
     return out
 
 
@@ -48,23 +50,24 @@ class Step:
     __slots__ = ("args", "chain", "device", "guard", "index", "kind", "module", "name", "outs", "reads",
                  "results", "task", "until")
 
-    def __init__(self, task: Mapping[str, Any], index: int, module: Any = None):
+    def __init__(self, task: Task, index: int, module: Any = None):
         self.task = task
         self.index = index
-        self.kind: str = task["kind"]
-        self.name: str = task["name"]
-        fb = (task.get("policy") or {}).get("fallback")
+        self.kind: TaskKind = task.kind
+        self.name: str = task.name
+        fb = task.policy.fallback
         try:
             # `reads` leaves out the fallback: a skipped fallback does not skip the task.
             self.reads: tuple[str, ...] = tuple(sorted(needs(task) - {fb}))
-            when = task.get("when")
+            when = task.when
             self.guard: Callable[[Mapping[str, Any]], bool] | None = (
                 E.compile_guard(when, fetch=env_value) if when is not None else None)
-            self.until = E.compile_guard(task["until"], fetch=env_value) if self.kind == "loop" else None
+            self.until = (E.compile_guard(task.until, fetch=env_value)
+                          if self.kind is TaskKind.LOOP and task.until is not None else None)
         except E.ExprError as e:
             raise E.ExprError(f"task '{self.name}': {e}") from None
-        self.args: tuple = tuple(task.get("args", ()))
-        self.results: tuple[str, ...] = tuple(task["results"])
+        self.args: tuple = task.args
+        self.results: tuple[str, ...] = task.results
         self.module = module
         self.device = module.device if module is not None else None
         # (result name, dtype, position) per module output, for Values made straight from IREE's result list.
@@ -77,21 +80,21 @@ class Program:
     """A task list's dependency structure, computed once: steps, successors and in-degrees
     by index, which tasks block, and (when none does) the fixed order the tasks run in."""
 
-    def __init__(self, tasks: Sequence[Mapping[str, Any]], modules: Mapping[str, Any] | None = None):
+    def __init__(self, tasks: Sequence[Task], modules: Mapping[str, Any] | None = None):
         self.tasks = tasks
         mods = modules or {}
         self.steps: tuple[Step, ...] = tuple(
-            Step(t, i, mods.get(t["module"]) if t["kind"] == "compute" else None) for i, t in enumerate(tasks))
-        index = {t["name"]: i for i, t in enumerate(tasks)}
-        producer = {r: i for i, t in enumerate(tasks) for r in t["results"]}
+            Step(t, i, mods.get(t.module) if t.kind is TaskKind.COMPUTE else None) for i, t in enumerate(tasks))
+        index = {t.name: i for i, t in enumerate(tasks)}
+        producer = {r: i for i, t in enumerate(tasks) for r in t.results}
         self.succ: list[list[int]] = [[] for _ in tasks]
-        self.blocking = [t["kind"] in BLOCKING_KINDS for t in tasks]
-        self.remote_blocking = [b or t["kind"] == "compute" for b, t in zip(self.blocking, tasks)]
+        self.blocking = [t.kind in BLOCKING_KINDS for t in tasks]
+        self.remote_blocking = [b or t.kind is TaskKind.COMPUTE for b, t in zip(self.blocking, tasks)]
         self.indeg = [0] * len(tasks)
         for j, t in enumerate(tasks):
             deps = {producer[v] for v in needs(t) if v in producer}
-            deps |= {index[a] for a in t.get("after", ()) if a in index}
-            deps |= {producer[a] for a in t.get("after", ()) if a in producer}
+            deps |= {index[a] for a in t.after if a in index}
+            deps |= {producer[a] for a in t.after if a in producer}
             deps.discard(j)
             for i in sorted(deps):
                 self.succ[i].append(j)
@@ -141,26 +144,26 @@ class Programs:
     Built once per Runner; a list it has not seen (an engine used without a Runner) is
     prepared on first use."""
 
-    def __init__(self, tasks: Sequence[Mapping[str, Any]] | None = None, modules: Mapping[str, Any] | None = None):
+    def __init__(self, tasks: Sequence[Task] | None = None, modules: Mapping[str, Any] | None = None):
         self.modules = modules
         self._by_id: dict[int, Program] = {}
         if tasks is not None:
             self._add(tasks)
 
-    def _add(self, tasks: Sequence[Mapping[str, Any]]) -> Program:
+    def _add(self, tasks: Sequence[Task]) -> Program:
         prog = self._by_id[id(tasks)] = Program(tasks, self.modules)
         for t in tasks:
-            if t["kind"] == "loop":
-                self._add(t["body"])
+            if t.kind is TaskKind.LOOP:
+                self._add(t.body)
         return prog
 
-    def get(self, tasks: Sequence[Mapping[str, Any]]) -> Program:
+    def get(self, tasks: Sequence[Task]) -> Program:
         prog = self._by_id.get(id(tasks))
         if prog is None or prog.tasks is not tasks:
             prog = self._add(tasks)
         return prog
 
 
-def prepare(tasks: Sequence[Mapping[str, Any]], modules: Mapping[str, Any] | None = None) -> Programs:
+def prepare(tasks: Sequence[Task], modules: Mapping[str, Any] | None = None) -> Programs:
     """The plan's task lists prepared for the executor; `modules` binds compute tasks to local IREE modules."""
     return Programs(tasks, modules)

@@ -15,6 +15,7 @@ import numpy as np
 from planc.runtime.bundle.format import MANIFEST, BadManifest
 from planc.runtime.bundle.loader import Bundle
 from planc.runtime.contract.dtypes import dtype_of_numpy
+from planc.runtime.contract.manifest import Task, TensorType
 from planc.runtime.engine.choice import Choice, choose_build
 from planc.runtime.engine.executor import Engine, RunFailed, RunResult, RunStatus, Services
 from planc.runtime.engine.expr import ExprError
@@ -31,8 +32,8 @@ from planc.runtime.journal.clock import Clock, SystemClock
 from planc.runtime.journal.rundir import RunDir
 from planc.runtime.journal.runstate import RunState, TaskStatus
 from planc.runtime.journal.trace import Tracer
-from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, Policy, call_with_policy
-from planc.runtime.tools.runner import ReturnType, ToolCall, ToolRunner
+from planc.runtime.tools.policy import BreakerRegistry, OutcomeKind, call_with_policy
+from planc.runtime.tools.runner import ToolCall, ToolRunner
 
 __all__ = ["ENGINES", "InputError", "RunConfig", "Runner", "check_inputs"]
 
@@ -85,8 +86,7 @@ class Runner:
         self.params = parameters_of(self.manifest, bundle.read) if local else None
         for name, mod in sorted(bundle.records.modules.items() if local else ()):
             target = choose_variant(mod.variants, self.host, module=name)
-            raw = self.manifest["modules"][name]  # candidate builds (issue 24) are read from the manifest
-            pick = choose_build(name, raw, target, raw["variants"][target], read=bundle.read, host=self.host,
+            pick = choose_build(name, mod, target, mod.variants[target], read=bundle.read, host=self.host,
                                 bundle_sha=bundle.sha256, measure_builds=self.config.measure,
                                 devices=self.devices, params=self.params if mod.parameters else None)
             self.variants[name] = target
@@ -98,7 +98,7 @@ class Runner:
         # Everything a run needs that does not depend on its inputs is prepared here, once:
         # steps with their guards and modules, input and output tables, the extracted tools.
         try:
-            self._programs: Programs = prepare(self.manifest["tasks"], self.modules if local else None)
+            self._programs: Programs = prepare(bundle.records.tasks, self.modules if local else None)
         except ExprError as e:
             raise BadManifest(f"{MANIFEST}: {e}", member=MANIFEST) from None
         self._inputs = InputSpec(bundle.records.inputs)
@@ -108,7 +108,7 @@ class Runner:
         self._shared_tools: ToolRunner | None = None
         self._lock = threading.Lock()  # runs may start from several threads at once (planc.runtime.load)
         self._shared = Services(compute=None)  # the thread pool, made on first use and reused by every run
-        if self.manifest.get("tools"):
+        if self.bundle.records.tools:
             self._tool_runner(None)  # extracts the tools; python workers start on a tool's first call
 
     # ------------------------------------------------------------------ public
@@ -161,18 +161,18 @@ class Runner:
     def _tool_runner(self, run_dir: RunDir | None) -> ToolRunner | None:
         """Tools run in the run directory's work/ (a fresh runner per journaled run); runs without
         a journal share one runner, so python tool workers stay warm between runs."""
-        if not self.manifest.get("tools"):
+        if not self.bundle.records.tools:
             return None
         with self._lock:
             if self._tools_dir is None:
                 self._tools_dir = tempfile.TemporaryDirectory(prefix="planrt-tools-")
                 self.bundle.extract_tools(self._tools_dir.name)
             if run_dir is not None:
-                return ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name,
+                return ToolRunner.from_records(self.bundle.records.tools, self._tools_dir.name,
                                                 cwd=run_dir.work_dir, env=self.config.tool_env)
             if self._shared_tools is None:  # concurrent runs without a journal share one
-                self._shared_tools = ToolRunner.from_manifest(self.manifest["tools"], self._tools_dir.name,
-                                                              cwd=Path(self._tools_dir.name), env=self.config.tool_env)
+                self._shared_tools = ToolRunner.from_records(self.bundle.records.tools, self._tools_dir.name,
+                                                             cwd=Path(self._tools_dir.name), env=self.config.tool_env)
             return self._shared_tools
 
     def _execute(self, arrays: dict[str, np.ndarray], run_dir: RunDir | None, state: RunState | None,
@@ -192,7 +192,7 @@ class Runner:
         env: dict[str, Any] = {n: Value(types[n], None, None, a) for n, a in arrays.items()}
         status, error = RunStatus.COMPLETED, None
         try:
-            engine.run_graph(self.manifest["tasks"], env)
+            engine.run_graph(self.bundle.records.tasks, env)
         except RunFailed as e:
             status, error = RunStatus.FAILED, str(e)
         finally:
@@ -271,29 +271,28 @@ class _Context:
         return self._gates
 
     # compute -------------------------------------------------------------
-    def compute(self, task: Mapping[str, Any], args: list[Value]) -> list[Value]:
-        mod = self.r.modules[task["module"]]
+    def compute(self, task: Task, args: list[Value]) -> list[Value]:
+        mod = self.r.modules[task.module]  # type: ignore[index]
         dev = mod.device
         views = mod.invoke([a.view if a.device is dev else a.on(dev) for a in args])
         return [Value(t, v, dev) for t, v in zip(mod.sig.outputs, views)]
 
     # tools ---------------------------------------------------------------
-    def tool(self, task: Mapping[str, Any], args: list[Any], key: str, env: dict[str, Any]) -> Any:
-        name, tool = task["name"], task["tool"]
-        returns = task.get("returns")
+    def tool(self, task: Task, args: list[Any], key: str, env: dict[str, Any]) -> Any:
+        name, tool = task.name, str(task.tool)
+        returns = task.returns
         if self.state is not None and key in self.state.tool_results:
             return _tool_value(self.state.tool_results[key], returns)  # completed before a crash
         if self.tools is None:
             raise RunFailed(name, f"tool '{tool}' is not in the bundle's tool table")
-        policy = Policy.from_manifest(task.get("policy"), task=name)
+        policy = task.policy
         json_args = tuple(to_json(a) for a in args)
-        rt = ReturnType.from_manifest(returns)
 
         def attempt(a):
             if self.run_dir is not None:
                 self.run_dir.record_tool_intent(key, task=name, tool=tool, attempt=a.number)
             call = ToolCall(tool=tool, task=name, run_id=key.split(":", 1)[0], key=key, args=json_args,
-                            attempt=a.number, timeout=a.timeout, returns=rt, cancel=self.cfg.cancel)
+                            attempt=a.number, timeout=a.timeout, returns=returns, cancel=self.cfg.cancel)
             return self.tools.call(call)
 
         def report(r) -> None:  # one trace slice per attempt; failures journaled
@@ -324,13 +323,13 @@ class _Context:
         raise RunFailed(name, reason)
 
     # gates ---------------------------------------------------------------
-    def gate(self, task: Mapping[str, Any], value: Value, iteration: tuple[int, ...]) -> tuple[str, Any]:
-        name = task["name"]
+    def gate(self, task: Task, value: Value, iteration: tuple[int, ...]) -> tuple[str, Any]:
+        name = task.name
         if self.state is not None:
             rec = self.state.gates.get((name, iteration))
             if rec is not None:
                 return rec.decision, (value if rec.value is None else Value.from_host(rec.value, value.dtype))
-        d = self.gates.decide(name, value.to_host(), timeout=task.get("timeout"), default=task.get("default", "reject"),
+        d = self.gates.decide(name, value.to_host(), timeout=task.timeout, default=task.default,
                               iteration=iteration)
         edited = d.edited
         if self.run_dir is not None:
@@ -340,21 +339,21 @@ class _Context:
         return d.decision.value, (Value.from_host(d.value, value.dtype) if edited else value)
 
     # journal (the engine's view) -------------------------------------------
-    def finished(self, task: Mapping[str, Any], iteration: tuple[int, ...]) -> dict[str, Any] | None:
+    def finished(self, task: Task, iteration: tuple[int, ...]) -> dict[str, Any] | None:
         if self.state is None:
             return None
-        rec = self.state.finished(task["name"], iteration)
+        rec = self.state.finished(task.name, iteration)
         if rec is None:
             return None
         if rec.status is TaskStatus.SKIPPED:
-            return {r: SKIPPED for r in task["results"]}
+            return {r: SKIPPED for r in task.results}
         saved = {n: (Value.from_host(v, _dtype_of(v)) if isinstance(v, np.ndarray) else Value(None, host=v))
                  for n, v in rec.values.items()}
-        return {r: saved.get(r, SKIPPED) for r in task["results"]}  # a group's skipped results
+        return {r: saved.get(r, SKIPPED) for r in task.results}  # a group's skipped results
 
-    def record(self, task: Mapping[str, Any], iteration: tuple[int, ...], results: Mapping[str, Any]) -> None:
+    def record(self, task: Task, iteration: tuple[int, ...], results: Mapping[str, Any]) -> None:
         assert self.run_dir is not None
-        name = task["name"]
+        name = task.name
         if all(v is SKIPPED for v in results.values()):
             self.run_dir.record_task_finished(name, {}, iteration=iteration, status=TaskStatus.SKIPPED)
             return
@@ -367,7 +366,7 @@ def _dtype_of(a: np.ndarray) -> str | None:
     return None if found is None else found.value
 
 
-def _tool_value(result: Any, returns: Mapping[str, Any] | None) -> Value:
+def _tool_value(result: Any, returns: TensorType | None) -> Value:
     if returns is None:
         return Value(None, host=result)
-    return Value.from_host(np.asarray(result), returns["dtype"])
+    return Value.from_host(np.asarray(result), returns.dtype.value)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from planc.runtime.bundle.loader import Bundle
+from planc.runtime.contract.manifest import Task
 from planc.runtime.engine.executor import RunFailed
 from planc.runtime.engine.values import Value
 from planc.runtime.ray.cluster import (
@@ -193,8 +194,8 @@ class RayEngine:
         self.ray.shutdown()
 
     # ------------------------------------------------------------------ compute
-    def compute(self, task: Mapping[str, Any], args: list[Value], *, tracer: Any = None) -> list[Value]:
-        module, name = task["module"], task["name"]
+    def compute(self, task: Task, args: list[Value], *, tracer: Any = None) -> list[Value]:
+        module, name = str(task.module), task.name
         types = [t["dtype"] for t in self.modules[module]["outputs"]]
         exc = self.ray.exceptions
         for _ in range(self._max_moves):

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-from planc.runtime.contract.dtypes import DTYPE_NAMES, numpy_dtype
+from planc.runtime.contract.dtypes import DTYPE_NAMES, DType, numpy_dtype
+from planc.runtime.contract.manifest import TensorType, Tool
 from planc.runtime.journal.valuestore import IterationLike, iteration_of
 from planc.runtime.tools.policy import ToolError, ToolTimeout
 from planc.runtime.tools.process import (
@@ -31,7 +32,6 @@ from planc.runtime.tools.reaper import Reaper
 from planc.enums import TextEnum
 
 __all__ = [
-    "ReturnType",
     "ToolCall",
     "ToolConfigError",
     "ToolKind",
@@ -40,6 +40,7 @@ __all__ = [
     "ToolSpec",
     "convert_result",
     "idempotency_key",
+    "return_type",
     "to_json_arg",
 ]
 
@@ -64,54 +65,46 @@ class ToolSpec:
     kind: ToolKind
     path: str
     function: str | None = None
-    returns: ReturnType | None = None
+    returns: TensorType | None = None
 
     @classmethod
-    def from_manifest(cls, name: str, d: Mapping[str, Any]) -> ToolSpec:
-        """`{"kind": "exec", "path": P}` or `{"kind": "python", "path": "F.py", "function": FN}`
-        (also accepted: `"path": "F.py:FN"`), each with an optional `"returns": TYPE`."""
-        if not isinstance(d, Mapping) or not isinstance(d.get("path"), str):
-            raise ToolConfigError(f"tool '{name}': expected {{'kind': ..., 'path': ...}}, found {d!r}")
-        kind, path, function = ToolKind.parse(str(d.get("kind"))), d["path"], d.get("function")
+    def from_record(cls, tool: Tool) -> ToolSpec:
+        """The loader's record of a tool table entry, checked for what running it needs: a known
+        kind, a path inside the bundle, and a python tool's function (`"path": "F.py:FN"` also names it)."""
+        kind, path, function = ToolKind.parse(tool.kind), tool.path, tool.function
         if kind is ToolKind.PYTHON and function is None and ":" in path:
             path, function = path.rsplit(":", 1)
         if kind is ToolKind.PYTHON and not (isinstance(function, str) and function.isidentifier()):
-            raise ToolConfigError(f"tool '{name}': a python tool needs 'file.py:function', found {d!r}")
-        if Path(path).is_absolute() or ".." in Path(path).parts:
-            raise ToolConfigError(f"tool '{name}': path {path!r} must stay inside the bundle")
-        try:
-            returns = ReturnType.from_manifest(d.get("returns"))
-        except ToolConfigError as e:
-            raise ToolConfigError(f"tool '{name}': {e}") from None
-        return cls(name, kind, path, function if kind is ToolKind.PYTHON else None, returns)
-
-
-@dataclass(frozen=True, slots=True)
-class ReturnType:
-    """A tool's declared result type (manifest TYPE), e.g. f32[1, 64]."""
-
-    dtype: str
-    shape: tuple[int, ...]
+            raise ToolConfigError(f"tool '{tool.name}': a python tool needs 'file.py:function', "
+                                  f"found path {tool.path!r}, function {tool.function!r}")
+        if not path or Path(path).is_absolute() or ".." in Path(path).parts:
+            raise ToolConfigError(f"tool '{tool.name}': path {path!r} must stay inside the bundle")
+        return cls(tool.name, kind, path, function if kind is ToolKind.PYTHON else None, tool.returns)
 
     @classmethod
-    def from_manifest(cls, d: Mapping[str, Any] | None) -> ReturnType | None:
-        if d is None:
-            return None
+    def from_manifest(cls, name: str, d: Mapping[str, Any]) -> ToolSpec:
+        """An unchecked tool table entry (`{"kind": "exec", "path": P}` or `{"kind": "python",
+        "path": "F.py", "function": FN}`, each with an optional `"returns": TYPE`), as a record first."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("path"), str):
+            raise ToolConfigError(f"tool '{name}': expected {{'kind': ..., 'path': ...}}, found {d!r}")
         try:
-            dtype, shape = d["dtype"], tuple(int(n) for n in d["shape"])
-        except (KeyError, TypeError, ValueError):
-            raise ToolConfigError(
-                f"bad return type {d!r}: expected {{'dtype': ..., 'shape': [...]}}"
-            ) from None
-        if dtype not in DTYPE_NAMES:
-            raise ToolConfigError(f"unknown dtype {dtype!r}: expected one of: {', '.join(DTYPE_NAMES)}")
-        return cls(dtype, shape)
+            returns = return_type(d.get("returns"))
+        except ToolConfigError as e:
+            raise ToolConfigError(f"tool '{name}': {e}") from None
+        return cls.from_record(Tool(name, str(d.get("kind")), d["path"], returns, d.get("function")))
 
-    def numpy_dtype(self) -> np.dtype[Any]:
-        return numpy_dtype(self.dtype)
 
-    def __str__(self) -> str:
-        return f"{self.dtype}[{', '.join(map(str, self.shape))}]"
+def return_type(d: Mapping[str, Any] | None) -> TensorType | None:
+    """A declared return type (manifest TYPE) from JSON the schema has not checked; ToolConfigError if bad."""
+    if d is None:
+        return None
+    try:
+        dtype, shape = d["dtype"], tuple(int(n) for n in d["shape"])
+    except (KeyError, TypeError, ValueError):
+        raise ToolConfigError(f"bad return type {d!r}: expected {{'dtype': ..., 'shape': [...]}}") from None
+    if dtype not in DTYPE_NAMES:
+        raise ToolConfigError(f"unknown dtype {dtype!r}: expected one of: {', '.join(DTYPE_NAMES)}")
+    return TensorType(DType(dtype), shape)
 
 
 def idempotency_key(run_id: str, task: str, iteration: IterationLike = None) -> str:
@@ -131,7 +124,7 @@ class ToolCall:
     args: tuple[Any, ...] = ()
     attempt: int = 1
     timeout: float | None = None
-    returns: ReturnType | None = None
+    returns: TensorType | None = None
     cancel: threading.Event | None = None  # set: stop the call (its process group is killed), not retried
 
 
@@ -155,11 +148,11 @@ def to_json_arg(v: Any) -> Any:
     return v
 
 
-def convert_result(tool: str, result: Any, returns: ReturnType | None) -> Any:
+def convert_result(tool: str, result: Any, returns: TensorType | None) -> Any:
     """The JSON result as declared: unchanged without `returns`, else an array of exactly that type."""
     if returns is None:
         return result
-    want = returns.numpy_dtype()
+    want = numpy_dtype(returns.dtype.value)
     found = _summary(result)
     try:
         raw = np.asarray(result)
@@ -216,9 +209,15 @@ class ToolRunner:
         self._reaper = Reaper()  # exec tools end with this process, kill -9 included
 
     @classmethod
+    def from_records(cls, tools: Mapping[str, Tool], root: str | os.PathLike[str], **options: Any) -> ToolRunner:
+        """The runner of a loaded bundle's tool table (`Bundle.records.tools`)."""
+        return cls({n: ToolSpec.from_record(t) for n, t in tools.items()}, root, **options)
+
+    @classmethod
     def from_manifest(
         cls, tools: Mapping[str, Mapping[str, Any]], root: str | os.PathLike[str], **options: Any
     ) -> ToolRunner:
+        """The runner of a tool table not loaded as records (each entry checked here)."""
         return cls({n: ToolSpec.from_manifest(n, d) for n, d in tools.items()}, root, **options)
 
     def call(self, call: ToolCall) -> Any:

@@ -63,7 +63,7 @@ def _check(outputs: dict, want: dict) -> None:
 def test_chained_modules_hand_on_result_lists(chain):
     runner = Runner(chain, RunConfig())
     try:
-        steps = runner._programs.get(chain.manifest["tasks"]).order
+        steps = runner._programs.get(chain.records.tasks).order
         assert [s.chain for s in steps] == [False, True, True, True, True]
         x = np.linspace(-2, 2, 16, dtype=np.float32)
         for flag in (1.0, -1.0):

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from planc.runtime.contract.dtypes import DType
+from planc.runtime.contract.manifest import TensorType, Tool
 from planc.runtime.journal.clock import FakeClock
 from planc.runtime.tools.policy import OutcomeKind, Policy, ToolError, ToolTimeout, call_with_policy
 from planc.runtime.tools.runner import (
-    ReturnType,
     ToolCall,
     ToolConfigError,
     ToolKind,
@@ -23,6 +24,7 @@ from planc.runtime.tools.runner import (
     ToolSpec,
     convert_result,
     idempotency_key,
+    return_type,
     to_json_arg,
 )
 
@@ -160,18 +162,18 @@ def test_unknown_and_missing_tools_are_named(runner: ToolRunner) -> None:
 
 
 def test_python_tool_with_returns_type_conversion(runner: ToolRunner) -> None:
-    out = runner.call(call("embed", np.array([1.0, 2.5], np.float32), 2, returns=ReturnType("f32", (1, 2))))
+    out = runner.call(call("embed", np.array([1.0, 2.5], np.float32), 2, returns=TensorType(DType("f32"), (1, 2))))
     assert out.dtype == np.float32 and out.shape == (1, 2)
     np.testing.assert_array_equal(out, [[2.0, 5.0]])
     with pytest.raises(ToolError, match=r"tool 'embed'.*returned float64\[1, 2\], expected f32\[1, 3\]"):
-        runner.call(call("embed", [1.0, 2.0], 2, returns=ReturnType("f32", (1, 3))))
+        runner.call(call("embed", [1.0, 2.0], 2, returns=TensorType(DType("f32"), (1, 3))))
     with pytest.raises(ToolError, match=r"expected i32\[1, 2\]"):
-        runner.call(call("embed", [1.0, 2.0], 0.25, returns=ReturnType("i32", (1, 2))))
+        runner.call(call("embed", [1.0, 2.0], 0.25, returns=TensorType(DType("i32"), (1, 2))))
 
 
 def test_declared_returns_of_the_tool_table_apply(runner: ToolRunner) -> None:
     runner.specs["typed"] = ToolSpec(
-        "typed", ToolKind.PYTHON, "pytools.py", "embed", ReturnType("i64", (1, 2))
+        "typed", ToolKind.PYTHON, "pytools.py", "embed", TensorType(DType("i64"), (1, 2))
     )
     out = runner.call(call("typed", [1, 2], 3))
     assert out.dtype == np.int64 and out.tolist() == [[3, 6]]
@@ -257,7 +259,12 @@ def test_tool_spec_from_manifest() -> None:
         "l",
         {"kind": "python", "path": "t.py", "function": "f", "returns": {"dtype": "f32", "shape": [1, 64]}},
     )
-    assert typed.returns == ReturnType("f32", (1, 64))
+    assert typed.returns == TensorType(DType("f32"), (1, 64))
+    # The loader's records are checked the same way when a runner is made from them.
+    with ToolRunner.from_records({"l": Tool("l", "python", "t.py", typed.returns, "f")}, ".") as r:
+        assert r.specs["l"] == typed
+    with pytest.raises(ToolConfigError, match="tool 'x': path '/x' must stay inside the bundle"):
+        ToolSpec.from_record(Tool("x", "exec", "/x"))
     for bad, msg in [
         (
             {"kind": "exec", "path": "x", "returns": {"dtype": "q8", "shape": []}},
@@ -283,7 +290,7 @@ def test_tool_spec_from_manifest() -> None:
     ],
 )
 def test_convert_result_accepts_exact_types(result, rtype, expect) -> None:
-    out = convert_result("t", result, ReturnType(rtype[0], rtype[1]))
+    out = convert_result("t", result, TensorType(DType(rtype[0]), rtype[1]))
     assert out.dtype == expect.dtype and out.shape == expect.shape
     np.testing.assert_array_equal(out, expect)
 
@@ -302,13 +309,13 @@ def test_convert_result_accepts_exact_types(result, rtype, expect) -> None:
 )
 def test_convert_result_rejects_mismatches(result, rtype) -> None:
     with pytest.raises(ToolError, match=f"tool 't'.*expected {rtype[0]}"):
-        convert_result("t", result, ReturnType(rtype[0], rtype[1]))
+        convert_result("t", result, TensorType(DType(rtype[0]), rtype[1]))
 
 
 def test_keys_and_json_args() -> None:
     assert idempotency_key("r1", "send") == idempotency_key("r1", "send") == "r1:send"
     assert idempotency_key("r1", "send", 2) == "r1:send:2" != idempotency_key("r1", "send", 3)
     assert to_json_arg((np.arange(2), np.bool_(True))) == [[0, 1], True]
-    assert ReturnType.from_manifest({"dtype": "f32", "shape": [1, 4]}) == ReturnType("f32", (1, 4))
+    assert return_type({"dtype": "f32", "shape": [1, 4]}) == TensorType(DType("f32"), (1, 4))
     with pytest.raises(ToolConfigError, match="unknown dtype 'f64'"):
-        ReturnType.from_manifest({"dtype": "f64", "shape": []})
+        return_type({"dtype": "f64", "shape": []})
