@@ -157,6 +157,10 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
     if checked.diagnostics:
         raise DiagnosticError(checked.diagnostics)
     manifest, members = _manifest(path, graph, modules, targets, (built, failed, sets), options, context, archive)
+    measured = measured_seconds(manifest)
+    if measured and graph.info.schedule is not None:  # the chosen builds' times, not the estimates
+        graph = _reschedule(graph, measured, options, context, manifest)
+        result = dataclasses.replace(result, graph=graph)
     if archive is not None:
         _add_parameters(manifest, members, archive, params, keys)
     res = BuildResult(graph, modules, manifest, members, pipeline=result)
@@ -169,6 +173,35 @@ def build_bundle(path: str | Path, out: str | Path | None, *, plan: str | None =
 
 
 PARAMS_MEMBER = "params/weights.irpa"
+
+
+def measured_seconds(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each module's compile-time measured seconds per call of its chosen build, by target."""
+    out: dict[str, dict[str, float]] = {}
+    for name, mod in manifest["modules"].items():
+        for target, v in mod["variants"].items():
+            choice = v.get("choice") or {}
+            s = (choice.get("seconds") or {}).get(choice.get("chosen"))
+            if s:
+                out.setdefault(name, {})[target] = float(s)
+    return out
+
+
+def _reschedule(graph: PlanGraph, measured: dict[str, dict[str, float]], options: BuildOptions,
+                context: CompileContext, manifest: dict[str, Any]) -> PlanGraph:
+    """Schedule again with the measured modules at their measured cost; the manifest's schedule
+    records the cost model's makespan it replaces and the seconds it used."""
+    before = graph.info.schedule
+    assert before is not None
+    graph = Schedule(deploy=options.deploy, tuned=options.tuned, method=options.method,
+                     opt_time=-1.0 if options.opt_time is None else options.opt_time,
+                     context=context, measured=measured).run(graph)
+    after = graph.info.schedule
+    assert after is not None
+    manifest["schedules"] = {after.deployment: {**schedule_json(after), "estimated_makespan": before.makespan,
+                                                "measured": measured}}
+    manifest["tasks"] = tasks_json(graph)
+    return graph
 
 
 def _externalize(modules: list[LoweredModule], min_bytes: int

@@ -102,9 +102,16 @@ def _builds(path: Path) -> str:
     from planc.runtime.bundle.loader import load_bundle, summarize
     from planc.runtime.bundle.summary import format_candidates
 
+    bundle = load_bundle(path)
     lines = [f"\nbuilds in {path}"]
-    for name, mod in summarize(load_bundle(path))["modules"].items():
+    for name, mod in summarize(bundle)["modules"].items():
         for target, var in mod["variants"].items():
             cands = format_candidates(var, indent="    ")
             lines += [f"  {name} {target}:" + ("" if cands else " one build (plain)")] + cands
+    for dep, s in (bundle.manifest.get("schedules") or {}).items():
+        if isinstance(s, dict) and s.get("measured") and isinstance(s.get("estimated_makespan"), (int, float)):
+            times = ", ".join(f"{m} {t} {sec * 1e3:.3f} ms" for m, by in s["measured"].items() for t, sec in by.items())
+            lines.append(f"  schedule on {dep} with the chosen builds' measured times ({times}): "
+                         f"makespan {s['makespan'] * 1e3:.3f} ms (cost model estimated "
+                         f"{s['estimated_makespan'] * 1e3:.3f} ms)")
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 (ONNX Runtime), image by image, timing both interleaved.
 
     python examples/ocr/compare.py --images 20 [--bundle ocr.planb]   # builds for this host if no bundle
+    python examples/ocr/compare.py --images 20 --candidates auto       # with measured candidate builds (issue 24)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Row:
     rapidocr: list[str]
     planc_s: float
     rapidocr_s: float
+    tasks: dict[str, float] | None = None  # planc's seconds per task (the runtime's task_seconds)
 
     @property
     def same(self) -> bool:
@@ -43,12 +45,13 @@ def host_target() -> str:
     return "x86_64-avx2" if "avx2" in features else "aarch64-neon"
 
 
-def build(out: Path, targets: tuple[str, ...] | None = None) -> Path:
+def build(out: Path, targets: tuple[str, ...] | None = None, candidates: str = "none") -> Path:
     """Links the wheel's models, compiles ocr.plan (for this host unless `targets`) to `out`."""
     from planc.compiler.bundle.build import BuildOptions, build_bundle
 
     setup_models.link_models()
-    res = build_bundle(HERE / "ocr.plan", out, options=BuildOptions(progress=None, targets=targets or (host_target(),)))
+    res = build_bundle(HERE / "ocr.plan", out, options=BuildOptions(progress=None, targets=targets or (host_target(),),
+                                                                   candidates=candidates))
     assert res.path is not None
     return res.path
 
@@ -67,7 +70,7 @@ def compare(bundle: Path, n: int, seed: int = 2023) -> list[Row]:
         if result.status.value != "completed":
             raise RuntimeError(f"the OCR plan ended {result.status.value}: {result.error}")
         read = [line["text"] for line in result.outputs["text"].value]
-        rows.append(Row(written, read, reference, t1 - t0, t2 - t1))
+        rows.append(Row(written, read, reference, t1 - t0, t2 - t1, dict(result.task_seconds)))
     return rows
 
 
@@ -80,6 +83,11 @@ def report(rows: list[Row]) -> str:
     rm = statistics.median(r.rapidocr_s for r in rows[1:] or rows)
     lines.append(f"same strings on {same}/{len(rows)} images; median per image (first left out): "
                  f"planc {pm * 1e3:.0f} ms, RapidOCR {rm * 1e3:.0f} ms, ratio {pm / rm:.2f}")
+    timed = [r.tasks for r in rows[1:] or rows if r.tasks]
+    if timed:
+        med = {t: statistics.median(x.get(t, 0.0) for x in timed) for t in timed[0]}
+        top = sorted(med.items(), key=lambda kv: -kv[1])
+        lines.append("planc median seconds per task: " + ", ".join(f"{t} {s * 1e3:.0f} ms" for t, s in top))
     return "\n".join(lines)
 
 
@@ -89,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2023)
     p.add_argument("--bundle", type=Path, default=None)
     p.add_argument("--out", type=Path, default=Path(".planc-demo") / "ocr.planb")
+    p.add_argument("--candidates", default="none", help="candidate builds (planc compile --candidates)")
     args = p.parse_args(argv)
-    bundle = args.bundle or build(args.out)
+    t0 = time.perf_counter()
+    bundle = args.bundle or build(args.out, candidates=args.candidates)
+    if args.bundle is None:
+        print(f"built {bundle} (--candidates {args.candidates}) in {time.perf_counter() - t0:.1f} s", flush=True)
     rows = compare(bundle, args.images, args.seed)
     print(report(rows))
     return 0 if all(r.same for r in rows) else 1

@@ -91,6 +91,23 @@ def test_compile_time_choice_on_this_host(plan, tmp_path, capsys):
     assert planc_main(["explain", str(plan), "--bundle", str(out)]) == 0
     shown = capsys.readouterr().out
     assert f"candidates (chosen {choice.chosen} at compile time" in shown and f"* {choice.chosen}" in shown
+    assert "with the chosen builds' measured times" in shown
+
+
+def test_the_schedule_prices_a_measured_module_at_its_measured_time(plan, tmp_path):
+    """The compile-time measurement reaches the schedule: the module's slot lasts its chosen
+    build's measured seconds, not the cost model's estimate, and the makespan follows."""
+    import zipfile
+
+    res = build_bundle(plan, tmp_path / "s.planb", options=BuildOptions(progress=None, candidates="im2col"))
+    manifest = json.loads(zipfile.ZipFile(tmp_path / "s.planb").read("manifest.json"))
+    v = _variant(tmp_path / "s.planb")
+    chosen = v["choice"]["seconds"][v["choice"]["chosen"]]
+    (sched,) = manifest["schedules"].values()
+    assert sched["measured"] == {"g0": {TARGET.value: chosen}}
+    assert sched["finish"]["g0"] - sched["start"]["g0"] == pytest.approx(chosen)
+    assert sched["makespan"] >= chosen and sched["estimated_makespan"] != sched["makespan"]
+    assert res.graph.info.schedule.makespan == sched["makespan"]
 
 
 def test_first_load_measures_caches_and_the_flag_skips(plan, tmp_path):
