@@ -8,11 +8,11 @@ directory bundle). Signing again replaces the old signature. `cryptography` does
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from planc.compiler.bundle.writer import write_atomic
 from planc.runtime.bundle.format import MANIFEST, BundleError, validate_members_table, zip_chunks
 from planc.runtime.bundle.loader import Bundle, load_bundle
 from planc.runtime.bundle.signature import (
@@ -88,33 +88,13 @@ def sign_bundle(path: str | os.PathLike[str], key_path: str | os.PathLike[str], 
     payload = encode_statement(str(bundle.manifest.get("plan", bundle.path.stem)), resources)
     sig = encode_envelope(payload, _sign(key, pae(PAYLOAD_TYPE, payload)), key.fingerprint)
     if bundle.is_dir:
-        _write_atomic(bundle.path / SIGNATURE, [sig])
+        write_atomic(bundle.path / SIGNATURE, [sig])
     else:
         entries = [(MANIFEST, mbytes), *((m, bundle.read(m)) for m in bundle.members), (SIGNATURE, sig)]
-        _write_atomic(bundle.path, zip_chunks(entries))
+        write_atomic(bundle.path, zip_chunks(entries))
     public = TrustedKey(key.fingerprint, key.kind, key.source, key.key.public_key())
     try:
         signed = load_bundle(bundle.path, trust=Trust((public,)))
     except BundleError as e:  # changed while we signed it
         raise SignError(f"{bundle.path} did not verify after signing: {e}") from None
     return SignResult(bundle.path, signed.sha256, key.fingerprint, key.kind)
-
-
-def _write_atomic(target: Path, chunks: object) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:  # type: ignore[attr-defined]
-                f.write(chunk)
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

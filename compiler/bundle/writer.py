@@ -7,7 +7,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from planc.runtime.bundle.format import (
     zip_chunks,
 )
 
-__all__ = ["build_manifest", "bundle_bytes_sha256", "write_bundle", "write_bundle_dir"]
+__all__ = ["build_manifest", "bundle_bytes_sha256", "write_atomic", "write_bundle", "write_bundle_dir"]
 
 
 def build_manifest(manifest: Mapping[str, Any], members: Mapping[str, bytes]) -> dict[str, Any]:
@@ -87,11 +87,17 @@ def write_bundle(path: str | os.PathLike[str], manifest: Mapping[str, Any],
     """
     target = Path(path)
     entries = _entries(build_manifest(manifest, members), members)
+    return write_atomic(target, zip_chunks(entries))
+
+
+def write_atomic(target: Path, chunks: Iterable[bytes]) -> str:
+    """Write `chunks` to `target` atomically (temp file beside it, fsync, rename, fsync the folder);
+    returns the sha256 of what was written."""
     h = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            for chunk in zip_chunks(entries):
+            for chunk in chunks:
                 h.update(chunk)
                 f.write(chunk)
             f.flush()
