@@ -11,7 +11,7 @@ from planc.compiler.codegen.iree import compile_module
 from planc.compiler.codegen.params import write_archive
 from planc.compiler.codegen.targets import Target
 from planc.runtime.engine.modules import Device, LoadedModule, ModuleError
-from planc.runtime.engine.params import Parameters
+from planc.runtime.engine.params import Parameters, aligned
 
 pytestmark = pytest.mark.iree
 
@@ -60,6 +60,27 @@ def test_four_modules_share_one_mapped_copy(built):
         np.testing.assert_allclose(out, x @ w, rtol=1e-4, atol=1e-3)
     # Four private copies would add 16 MiB; the mapped archive adds its 4 MiB once (plus IREE's own).
     assert grown < 2 * w.nbytes, f"RSS grew {grown / 2**20:.1f} MiB for 4 modules of {w.nbytes / 2**20:.0f} MiB"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
+def test_an_unaligned_archive_is_copied_once_not_per_module(built):
+    # What a Ray worker got before: the archive as bytes, off IREE's 64-byte boundary.
+    vmfb, path, w = built
+    data = path.read_bytes()
+    raw = np.empty(len(data) + 128, np.uint8)
+    start = -raw.ctypes.data % 64 + 8
+    unaligned = raw[start:start + len(data)]
+    unaligned[:] = np.frombuffer(data, np.uint8)
+    x = np.random.RandomState(1).standard_normal((1, N)).astype(np.float32)
+    before = _rss()
+    mods = _load(vmfb, Parameters(unaligned, "planc", [KEY]), 4)
+    outs = [m(x)[0] for m in mods]
+    grown = _rss() - before
+    for out in outs:
+        np.testing.assert_allclose(out, x @ w, rtol=1e-4, atol=1e-3)
+    # One aligned copy (4 MiB); IREE copying per module would add 16 MiB.
+    assert grown < 2 * w.nbytes, f"RSS grew {grown / 2**20:.1f} MiB for 4 modules of {w.nbytes / 2**20:.0f} MiB"
+    assert aligned(unaligned).ctypes.data % 64 == 0 and bytes(aligned(unaligned)) == data
 
 
 def test_a_missing_parameter_is_a_clear_error(built):
