@@ -6,7 +6,8 @@ the bundle twice from the same plan: `before` with every constant inline in ever
 built bundles before issue 29: `BuildOptions(param_min_bytes=None)`), `after` with the default
 (constants >= 1 KiB in `params/weights.irpa`). Reports bundle bytes against the distinct weights
 plus the compiled code, then loads each bundle in a fresh process (interleaved before/after,
-`--repeat` times, medians) and measures `load_bundle` + `Runner` (load), the first run, the median
+`--repeat` times, medians) and measures `load_bundle` + `Runner` (load), the first run (wall and CPU
+time of all threads), the median
 of the next runs, and the growth of resident memory (VmRSS) from before load to after the first run.
 
 Usage: .venv/bin/python benchmarks/bundle_size.py [--repeat N] [--plans defects,triage,...]
@@ -31,8 +32,11 @@ PLANS = {"defects": ("examples/defects/defects.plan", None), "triage": ("example
          "ppocr": ("benchmarks/plans/ppocr/ppocr.plan", None)}
 
 CHILD = r"""
-import json, os, sys, time
+import json, os, resource, sys, time
 import numpy as np
+def cpu():  # user + system seconds of every thread of this process
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 def rss():
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS"))
@@ -47,15 +51,17 @@ t1 = time.perf_counter()
 rl = rss()
 rng = np.random.default_rng(0)
 inputs = {i["name"]: np.abs(rng.standard_normal(i["shape"]).astype(np.float32)) for i in bundle.manifest["inputs"]}
+c1 = cpu()
 runner.run(inputs)
 t2 = time.perf_counter()
+c2 = cpu()
 r1 = rss()
 steady = []
 for _ in range(int(sys.argv[2])):
     s = time.perf_counter(); runner.run(inputs); steady.append(time.perf_counter() - s)
 code = sum(bundle.size(bundle.manifest["modules"][m]["variants"][t]["path"]) for m, t in runner.variants.items())
 runner.close()
-print(json.dumps({"load": t1 - t0, "first": t2 - t1, "steady": sorted(steady)[len(steady) // 2],
+print(json.dumps({"load": t1 - t0, "first": t2 - t1, "first_cpu": c2 - c1, "steady": sorted(steady)[len(steady) // 2],
                   "rss": r1 - r0, "rss_load": rl - r0, "code": code, "variants": sorted(set(runner.variants.values()))}))
 """
 
@@ -132,7 +138,7 @@ def main(argv=None) -> int:
                 for form in ("before", "after"):  # interleaved: drift hits both alike
                     runs[form].append(_child(paths[form], args.steady, env))
             loads.append((plan, weights, {f: {k: statistics.median(r[k] for r in rs) for k in
-                                              ("load", "first", "steady", "rss_load", "rss", "code")}
+                                              ("load", "first", "first_cpu", "steady", "rss_load", "rss", "code")}
                                           for f, rs in runs.items()}, runs["after"][0]["variants"]))
     print("\nbundle bytes (all targets) against distinct weights + compiled code of the 'after' bundle")
     print("| plan | targets | before | after | weights | code | after / (weights + code) | before / after |")
@@ -140,14 +146,15 @@ def main(argv=None) -> int:
     for plan, nt, b, a, w, c in sizes:
         print(f"| {plan} | {nt} | {_mb(b)} | {_mb(a)} | {_mb(w)} | {_mb(c)} | {a / (w + c):.2f}x | {b / a:.2f}x |")
     print(f"\nfresh process per load, medians of {args.repeat} (interleaved); load = load_bundle + Runner; "
-          "steady = median of the runs after the first")
+          "steady = median of the runs after the first; first run CPU = user + system time of all threads")
     print("| plan | variants | load before | load after | first run before | first run after | "
-          "steady before | steady after |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "first run CPU before | first run CPU after | steady before | steady after |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for plan, w, r, variants in loads:
         b, a = r["before"], r["after"]
         print(f"| {plan} | {','.join(variants)} | {b['load'] * 1e3:.1f} ms | {a['load'] * 1e3:.1f} ms | "
-              f"{b['first'] * 1e3:.2f} ms | {a['first'] * 1e3:.2f} ms | {b['steady'] * 1e3:.3f} ms | "
+              f"{b['first'] * 1e3:.2f} ms | {a['first'] * 1e3:.2f} ms | {b['first_cpu'] * 1e3:.0f} ms | "
+              f"{a['first_cpu'] * 1e3:.0f} ms | {b['steady'] * 1e3:.3f} ms | "
               f"{a['steady'] * 1e3:.3f} ms |")
     print("\nresident memory (VmRSS) grown from before load_bundle: after load, and after the first run "
           "(which adds IREE's buffers for activations); weights + code = distinct weights + the loaded variants")

@@ -38,7 +38,7 @@ from planc.runtime.bundle.format import (
 from planc.runtime.bundle.schema import check_manifest
 from planc.runtime.bundle.signature import SIGNATURE, Signer
 from planc.runtime.bundle.signed import SignatureCheck, take_signature
-from planc.runtime.bundle.sources import DirSource, ZipSource
+from planc.runtime.bundle.sources import DirSource, ZipSource, give_back
 from planc.runtime.bundle.summary import format_summary, summarize
 from planc.runtime.bundle.toolcalls import check_tool_calls
 from planc.runtime.contract.manifest import Manifest
@@ -105,7 +105,9 @@ class Bundle:
         except KeyError:
             raise MissingMember(f"bundle {self.path} has no member {path!r}", member=path) from None
         if isinstance(data, memoryview) and not path.endswith(ALIGNED_SUFFIX):
-            return bytes(data)
+            out = bytes(data)
+            give_back(data)
+            return out
         return data
 
     def size(self, path: str) -> int:

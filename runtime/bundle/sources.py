@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from planc.runtime.bundle.format import (
     ALIGNED_SUFFIX,
     MANIFEST,
@@ -22,7 +23,7 @@ from planc.runtime.bundle.format import (
     UnsupportedMember,
 )
 
-__all__ = ["DirSource", "ZipSource"]
+__all__ = ["DirSource", "ZipSource", "give_back"]
 
 
 def _map(path: Path) -> mmap.mmap | bytes:
@@ -112,6 +113,23 @@ class ZipSource:
         if keep:
             self._kept.append((start, end))
         return memoryview(self._data)[start:end]
+
+
+def give_back(view: Any) -> None:
+    """After a member was copied out of a mapped zip bundle: drop the mapping's pages that lie wholly
+    inside it (copying touched them; a module's code is then in memory once, as IREE's copy)."""
+    base = getattr(view, "obj", None)
+    if not isinstance(base, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED") or len(view) == 0:
+        return
+    start = _address(view) - _address(base)
+    page = mmap.PAGESIZE
+    lo, hi = -(-start // page) * page, (start + len(view)) // page * page
+    if hi > lo:
+        base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+def _address(buf: Any) -> int:
+    return np.frombuffer(buf, dtype=np.uint8).ctypes.data
 
 
 class _Reader:

@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import iree.runtime as rt
+import numpy as np
 from planc.runtime.engine.modules import ModuleError
 
-__all__ = ["Parameters", "parameters_of"]
+__all__ = ["Parameters", "aligned", "parameters_of"]
 
 
 class Parameters:
@@ -22,7 +23,7 @@ class Parameters:
 
     def __init__(self, archive: Any, scope: str, keys: Sequence[str] = ()):
         self.scope = scope
-        self._archive = archive  # keeps the mapping alive while IREE reads from it
+        self._archive = archive = aligned(archive)  # keeps the bytes alive while IREE reads from them
         self.index = rt.ParameterIndex()
         try:
             self.index.load_from_file_handle(rt.FileHandle.wrap_memory(archive), "irpa")
@@ -44,6 +45,23 @@ class Parameters:
                 provider = self.index.create_provider(scope=self.scope)
                 hit = self._modules[id(instance)] = (instance, rt.create_io_parameters_module(instance, provider))
             return hit[1]
+
+
+ALIGN = 64  # IREE imports a parameter in place only from a 64-byte boundary; else every module copies it
+
+
+def aligned(archive: Any) -> Any:
+    """The archive where IREE can import its parameters in place: as it is when it starts on a 64-byte
+    boundary (a member of a mapped bundle, a Ray object-store buffer), else copied once into memory that
+    does (e.g. a `bytes` object, whose data starts 32 bytes into it), so modules do not copy it each."""
+    view = np.frombuffer(archive, dtype=np.uint8)
+    if view.size == 0 or view.ctypes.data % ALIGN == 0:
+        return archive
+    raw = np.empty(view.size + ALIGN, dtype=np.uint8)
+    out = raw[-raw.ctypes.data % ALIGN:][:view.size]
+    out[:] = view
+    out.flags.writeable = False
+    return out
 
 
 def parameters_of(manifest: Mapping[str, Any], read: Any) -> Parameters | None:

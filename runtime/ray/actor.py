@@ -39,7 +39,7 @@ class ModuleHost:
                 "planrt_host": os.environ.get("PLANRT_HOST"), "modules": dict(self.targets)}
 
     def load(self, name: str, target: str, variant: dict[str, Any], vmfb: bytes,
-             inputs: list[str], outputs: list[str], params: bytes | None = None,
+             inputs: list[str], outputs: list[str], params: Any = None,
              scope: str = "planc") -> dict[str, Any]:
         """Loads one module variant, after checking this worker's CPU can run it."""
         problem = variant_problem(target, {target: variant}, self.host)

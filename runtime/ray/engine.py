@@ -312,7 +312,9 @@ class RayEngine:
         if mod.get("parameters"):  # the bundle's weights, put in the object store once
             spec = self.bundle.manifest["parameters"]
             if self._blobs.get(("", "parameters")) is None:
-                self._blobs[("", "parameters")] = self.ray.put(bytes(self.bundle.read(spec["path"])))
+                # as a numpy array: workers get it zero-copy from the object store, 64-byte aligned, so
+                # IREE imports the weights in place (bytes would arrive unaligned and be copied per module)
+                self._blobs[("", "parameters")] = self.ray.put(np.frombuffer(self.bundle.read(spec["path"]), np.uint8))
             params, scope = self._blobs[("", "parameters")], spec.get("scope", "planc")
         return actor.load.remote(slot.module, slot.target, dict(variant), blob,
                                  [t["dtype"] for t in mod["inputs"]], [t["dtype"] for t in mod["outputs"]],
