@@ -118,9 +118,9 @@ def test_cpu_cap_rule_and_the_guard_stops_a_long_solve() -> None:
     from ortools.sat.python import cp_model
     from planc.compiler.scheduling.cpuguard import Guard
 
-    assert budget.cpu_cap(40) == budget.cpu_cap(100) == pytest.approx(10.0) and budget.cpu_cap(10_000) == 30.0
-    assert budget.cpu_cap(200) == pytest.approx(20.0)
-    assert budget.cpu_cap(100, 2 * budget.cap(100)) == pytest.approx(20.0)  # a long explicit run
+    assert budget.cpu_cap(40) == budget.cpu_cap(100) == pytest.approx(20.0) and budget.cpu_cap(10_000) == 60.0
+    assert budget.cpu_cap(200) == pytest.approx(40.0)
+    assert budget.cpu_cap(100, 2 * budget.cap(100)) == pytest.approx(40.0)  # a long explicit run
     # a model CP-SAT cannot close quickly (pigeonhole: 12 pigeons, 11 holes) under a huge
     # deterministic limit: the guard must stop it near its CPU allowance
     m = cp_model.CpModel()
