@@ -38,7 +38,8 @@ __all__ = ["LnsResult", "lns"]
 log = logging.getLogger(__name__)
 
 MIN_WINDOW = 8  # tasks; smaller neighbourhoods rarely hold an improvement
-ROUNDS = 12  # rounds the budget is cut into (each at most ROUND_MAX units)
+ROUNDS = 24  # rounds the budget is cut into (each at most ROUND_MAX units); more, shorter
+# rounds give the kinds' scores something to learn from (12 before the kinds: see RESULTS.md)
 ROUND_MAX = 0.25
 ROUND_FLOOR = 0.01  # deterministic seconds charged at least per round (building the model is not free)
 KINDS = ("run", "pair", "chain")
@@ -169,11 +170,12 @@ def _round(prob: Problem, incumbent: Timing, free: set[int], time: float,
 
 
 def lns(prob: Problem, incumbent: Timing, *, budget: float, seed: int = 0, lower: float = 0.0,
-        cpu_limit: float | None = None, kinds: tuple[str, ...] = KINDS) -> LnsResult:
+        cpu_limit: float | None = None, kinds: tuple[str, ...] = KINDS, rounds: int = ROUNDS) -> LnsResult:
     """Improve ``incumbent``'s makespan by re-solving windows within ``budget`` deterministic
     seconds; stops early when the makespan reaches ``lower`` (a proven lower bound), or when
     this process has spent ``cpu_limit`` CPU seconds in it (a safety; None: no limit).
-    ``kinds``: the window kinds to use (``("run",)`` alone is the search before kinds adapted)."""
+    ``kinds``: the window kinds to use; ``rounds``: how many rounds the budget is cut into
+    (``kinds=("run",), rounds=12`` is the search before kinds adapted)."""
     rng = random.Random(seed)
     c0 = _time.process_time()
     base = max(MIN_WINDOW, min(prob.n, 24 + prob.n // 8))
@@ -181,7 +183,7 @@ def lns(prob: Problem, incumbent: Timing, *, budget: float, seed: int = 0, lower
     scores = dict.fromkeys(kinds, 1.0)
     best, improved, rounds, spent = incumbent, 0, 0, 0.0
     start_span = incumbent.makespan
-    per_round = max(0.02, min(ROUND_MAX, budget / ROUNDS))
+    per_round = max(0.02, min(ROUND_MAX, budget / rounds))
     while spent + 1e-9 < budget and prob.n > 1 and best.makespan > lower * (1 + 1e-9):
         left_cpu = None if cpu_limit is None else cpu_limit - (_time.process_time() - c0)
         if left_cpu is not None and left_cpu <= 0:
