@@ -181,9 +181,9 @@ def lns(prob: Problem, incumbent: Timing, *, budget: float, seed: int = 0, lower
     base = max(MIN_WINDOW, min(prob.n, 24 + prob.n // 8))
     size = dict.fromkeys(kinds, base)
     scores = dict.fromkeys(kinds, 1.0)
+    per_round = max(0.02, min(ROUND_MAX, budget / rounds))
     best, improved, rounds, spent = incumbent, 0, 0, 0.0
     start_span = incumbent.makespan
-    per_round = max(0.02, min(ROUND_MAX, budget / rounds))
     while spent + 1e-9 < budget and prob.n > 1 and best.makespan > lower * (1 + 1e-9):
         left_cpu = None if cpu_limit is None else cpu_limit - (_time.process_time() - c0)
         if left_cpu is not None and left_cpu <= 0:
