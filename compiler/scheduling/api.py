@@ -145,7 +145,8 @@ def schedule(
         opt_time: the solver's total deterministic time (None: ``budget.cap``, by graph size);
             the full model gets a share, neighbourhood search what the gap left open earns
             (see ``budget``). It is not wall time, so the result does not depend on the
-            machine's load.
+            machine's load; a CPU-second safety (``budget.cpu_cap``) stops the solver where
+            the units cost far more CPU than usual, with a warning that the result may vary.
 
     Returns:
         A Schedule: per task device, start and finish; makespan, energy, period.
