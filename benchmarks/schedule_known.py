@@ -31,12 +31,28 @@ __all__ = ["main", "stg_rows", "workflow_rows"]
 HERE = Path(__file__).parent
 
 
+class _Safety(logging.Handler):
+    """Counts the solver's "stopped at its CPU safety" warnings (budget.cpu_cap)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.fired = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.fired += "CPU safety" in record.getMessage()
+
+
+SAFETY = _Safety()
+logging.getLogger("planc.compiler.scheduling").addHandler(SAFETY)
+
+
 def _run(g, platform):
     c0 = time.process_time()
+    before = SAFETY.fired
     s = schedule(g, platform, method="auto")
     cpu = time.process_time() - c0
     validate(g, platform, s)  # independent of the schedulers: precedence, durations, no overlap
-    return s, cpu
+    return s, cpu, SAFETY.fired > before
 
 
 def stg_rows(root: Path, sizes: list[int], procs: list[int], stride: int, log=print) -> list[dict]:
@@ -45,10 +61,11 @@ def stg_rows(root: Path, sizes: list[int], procs: list[int], stride: int, log=pr
     for v in sizes:
         for p in procs:
             pub = published(root, v, p)
-            gaps, proven, cpus, beaten = [], 0, [], []
+            gaps, proven, cpus, beaten, safety = [], 0, [], [], 0
             for name in sorted(pub)[::stride]:
                 g, platform = processors(read_stg(root / str(v) / name), p)
-                s, cpu = _run(g, platform)
+                s, cpu, fired = _run(g, platform)
+                safety += fired
                 ref = pub[name]
                 gap = s.makespan / ref.upper - 1
                 gaps.append(gap)
@@ -61,7 +78,7 @@ def stg_rows(root: Path, sizes: list[int], procs: list[int], stride: int, log=pr
                         f"(+{100 * gap:.2f} %), own bound {s.bounds.best if s.bounds else 0:.0f}")
             rows.append({"v": v, "p": p, "n": len(gaps), "mean": statistics.mean(gaps), "worst": max(gaps),
                              "hit": sum(x <= 1e-9 for x in gaps), "proven": proven, "beaten": beaten,
-                             "cpu": statistics.median(cpus), "cpu_max": max(cpus)})
+                             "cpu": statistics.median(cpus), "cpu_max": max(cpus), "safety": safety})
     return rows
 
 
@@ -78,23 +95,23 @@ def workflow_rows(known: dict, log=print) -> list[dict]:
             if rec is None:
                 continue
             g = workflow(recipe, size, 0)
-            s, cpu = _run(g, platform)
+            s, cpu, fired = _run(g, platform)
             lb = max(s.bounds.best if s.bounds else 0.0, rec.get("lower_bound", 0.0))
             best = min(rec["makespan"], s.makespan)
             rows.append({"recipe": recipe, "n": g.number_of_nodes(), "makespan": s.makespan, "best": best,
                              "to_best": s.makespan / best - 1, "lb": lb, "proven_gap": s.makespan / lb - 1,
-                             "own_gap": s.gap, "method": s.method.value, "cpu": cpu})
+                             "own_gap": s.gap, "method": s.method.value, "cpu": cpu, "safety": fired})
             log(f"  {recipe} {g.number_of_nodes()}: {s.makespan:.2f} best {best:.2f} bound {lb:.2f}")
     return rows
 
 
 def _print_stg(rows: list[dict]) -> None:
     print("| tasks | procs | graphs | mean gap | worst gap | <= published | below published UB | "
-          "proven optimal | CPU s median / max |\n|---|---|---|---|---|---|---|---|---|")
+          "proven optimal | CPU s median / max | CPU safety hit |\n|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['v']} | {r['p']} | {r['n']} | {100 * r['mean']:.3f} % | {100 * r['worst']:.2f} % | "
               f"{r['hit']}/{r['n']} | {len(r['beaten'])} | {r['proven']}/{r['n']} | "
-              f"{r['cpu']:.1f} / {r['cpu_max']:.1f} |")
+              f"{r['cpu']:.1f} / {r['cpu_max']:.1f} | {r['safety']} |")
     for r in rows:
         if r["beaten"]:
             print(f"\n{r['v']} tasks / {r['p']} processors, shorter than the published upper bound: "
@@ -103,10 +120,11 @@ def _print_stg(rows: list[dict]) -> None:
 
 def _print_workflows(rows: list[dict]) -> None:
     print("| recipe | tasks | default makespan | best known | gap to best known | lower bound | "
-          "proven gap | kept | CPU s |\n|---|---|---|---|---|---|---|---|---|")
+          "proven gap | kept | CPU s | CPU safety hit |\n|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['recipe']} | {r['n']} | {r['makespan']:.2f} | {r['best']:.2f} | {100 * r['to_best']:.2f} % | "
-              f"{r['lb']:.2f} | {100 * r['proven_gap']:.2f} % | {r['method']} | {r['cpu']:.1f} |")
+              f"{r['lb']:.2f} | {100 * r['proven_gap']:.2f} % | {r['method']} | {r['cpu']:.1f} | "
+              f"{'yes' if r['safety'] else 'no'} |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,10 +81,12 @@ def _solver(prob: Problem, objective: Objective, incumbent: Timing, seed: int,
     from planc.compiler.scheduling.cpsat import SolverOptions, solve  # ortools loads only when used
     from planc.compiler.scheduling.lns import lns
 
+    c0 = time.process_time()
     base = lower_bounds(prob, objective, lp=False)
     total = budget.cap(prob.n) if opt_time is None else opt_time
+    cpu = budget.cpu_cap(prob.n, opt_time)
     full = budget.first(prob.n, total)
-    result = solve(prob, objective, incumbent, SolverOptions(time=full, seed=seed))
+    result = solve(prob, objective, incumbent, SolverOptions(time=full, seed=seed, cpu_s=cpu))
     bounds = dataclasses.replace(base, solver=result.bound, proven=result.proven, solver_status=result.status)
     timing = result.timing
     if not result.proven and lp_applies(prob, objective):  # the costlier bound, only where a gap is open
@@ -95,7 +97,8 @@ def _solver(prob: Problem, objective: Objective, incumbent: Timing, seed: int,
             objective is Objective.LATENCY and best.makespan <= bounds.best * (1 + 1e-9)))
     share = budget.lns_share(total - full, budget.stake(best.makespan, bounds.best))
     if share > 0 and prob.n > 1:
-        found = lns(prob, best, budget=share, seed=seed, lower=bounds.best)
+        found = lns(prob, best, budget=share, seed=seed, lower=bounds.best,
+                    cpu_limit=cpu - (time.process_time() - c0))
         log.info("schedule: neighbourhood search, %d rounds, %d improvements, %.2f of %.2f units",
                  found.rounds, found.improvements, found.spent, share)
         timing = found.timing or timing
@@ -142,7 +145,8 @@ def schedule(
         opt_time: the solver's total deterministic time (None: ``budget.cap``, by graph size);
             the full model gets a share, neighbourhood search what the gap left open earns
             (see ``budget``). It is not wall time, so the result does not depend on the
-            machine's load.
+            machine's load; a CPU-second safety (``budget.cpu_cap``) stops the solver where
+            the units cost far more CPU than usual, with a warning that the result may vary.
 
     Returns:
         A Schedule: per task device, start and finish; makespan, energy, period.

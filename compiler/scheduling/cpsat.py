@@ -18,16 +18,20 @@ Its solution is re-timed with the real costs and kept only if it beats the warm 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
+from planc.compiler.scheduling.cpuguard import Guard
 from planc.compiler.scheduling.listsched import ScheduleInfeasible, Timing, fixed_decode
 from planc.compiler.scheduling.memory import output_bytes, timing_fits
 from planc.compiler.scheduling.problem import Problem
 from planc.compiler.scheduling.schedule import Objective, better, score_of
 from planc.compiler.scheduling.units import assign_pooled, units_of
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SolverOptions", "SolverResult", "fits_solver", "solve"]
 
@@ -44,11 +48,13 @@ class SolverOptions:
         time: the solver's deterministic time limit (its own work units, about seconds).
         seed: the solver's random seed.
         workers: search workers; more than one are interleaved deterministically in one thread.
+        cpu_s: a CPU-second safety on top of ``time`` (``cpuguard``); None: none.
     """
 
     time: float = 2.0
     seed: int = 0
     workers: int = 1
+    cpu_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +293,11 @@ def solve(prob: Problem, objective: Objective, incumbent: Timing,
     # STG-style graphs: without it one worker left a 20 % gap open after 2 s).
     params.use_overload_checker_in_cumulative = True
     params.use_timetable_edge_finding_in_cumulative = True
-    status = solver.solve(model.m)
+    with Guard(solver, options.cpu_s) as guard:
+        status = solver.solve(model.m)
+    if guard.fired:
+        log.warning("schedule: the solver stopped at its CPU safety of %.1f s before its "
+                    "deterministic limit; the schedule may differ from run to run", options.cpu_s)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return SolverResult(None, 0.0, False, name)

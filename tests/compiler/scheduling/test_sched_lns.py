@@ -110,3 +110,53 @@ def test_recorded_stg_schedules_beat_the_published_upper_bounds(tmp_path) -> Non
     (tmp_path / "bad").write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError):
         check(RECORD / "rand0071.stg", tmp_path / "bad", 2)
+
+
+def test_cpu_cap_rule_and_the_guard_stops_a_long_solve() -> None:
+    import time
+
+    from ortools.sat.python import cp_model
+    from planc.compiler.scheduling.cpuguard import Guard
+
+    assert budget.cpu_cap(40) == budget.cpu_cap(100) == pytest.approx(20.0) and budget.cpu_cap(10_000) == 60.0
+    assert budget.cpu_cap(200) == pytest.approx(40.0)
+    assert budget.cpu_cap(100, 2 * budget.cap(100)) == pytest.approx(40.0)  # a long explicit run
+    # a model CP-SAT cannot close quickly (pigeonhole: 12 pigeons, 11 holes) under a huge
+    # deterministic limit: the guard must stop it near its CPU allowance
+    m = cp_model.CpModel()
+    x = [[m.new_bool_var(f"x{i}{j}") for j in range(11)] for i in range(12)]
+    for row in x:
+        m.add_exactly_one(row)
+    for j in range(11):
+        m.add_at_most_one(row[j] for row in x)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_deterministic_time = 1e6
+    solver.parameters.symmetry_level = 0
+    c0 = time.process_time()
+    with Guard(solver, 0.3) as guard:
+        status = solver.solve(m)
+    cpu = time.process_time() - c0
+    assert guard.fired and status == cp_model.UNKNOWN and cpu < 2.0
+    with Guard(solver, None) as idle:  # no allowance: no watcher
+        pass
+    assert not idle.fired
+
+
+def test_every_window_kind_frees_a_valid_window_and_the_kinds_differ() -> None:
+    import random
+
+    from planc.compiler.scheduling.lns import KINDS, _window
+
+    g, platform = random_dag(DagParams(60, ccr=1.0, devices=3), seed=5)
+    prob = compile_problem(g, platform)
+    start = heft(prob)
+    wins = {}
+    for kind in KINDS:
+        w = _window(prob, start, random.Random(1), 16, kind)
+        assert 1 <= len(w) <= 16 and w <= set(range(prob.n))
+        wins[kind] = frozenset(w)
+    assert len(set(wins.values())) == len(KINDS)
+    # one kind alone (the search before kinds adapted) is still deterministic and valid
+    a = lns(prob, start, budget=0.05, seed=0, kinds=("pair",))
+    assert a.timing is None or _checked(g, platform, prob, a.timing) == pytest.approx(a.timing.makespan)
