@@ -11,7 +11,7 @@ from typing import Any
 
 from planc.compiler.ir.graph import ModelDecl
 from planc.compiler.models.load import ModelError, python_error
-from planc.dsl.ast import DType, TensorType
+from planc.dsl.ast import TensorType
 from planc.runtime.contract.dtypes import dtype_of_onnx
 
 __all__ = [
@@ -19,11 +19,9 @@ __all__ = [
     "OnnxInput",
     "check_args",
     "declared_inputs",
-    "dtype_of",
     "file_digest",
     "load_onnx",
     "max_opset",
-    "onnx_elem",
     "opset_of",
 ]
 
@@ -55,14 +53,6 @@ def max_opset() -> int:
     import onnx
 
     return int(onnx.defs.onnx_opset_version())
-
-
-def dtype_of(elem: int) -> DType | None:
-    return dtype_of_onnx(elem)
-
-
-def onnx_elem(dtype: DType) -> int:
-    return dtype.info.onnx
 
 
 def elem_name(elem: int) -> str:
@@ -175,7 +165,7 @@ def check_args(decl: ModelDecl, inputs: Sequence[OnnxInput], types: Sequence[Ten
 
 
 def _mismatch(want: OnnxInput, got: TensorType) -> str:
-    dtype = dtype_of(want.elem)
+    dtype = dtype_of_onnx(want.elem)
     if dtype is None:
         return f"planc has no dtype for ONNX {elem_name(want.elem)}"
     if dtype is not got.dtype:
@@ -191,7 +181,7 @@ def _mismatch(want: OnnxInput, got: TensorType) -> str:
 
 
 def _suggest(want: OnnxInput, got: TensorType) -> str:
-    dtype = dtype_of(want.elem) or got.dtype
+    dtype = dtype_of_onnx(want.elem) or got.dtype
     if want.dims is None or len(want.dims) != len(got.shape):
         dims = want.dims or ()
         return f"{dtype.value}[{', '.join(str(d) if isinstance(d, int) and d > 0 else 'N' for d in dims)}]"

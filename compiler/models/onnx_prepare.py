@@ -24,14 +24,13 @@ from planc.compiler.models.onnx_costs import onnx_cost_facts
 from planc.compiler.models.onnx_file import (
     check_args,
     declared_inputs,
-    dtype_of,
     elem_name,
     file_digest,
     load_onnx,
-    onnx_elem,
     opset_of,
 )
 from planc.dsl.ast import TensorType
+from planc.runtime.contract.dtypes import dtype_of_onnx
 
 __all__ = ["TARGET_OPSET", "PreparedOnnx", "prepare_onnx", "prepared_key"]
 
@@ -129,7 +128,7 @@ def _pin(model: Any, inputs: Sequence[Any], types: Sequence[TensorType]) -> None
         if t is None:
             continue
         tt = vi.type.tensor_type
-        tt.elem_type = onnx_elem(t.dtype)
+        tt.elem_type = t.dtype.info.onnx
         tt.ClearField("shape")
         tt.shape.SetInParent()
         for d in t.shape:
@@ -181,7 +180,7 @@ def _outputs(decl: ModelDecl, model: Any) -> tuple[TensorType, ...]:
     out = []
     for o in model.graph.output:
         tt = o.type.tensor_type
-        dtype = dtype_of(int(tt.elem_type))
+        dtype = dtype_of_onnx(int(tt.elem_type))
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
         if dtype is None:
             raise ModelError("E0304", f"model '{decl.name}' output '{o.name}' is ONNX {elem_name(tt.elem_type)}, "

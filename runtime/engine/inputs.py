@@ -66,17 +66,15 @@ class InputSpec:
             raise InputError(f"unknown input(s) {', '.join(unknown)}; the plan takes: {', '.join(declared) or 'none'}")
         out = {}
         for name, t in declared.items():
-            d = t.to_json()
             if name not in inputs:
-                raise InputError(f"missing input '{name}' ({d['dtype']}{d['shape']})")
+                raise InputError(f"missing input '{name}' ({t.dtype.value}{list(t.shape)})")
             a = np.asarray(inputs[name])
-            want = numpy_dtype(d["dtype"])
+            want = numpy_dtype(t.dtype.value)
             if a.dtype.kind == "V" and a.dtype.itemsize == want.itemsize and want.kind == "V":
                 a = a.view(want)  # a .npy of bf16 loads as raw 2-byte records
-            if list(a.shape) != list(d["shape"]):
-                raise InputError(f"input '{name}' has shape {list(a.shape)}, the plan declares "
-                                 f"{d['dtype']}{d['shape']}")
-            out[name] = np.asarray(convert_input(name, a, want, d["dtype"]), order="C")
+            if a.shape != t.shape:
+                raise InputError(f"input '{name}' has shape {list(a.shape)}, the plan declares {t}")
+            out[name] = np.asarray(convert_input(name, a, want, t.dtype.value), order="C")
         return out
 
 
